@@ -1,0 +1,19 @@
+"""citymap-lightning: maps from tables of distances, by gradient-based metric MDS in PyTorch Lightning."""
+
+from citymap_lightning.callbacks import MapRenderer
+from citymap_lightning.data import DistanceTable, load_table
+from citymap_lightning.datamodule import DistanceDataModule
+from citymap_lightning.errors import CitymapError, ConfigError, DataError, FitDivergedError
+from citymap_lightning.model import CityMap
+
+__all__ = [
+    "CityMap",
+    "CitymapError",
+    "ConfigError",
+    "DataError",
+    "DistanceDataModule",
+    "DistanceTable",
+    "FitDivergedError",
+    "MapRenderer",
+    "load_table",
+]

@@ -1,0 +1,91 @@
+"""Put a fitted map the right way round: north up, east right, origin at the centroid.
+
+A fit only determines positions up to rotation, reflection and translation. With latitude and
+longitude the map is fitted (rotation/reflection, no scaling) onto the places' projected true
+positions; without them, named anchors give the course's rule (Copenhagen north of Rome, Reykjavik
+west of Moscow); without either, the map's principal axis is laid east-west.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from citymap_lightning import geo
+
+NORTH_ANCHORS = ("Copenhagen", "Rome")
+"""The course's rule: the first city is placed due north of the second."""
+WEST_ANCHORS = ("Reykjavik", "Moscow")
+"""The course's rule: the first city ends west of the second (else the map is mirrored)."""
+
+
+@dataclass
+class Orientation:
+    """An orthogonal map ``x -> (x - centre) @ rotation + offset``, applied the same to every snapshot."""
+
+    rotation: np.ndarray
+    centre: np.ndarray
+    offset: np.ndarray
+
+    def apply(self, coords: np.ndarray) -> np.ndarray:
+        """Transform ``(..., n, dim)`` coordinates."""
+        return (coords - self.centre) @ self.rotation + self.offset
+
+
+def procrustes(source: np.ndarray, target: np.ndarray) -> Orientation:
+    """The rotation/reflection and translation (no scaling) that best map ``source`` onto ``target``."""
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    u, _, vt = np.linalg.svd((source - mu_s).T @ (target - mu_t))
+    return Orientation(rotation=u @ vt, centre=mu_s, offset=mu_t)
+
+
+def anchor_rule(coords: np.ndarray, names: list[str]) -> Orientation | None:
+    """The course's rule as a transform, when the anchor cities are among ``names`` (2-D only)."""
+    index = {name: i for i, name in enumerate(names)}
+    if coords.shape[1] != 2 or not all(a in index for a in NORTH_ANCHORS):
+        return None
+    up = coords[index[NORTH_ANCHORS[0]]] - coords[index[NORTH_ANCHORS[1]]]
+    angle = np.pi / 2 - np.arctan2(up[1], up[0])
+    c, s = np.cos(angle), np.sin(angle)
+    rotation = np.array([[c, s], [-s, c]])
+    if all(a in index for a in WEST_ANCHORS):
+        turned = coords @ rotation
+        if turned[index[WEST_ANCHORS[0]], 0] > turned[index[WEST_ANCHORS[1]], 0]:
+            rotation = rotation @ np.diag([-1.0, 1.0])
+    centre = coords.mean(axis=0)
+    return Orientation(rotation=rotation, centre=centre, offset=np.zeros(2))
+
+
+def principal_axes(coords: np.ndarray) -> Orientation:
+    """Lay the map's longest extent along x (a deterministic choice when nothing else is known)."""
+    centre = coords.mean(axis=0)
+    _, _, vt = np.linalg.svd(coords - centre, full_matrices=False)
+    rotation = vt.T
+    signs = np.sign(np.sum(((coords - centre) @ rotation) ** 3, axis=0))
+    rotation = rotation * np.where(signs == 0, 1.0, signs)
+    return Orientation(rotation=rotation, centre=centre, offset=np.zeros(coords.shape[1]))
+
+
+def true_plane(latlon: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """The places' true positions (km) on an azimuthal equidistant map about their spherical centre."""
+    centre = geo.spherical_centre(latlon)
+    return geo.azimuthal_equidistant(latlon, centre), centre
+
+
+def orient(coords: np.ndarray, names: list[str], latlon: np.ndarray | None = None) -> Orientation:
+    """The transform that puts a fitted 2-D map north-up and east-right, centred on its centroid."""
+    if latlon is not None and coords.shape[1] == 2:
+        truth, _ = true_plane(latlon)
+        fit = procrustes(coords, truth)
+        fit.offset = np.zeros(2)
+        return fit
+    rule = anchor_rule(coords, names)
+    return rule if rule is not None else principal_axes(coords)
+
+
+def position_errors(coords: np.ndarray, latlon: np.ndarray) -> np.ndarray:
+    """Each place's distance (km) from its true projected position after the best rigid fit."""
+    truth, _ = true_plane(latlon)
+    moved = procrustes(coords, truth).apply(coords)
+    return np.linalg.norm(moved - truth, axis=1)

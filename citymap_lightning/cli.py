@@ -1,0 +1,100 @@
+"""``python -m citymap_lightning``: the LightningCLI around CityMap and DistanceDataModule."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from jsonargparse import Namespace
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+
+from citymap_lightning.callbacks import MapRenderer
+from citymap_lightning.data import packaged_path
+from citymap_lightning.datamodule import DistanceDataModule
+from citymap_lightning.errors import CitymapError
+from citymap_lightning.model import CityMap
+
+DEFAULT_CONFIG = "default.yaml"
+"""The packaged configuration every subcommand starts from; ``--config`` files override it."""
+
+QUIET_WARNINGS = (
+    ".*does not have many workers.*",
+    ".*is smaller than the logging interval.*",
+    ".*Checkpoint directory .* exists and is not empty.*",
+    ".*`training_step` returns `None`.*",
+)
+
+
+class CityMapCLI(LightningCLI):
+    """LightningCLI with the data's size linked to the model and every output under the run's root."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link the number of places; make the map renderer and the checkpoints configurable."""
+        parser.link_arguments("data.num_places", "model.num_places", apply_on="instantiate")
+        parser.add_lightning_class_args(MapRenderer, "map")
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_on_exception": True})
+
+    def before_instantiate_classes(self) -> None:
+        """With ``--trainer.default_root_dir DIR``, put loggers configured with relative folders under DIR."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        root = config.trainer.get("default_root_dir")
+        if not root:
+            return
+        loggers = config.trainer.get("logger")
+        for logger in loggers if isinstance(loggers, list) else [loggers]:
+            if not isinstance(logger, (Namespace, dict)):
+                continue
+            init_args = logger.get("init_args")
+            if init_args is None or "save_dir" not in init_args:
+                continue
+            save_dir = init_args["save_dir"]
+            if save_dir is None or not Path(save_dir).is_absolute():
+                init_args["save_dir"] = str(Path(root) / (save_dir or ""))
+
+    def after_fit(self) -> None:
+        """Print the files the run wrote, as absolute paths."""
+        self._print_outputs()
+
+    def after_predict(self) -> None:
+        """Print the files prediction wrote."""
+        self._print_outputs()
+
+    def _print_outputs(self) -> None:
+        if self.trainer.global_rank != 0:
+            return
+        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir).resolve()
+        files = sorted(p for p in log_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
+        print(f"Outputs in {log_dir}:")
+        for path in files:
+            print(f"  {path}")
+
+
+def cli_kwargs() -> dict[str, Any]:
+    """The keyword arguments of :class:`CityMapCLI` that make this package's defaults."""
+    default_config = str(packaged_path("configs", DEFAULT_CONFIG))
+    return {
+        "model_class": CityMap,
+        "datamodule_class": DistanceDataModule,
+        "seed_everything_default": 0,
+        "save_config_kwargs": {"overwrite": True},
+        "parser_kwargs": {
+            sub: {"default_config_files": [default_config]} for sub in ("fit", "validate", "test", "predict")
+        },
+    }
+
+
+def main(args: ArgsType = None) -> None:
+    """Run the CLI; errors caused by the input are one line on stderr and a non-zero exit."""
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
+    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
+    try:
+        CityMapCLI(args=args, **cli_kwargs())
+    except CitymapError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

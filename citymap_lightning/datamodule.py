@@ -1,0 +1,78 @@
+"""The distance table as a LightningDataModule: one full-matrix batch per step."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from citymap_lightning.data import DistanceTable, load_table, packaged_path
+
+DEFAULT_DATA = "europe36.csv"
+"""The bundled data set fitted when no ``--data.path`` is given."""
+
+
+class DistanceDataModule(pl.LightningDataModule):
+    """Reads a distance input once and serves it, normalised, as a single full-matrix batch.
+
+    Distances are divided by :attr:`scale`, the Frobenius norm of the known distances (the
+    course's normalisation), so that learning rates mean the same whatever the input's unit;
+    results are multiplied back before they are written.
+
+    Args:
+        path: the input file (see :func:`citymap_lightning.data.load_table`); the bundled 36
+            European cities when not given.
+        format: ``auto`` (from extension and header), ``places``, ``matrix``, ``pairs`` or ``npy``.
+        names: for ``.npy`` matrices, a file with one name per line.
+        symmetrize: average ``d[i, j]`` and ``d[j, i]`` when they differ instead of refusing.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        format: str = "auto",
+        names: str | None = None,
+        symmetrize: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.path = str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
+        self.table: DistanceTable = load_table(self.path, format=format, names=names, symmetrize=symmetrize)
+        known = self.table.known
+        self.scale = float(np.sqrt((np.where(known, self.table.distances, 0.0) ** 2).sum()))
+        self._batch = {
+            "distances": torch.from_numpy(np.where(known, self.table.distances / self.scale, 0.0)).float(),
+            "weights": torch.from_numpy(np.where(known, self.table.weights, 0.0)).float(),
+        }
+
+    @property
+    def num_places(self) -> int:
+        """Number of places, linked to the model's ``num_places`` by the CLI."""
+        return self.table.n
+
+    @property
+    def names(self) -> list[str]:
+        """Place names in input order."""
+        return self.table.names
+
+    def batch(self) -> dict[str, torch.Tensor]:
+        """The one batch: normalised ``distances`` (0 where unknown) and ``weights`` (0 where unknown)."""
+        return self._batch
+
+    def _loader(self) -> DataLoader:
+        return DataLoader([self._batch], batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        """One full-matrix batch per epoch."""
+        return self._loader()
+
+    def val_dataloader(self) -> DataLoader:
+        """The same batch: validation reports the fit's stress-1."""
+        return self._loader()
+
+    def predict_dataloader(self) -> DataLoader:
+        """The same batch: prediction writes the coordinates of a checkpoint."""
+        return self._loader()

@@ -1,0 +1,118 @@
+"""Great-circle distances and the map projections used to put a fitted map in the real frame."""
+
+from __future__ import annotations
+
+import numpy as np
+
+EARTH_RADIUS_KM = 6371.0088
+"""Mean Earth radius (IUGG), the radius every great-circle distance in the package uses."""
+
+
+def haversine(latlon_a: np.ndarray, latlon_b: np.ndarray, radius: float = EARTH_RADIUS_KM) -> np.ndarray:
+    """Great-circle distance between points given as ``(..., 2)`` arrays of latitude, longitude in degrees.
+
+    The two arrays broadcast against each other, so ``haversine(p[:, None], p[None, :])`` is the
+    full distance matrix of the points ``p``.
+    """
+    a = np.radians(np.asarray(latlon_a, dtype=np.float64))
+    b = np.radians(np.asarray(latlon_b, dtype=np.float64))
+    dlat = b[..., 0] - a[..., 0]
+    dlon = b[..., 1] - a[..., 1]
+    h = np.sin(dlat / 2) ** 2 + np.cos(a[..., 0]) * np.cos(b[..., 0]) * np.sin(dlon / 2) ** 2
+    return 2 * radius * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
+
+
+def distance_matrix(latlon: np.ndarray, radius: float = EARTH_RADIUS_KM) -> np.ndarray:
+    """The ``n x n`` great-circle distance matrix of ``n`` places (exactly symmetric, zero diagonal)."""
+    d = haversine(latlon[:, None, :], latlon[None, :, :], radius)
+    d = (d + d.T) / 2
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def to_unit_vectors(latlon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere (x towards 0N 0E, z towards the North Pole) of latitude/longitude degrees."""
+    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def from_unit_vectors(xyz: np.ndarray) -> np.ndarray:
+    """Latitude/longitude degrees of 3-D vectors (normalised first)."""
+    xyz = xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
+    lat = np.degrees(np.arcsin(np.clip(xyz[:, 2], -1.0, 1.0)))
+    lon = np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0]))
+    return np.stack([lat, lon], axis=1)
+
+
+def spherical_centre(latlon: np.ndarray) -> tuple[float, float]:
+    """Latitude/longitude of the normalised mean of the places' unit vectors."""
+    mean = to_unit_vectors(latlon).mean(axis=0, keepdims=True)
+    lat, lon = from_unit_vectors(mean)[0]
+    return float(lat), float(lon)
+
+
+def azimuthal_equidistant(
+    latlon: np.ndarray, centre: tuple[float, float], radius: float = EARTH_RADIUS_KM
+) -> np.ndarray:
+    """Project latitude/longitude onto a plane (km, x east, y north) keeping distances from ``centre`` true.
+
+    Distances between places near the centre are nearly true too, which makes this the natural
+    "true map" to align a fitted map onto.
+    """
+    lat0, lon0 = np.radians(centre)
+    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
+    dlon = lon - lon0
+    cos_c = np.sin(lat0) * np.sin(lat) + np.cos(lat0) * np.cos(lat) * np.cos(dlon)
+    c = np.arccos(np.clip(cos_c, -1.0, 1.0))
+    k = np.where(c > 1e-12, c / np.maximum(np.sin(c), 1e-300), 1.0)
+    x = k * np.cos(lat) * np.sin(dlon)
+    y = k * (np.cos(lat0) * np.sin(lat) - np.sin(lat0) * np.cos(lat) * np.cos(dlon))
+    return radius * np.stack([x, y], axis=1)
+
+
+def inverse_azimuthal_equidistant(
+    xy: np.ndarray, centre: tuple[float, float], radius: float = EARTH_RADIUS_KM
+) -> np.ndarray:
+    """Latitude/longitude degrees of plane points (km) of :func:`azimuthal_equidistant` about ``centre``."""
+    lat0, lon0 = np.radians(centre)
+    x, y = xy[:, 0] / radius, xy[:, 1] / radius
+    c = np.hypot(x, y)
+    safe_c = np.where(c > 1e-12, c, 1.0)
+    lat = np.arcsin(
+        np.clip(np.cos(c) * np.sin(lat0) + np.where(c > 1e-12, y * np.sin(c) * np.cos(lat0) / safe_c, 0.0), -1, 1)
+    )
+    lon = lon0 + np.arctan2(x * np.sin(c), c * np.cos(lat0) * np.cos(c) - y * np.sin(lat0) * np.sin(c))
+    lon = (lon + np.pi) % (2 * np.pi) - np.pi
+    return np.degrees(np.stack([lat, lon], axis=1))
+
+
+def mercator(latlon: np.ndarray, centre: tuple[float, float], radius: float = EARTH_RADIUS_KM) -> np.ndarray:
+    """Mercator projection (km) scaled to be true at the centre's latitude, origin at the centre."""
+    lat0, lon0 = np.radians(centre)
+    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
+    k = radius * np.cos(lat0)
+    x = k * (lon - lon0)
+    y = k * (np.log(np.tan(np.pi / 4 + lat / 2)) - np.log(np.tan(np.pi / 4 + lat0 / 2)))
+    return np.stack([x, y], axis=1)
+
+
+def lambert_conformal_conic(
+    latlon: np.ndarray, centre: tuple[float, float], radius: float = EARTH_RADIUS_KM
+) -> np.ndarray:
+    """Lambert conformal conic projection (km), standard parallels at the places' latitude range quartiles."""
+    lat0, lon0 = np.radians(centre)
+    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
+    phi1, phi2 = np.quantile(lat, [0.25, 0.75])
+    if abs(phi2 - phi1) < 1e-6:
+        n = np.sin(phi1)
+    else:
+        n = np.log(np.cos(phi1) / np.cos(phi2)) / np.log(
+            np.tan(np.pi / 4 + phi2 / 2) / np.tan(np.pi / 4 + phi1 / 2)
+        )
+    if abs(n) < 1e-9:
+        return mercator(latlon, centre, radius)
+    f = np.cos(phi1) * np.tan(np.pi / 4 + phi1 / 2) ** n / n
+    rho = radius * f / np.tan(np.pi / 4 + lat / 2) ** n
+    rho0 = radius * f / np.tan(np.pi / 4 + lat0 / 2) ** n
+    theta = n * (lon - lon0)
+    return np.stack([rho * np.sin(theta), rho0 - rho * np.cos(theta)], axis=1)

@@ -1,0 +1,164 @@
+"""CityMap: the places' coordinates as an ``nn.Parameter`` fitted to a distance table."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import nn
+
+from citymap_lightning import losses, starts
+from citymap_lightning.errors import ConfigError, FitDivergedError
+
+
+class CityMap(pl.LightningModule):
+    """Metric multidimensional scaling by gradient descent on the places' coordinates.
+
+    ``coords`` has shape ``(restarts, num_places, dim)``: each restart is an independent map,
+    optimised together in one batched forward pass; the best (lowest stress-1) is the result.
+    Coordinates are in the data module's normalised units.
+
+    Args:
+        num_places: number of places (the CLI links it from the data).
+        dim: dimension of the map.
+        loss: ``course`` (squared distances, the course's objective), ``stress`` (Kruskal raw
+            stress) or ``weighted_stress`` (raw stress with weights 1/d^2).
+        start: ``random`` (the course's), ``classical`` (Torgerson MDS), or, when the input has
+            latitude/longitude, ``mercator`` or ``lambert``. Restarts after the first are random.
+        restarts: number of maps fitted at once; the best is kept.
+    """
+
+    def __init__(
+        self,
+        num_places: int = 36,
+        dim: int = 2,
+        loss: str = "course",
+        start: str = "random",
+        restarts: int = 1,
+    ) -> None:
+        super().__init__()
+        if loss not in losses.LOSSES:
+            raise ConfigError(f"unknown loss {loss!r}: expected one of {', '.join(losses.LOSSES)}")
+        if start not in starts.STARTS:
+            raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
+        if restarts < 1 or dim < 1 or num_places < 1:
+            raise ConfigError("num_places, dim and restarts must be positive")
+        self.save_hyperparameters()
+        self.loss_fn = losses.loss_fn(loss)
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))
+        rng = np.random.default_rng(seed)
+        init = np.stack([starts.random_start(num_places, dim, rng) for _ in range(restarts)])
+        self.coords = nn.Parameter(torch.from_numpy(init).float())
+        self.register_buffer("stress1", torch.full((restarts,), float("nan")), persistent=False)
+        self._fit_started = 0.0
+
+    def setup(self, stage: str) -> None:
+        """Place restart 0 by a data-driven start (classical MDS or a projection) before fitting."""
+        if stage != "fit" or self.hparams.start == "random":
+            return
+        dm = self.trainer.datamodule
+        table = dm.table
+        init = starts.initial_coords(
+            self.hparams.start,
+            np.where(table.known | np.eye(table.n, dtype=bool), table.distances, np.nan),
+            self.hparams.dim,
+            np.random.default_rng(0),
+            known=table.known | np.eye(table.n, dtype=bool),
+            latlon=table.latlon,
+            scale=dm.scale,
+        )
+        with torch.no_grad():
+            self.coords[0].copy_(torch.from_numpy(init))
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """The default optimiser: L-BFGS with a strong-Wolfe line search and no early stopping tolerances.
+
+        The course objective ends near 1.2e-8 in normalised units, below which torch's default
+        tolerances (1e-7 on the gradient, 1e-9 on the change) stop some seeds early.
+        """
+        return torch.optim.LBFGS(
+            self.parameters(),
+            lr=1.0,
+            max_iter=5,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
+
+    def forward(self) -> torch.Tensor:
+        """The coordinates of every restart (normalised units)."""
+        return self.coords
+
+    def _evaluate(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-restart loss and stress-1 on a batch."""
+        d, w = batch["distances"].to(self.coords.dtype), batch["weights"].to(self.coords.dtype)
+        loss = self.loss_fn(self.coords, d, w)
+        with torch.no_grad():
+            s1 = losses.stress1(self.coords.detach(), d, w)
+        return loss, s1
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
+        loss, s1 = self._evaluate(batch)
+        total = loss.sum()
+        if not torch.isfinite(total):
+            raise FitDivergedError(
+                f"the loss became {total.item()} at epoch {self.current_epoch}: the learning rate is "
+                "probably too large for this optimiser; lower --optimizer.lr"
+            )
+        self.stress1 = s1
+        best = int(torch.argmin(s1))
+        self.log("train/loss", loss[best], on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/stress1", s1[best], on_step=True, on_epoch=False, prog_bar=True)
+        self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]), on_step=True, on_epoch=False)
+        return total
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Stress-1 of the best restart."""
+        loss, s1 = self._evaluate(batch)
+        best = int(torch.argmin(s1))
+        self.log("val/stress1", s1[best])
+        self.log("val/loss", loss[best])
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The best restart's coordinates (normalised units)."""
+        _, s1 = self._evaluate(batch)
+        self.stress1 = s1
+        return self.coords[int(torch.argmin(s1))].detach()
+
+    def best_restart(self) -> int:
+        """Index of the restart with the lowest stress-1 seen last."""
+        s1 = torch.nan_to_num(self.stress1, nan=float("inf"))
+        return int(torch.argmin(s1))
+
+    def on_fit_start(self) -> None:
+        """Declare the hparams metrics so TensorBoard's HPARAMS tab compares runs by final stress-1."""
+        self._fit_started = time.perf_counter()
+        if self.logger is None:
+            return
+        params: dict[str, Any] = dict(self.hparams)
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if optimizer is not None:
+            params["optimizer"] = type(optimizer).__name__
+            params["lr"] = float(optimizer.param_groups[0]["lr"])
+        params["max_epochs"] = self.trainer.max_epochs
+        dm = self.trainer.datamodule
+        if dm is not None and hasattr(dm, "path"):
+            params["data"] = str(dm.path)
+        self.logger.log_hyperparams(params, {"hp/stress1": float("nan"), "hp/wall_time_s": float("nan")})
+
+    def on_train_end(self) -> None:
+        """Log the final stress-1 and wall time as the hparams metrics."""
+        if self.logger is None:
+            return
+        self.logger.log_metrics(
+            {
+                "hp/stress1": float(self.stress1[self.best_restart()]),
+                "hp/wall_time_s": time.perf_counter() - self._fit_started,
+            },
+            step=self.global_step,
+        )

@@ -1,0 +1,51 @@
+"""Result files, written atomically: a crash never leaves a truncated file behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+
+
+def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = False) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path.resolve()
+
+
+def write_table(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+    """Write a CSV atomically."""
+
+    def write(f: IO) -> None:
+        out = csv.writer(f)
+        out.writerow(header)
+        out.writerows(rows)
+
+    return atomic_write(path, write)
+
+
+def write_coordinates(path: str | Path, names: Sequence[str], coords: np.ndarray) -> Path:
+    """``coordinates.csv``: ``name,x,y`` (``,z`` and more for higher dimensions), one row per place."""
+    axes = ["x", "y", "z"] + [f"x{k}" for k in range(4, coords.shape[1] + 1)]
+    rows = [[name, *(f"{v:.6f}" for v in row)] for name, row in zip(names, coords)]
+    return write_table(path, ["name", *axes[: coords.shape[1]]], rows)
+
+
+def save_figure(path: str | Path, figure) -> Path:  # noqa: ANN001
+    """Save a matplotlib figure atomically (format from the extension)."""
+    path = Path(path)
+    return atomic_write(path, lambda f: figure.savefig(f, format=path.suffix.lstrip(".")), binary=True)

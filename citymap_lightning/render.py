@@ -1,0 +1,118 @@
+"""Figures of a fitted map: arrays in, matplotlib ``Figure`` out (no Lightning in here)."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+MARGIN = 0.08
+"""Fraction of the cities' extent added around them; trajectories beyond that are cut."""
+
+
+def city_colours(n: int) -> np.ndarray:
+    """One distinct colour per city (RGBA rows), as in the course's trajectory pictures."""
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab20"] if n <= 20 else colormaps["hsv"]
+    return cmap(np.arange(n) % 20 / 20 if n <= 20 else np.linspace(0, 1, n, endpoint=False))
+
+
+def _limits(coords: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Axis limits: the cities' bounding box plus a margin."""
+    low, high = coords.min(axis=0), coords.max(axis=0)
+    pad = MARGIN * max(float((high - low).max()), 1e-9)
+    return (low[0] - pad, high[0] + pad), (low[1] - pad, high[1] + pad)
+
+
+def draw_map(
+    coords: np.ndarray,
+    names: list[str],
+    history: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    value_label: str = "",
+    title: str = "",
+    unit: str = "km",
+    max_labels: int = 200,
+) -> Figure:
+    """The map: cities as points, readable non-overlapping labels, and each city's trajectory.
+
+    Args:
+        coords: ``(n, 2)`` final positions, x east and y north.
+        names: city names, one per row of ``coords``.
+        history: ``(snapshots, n, 2)`` positions over the fit, drawn as one line per city.
+        values: one number per city; when given, points are coloured by it (with a colour bar)
+            instead of one colour per city.
+        value_label: the colour bar's label.
+        title: the figure title.
+        unit: the coordinates' unit, for the axis labels.
+        max_labels: above this many cities no labels are drawn (they would only make a blot).
+    """
+    n = len(names)
+    fig = Figure(figsize=(10, 9), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    colours = city_colours(n)
+    xlim, ylim = _limits(coords)
+    if history is not None and len(history) > 1:
+        for i in range(n):
+            ax.plot(history[:, i, 0], history[:, i, 1], color=colours[i], lw=0.9, alpha=0.55, zorder=1)
+    if values is None:
+        points = ax.scatter(coords[:, 0], coords[:, 1], s=30, c=colours, edgecolors="black", linewidths=0.6, zorder=3)
+    else:
+        points = ax.scatter(
+            coords[:, 0], coords[:, 1], s=34 if n <= 500 else 6, c=values, cmap="viridis",
+            edgecolors="black" if n <= 500 else "none", linewidths=0.5, zorder=3,
+        )  # fmt: skip
+        fig.colorbar(points, ax=ax, shrink=0.7, label=value_label)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"east ({unit})" if unit else "x")
+    ax.set_ylabel(f"north ({unit})" if unit else "y")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    if title:
+        ax.set_title(title)
+    if n <= max_labels:
+        place_labels(ax, coords, names)
+    return fig
+
+
+def place_labels(ax, coords: np.ndarray, names: list[str]) -> list:  # noqa: ANN001
+    """City labels moved by adjustText so that none overlaps another label or covers another city's point."""
+    from adjustText import adjust_text
+
+    texts = [
+        ax.text(x, y, name, fontsize=9, zorder=4, bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
+        for (x, y), name in zip(coords, names)
+    ]
+    adjust_text(
+        texts,
+        x=coords[:, 0],
+        y=coords[:, 1],
+        ax=ax,
+        expand=(1.15, 1.35),
+        ensure_inside_axes=True,
+        arrowprops={"arrowstyle": "-", "color": "0.4", "lw": 0.5},
+    )
+    return texts
+
+
+def shepard_diagram(given: np.ndarray, fitted: np.ndarray, unit: str = "km", title: str = "") -> Figure:
+    """Fitted against given distance for every known pair, with the identity line."""
+    fig = Figure(figsize=(6.5, 6), dpi=110, layout="constrained")
+    ax = fig.add_subplot()
+    if len(given) > 20000:
+        pick = np.random.default_rng(0).choice(len(given), 20000, replace=False)
+        given, fitted = given[pick], fitted[pick]
+    ax.scatter(given, fitted, s=6, alpha=0.5, edgecolors="none")
+    top = float(max(given.max(), fitted.max())) * 1.03
+    ax.plot([0, top], [0, top], color="crimson", lw=1, label="fitted = given")
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_aspect("equal")
+    suffix = f" ({unit})" if unit else ""
+    ax.set_xlabel(f"given distance{suffix}")
+    ax.set_ylabel(f"fitted distance{suffix}")
+    ax.legend(loc="upper left")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    ax.set_title(title or "Shepard diagram")
+    return fig
