@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 ARGS   ?=
 
-.PHONY: setup fit test test-all lint tensorboard clean
+.PHONY: setup fit test test-fast lint tensorboard clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -58,6 +58,7 @@ class MapRenderer(pl.Callback):
             return
         if not self.history or not np.array_equal(self.history[-1], pl_module.coords.detach().cpu().double().numpy()):
             self._record(pl_module)
+        pl_module.refresh_stress1()
         self.render(trainer, pl_module)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -86,6 +87,7 @@ class MapRenderer(pl.Callback):
     @rank_zero_only
     def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Align the best restart north-up, then write ``coordinates.csv``, ``map.png`` and the TensorBoard image."""
+        pl_module.check_finite()
         dm = trainer.datamodule
         table = dm.table
         best = pl_module.best_restart()

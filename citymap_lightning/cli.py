@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from jsonargparse import Namespace
+from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
 
 from citymap_lightning.callbacks import MapRenderer
@@ -17,6 +19,7 @@ from citymap_lightning.data import packaged_path
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.errors import CitymapError
 from citymap_lightning.model import CityMap
+from citymap_lightning.progress import EpochProgressBar
 
 DEFAULT_CONFIG = "default.yaml"
 """The packaged configuration every subcommand starts from; ``--config`` files override it."""
@@ -55,6 +58,15 @@ class CityMapCLI(LightningCLI):
             save_dir = init_args["save_dir"]
             if save_dir is None or not Path(save_dir).is_absolute():
                 init_args["save_dir"] = str(Path(root) / (save_dir or ""))
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        """Use a per-fit progress bar unless the user disabled the bar or chose another."""
+        chosen = list(config.get("callbacks") or []) + list(callbacks)
+        if config.get("enable_progress_bar", True) is not False and not any(
+            isinstance(c, ProgressBar) for c in chosen
+        ):
+            callbacks = [*callbacks, EpochProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def after_fit(self) -> None:
         """Print the files the run wrote, as absolute paths."""
