@@ -1,0 +1,143 @@
+"""The command line, in-process through main([...]) and as `python -m citymap_lightning`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, assert_course_orientation, event_tags, read_coordinates
+
+from citymap_lightning.cli import main
+from citymap_lightning.data import load_table
+
+QUIET = ["--trainer.enable_progress_bar", "false"]
+
+
+def run_dir(root: Path) -> Path:
+    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
+    return log_dir
+
+
+def stress1_of(coordinates: Path, distances: np.ndarray, names: list[str]) -> float:
+    """Stress-1 of the written map (km) against the given distances, computed from the CSV alone."""
+    coords = read_coordinates(coordinates)
+    x = np.stack([coords[n] for n in names])
+    fitted = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    upper = np.triu_indices(len(names), 1)
+    return float(np.sqrt(((fitted - distances)[upper] ** 2).sum() / (distances[upper] ** 2).sum()))
+
+
+def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, capsys):
+    main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    out = capsys.readouterr().out.strip().splitlines()
+    log_dir = run_dir(tmp_path)
+    printed = [Path(line.strip()) for line in out[out.index(next(x for x in out if x.startswith("Outputs in"))) + 1 :]]
+    assert all(p.is_absolute() and p.exists() for p in printed)
+    names = {p.name for p in printed}
+    assert {"map.png", "coordinates.csv", "config.yaml", "last.ckpt"} <= names
+    assert any(n.startswith("events.out.tfevents") for n in names)
+    for p in printed:
+        assert tmp_path in p.parents
+    table = load_table(ROOT / "data" / "europe36.csv")
+    assert stress1_of(log_dir / "coordinates.csv", table.distances, table.names) <= 0.0023
+    assert_course_orientation(read_coordinates(log_dir / "coordinates.csv"))
+    config = yaml.safe_load((log_dir / "config.yaml").read_text())
+    assert config["seed_everything"] == 0 and config["model"]["loss"] == "course"
+
+
+def test_default_root_dir_wins_over_a_configured_logger(tmp_path):
+    config = tmp_path / "cfg.yaml"
+    config.write_text(
+        "trainer:\n  max_epochs: 5\n  logger:\n    class_path: lightning.pytorch.loggers.TensorBoardLogger\n"
+        "    init_args:\n      save_dir: elsewhere\n      name: mine\n"
+    )
+    root = tmp_path / "root"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        main(["fit", "--config", str(config), "--trainer.default_root_dir", str(root), *QUIET])
+    finally:
+        os.chdir(cwd)
+    assert not (tmp_path / "elsewhere").exists()
+    assert (root / "elsewhere" / "mine" / "version_0" / "map.png").exists()
+    assert list((root / "elsewhere" / "mine" / "version_0" / "checkpoints").glob("*.ckpt"))
+
+
+def test_optimizer_from_the_command_line_replaces_the_default(tmp_path):
+    main(
+        [
+            "fit", "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "400",
+            "--optimizer", "Adam", "--optimizer.lr", "0.1", *QUIET,
+        ]
+    )  # fmt: skip
+    log_dir = run_dir(tmp_path)
+    config = yaml.safe_load((log_dir / "config.yaml").read_text())
+    assert config["optimizer"]["class_path"] == "torch.optim.Adam"
+    acc = event_tags(log_dir)
+    assert acc.Scalars("hp/stress1")[-1].value <= 0.0023
+    assert acc.Scalars("train/lr")[-1].value == pytest.approx(0.1)
+
+
+def test_validate_and_print_config(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--print_config"])
+    assert exit_info.value.code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["loss"] == "course" and printed["trainer"]["max_epochs"] == 60
+    main(["validate", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    assert "val/stress1" in capsys.readouterr().out
+
+
+def test_bad_setting_is_one_line_and_nonzero(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--model.loss", "nonsense", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: unknown loss 'nonsense'") and "Traceback" not in err
+    assert not list(tmp_path.rglob("map.png"))
+
+
+def test_python_dash_m_help():
+    result = subprocess.run([sys.executable, "-m", "citymap_lightning", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0
+    assert "fit" in result.stdout and "predict" in result.stdout
+
+
+def test_python_dash_m_fit_with_no_arguments(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "citymap_lightning", "fit"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = [line.strip() for line in result.stdout.strip().splitlines()[-8:]]
+    written = [Path(p) for p in last if p.startswith("/")]
+    assert any(p.name == "map.png" for p in written) and all(p.exists() for p in written)
+    assert (tmp_path / "lightning_logs" / "version_0" / "map.png").exists()
+
+
+def test_ctrl_c_writes_the_map_of_where_the_fit_got(tmp_path):
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "citymap_lightning", "fit", "--config", str(ROOT / "configs" / "sgd.yaml"),
+            "--trainer.max_epochs", "1000000", "--trainer.default_root_dir", str(tmp_path), *QUIET,
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not list(tmp_path.rglob("events.out.tfevents*")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in err
+    log_dir = run_dir(tmp_path)
+    assert (log_dir / "map.png").exists() and (log_dir / "coordinates.csv").exists()
+    assert f"wrote {log_dir / 'map.png'}" in out
+    assert (log_dir / "checkpoints" / "last.ckpt").exists()

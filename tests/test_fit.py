@@ -1,0 +1,112 @@
+"""The Lightning glue: the module, data module and map renderer under a plain Trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pytest
+import torch
+from conftest import assert_course_orientation, event_tags, read_coordinates
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from citymap_lightning import CityMap, DistanceDataModule, MapRenderer
+
+
+def fit(tmp_path: Path, max_epochs: int = 40, seed: int = 0, dm=None, **model_kwargs) -> tuple:
+    pl.seed_everything(seed)
+    dm = dm or DistanceDataModule()
+    model = CityMap(num_places=dm.num_places, **model_kwargs)
+    renderer = MapRenderer()
+    trainer = pl.Trainer(
+        max_epochs=max_epochs,
+        default_root_dir=tmp_path,
+        logger=TensorBoardLogger(tmp_path, default_hp_metric=False),
+        callbacks=[renderer],
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        log_every_n_steps=1,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(model, dm)
+    return trainer, model, renderer
+
+
+def test_fast_dev_run_writes_no_map(tmp_path):
+    dm = DistanceDataModule()
+    model = CityMap(num_places=dm.num_places)
+    trainer = pl.Trainer(fast_dev_run=1, default_root_dir=tmp_path, enable_progress_bar=False, callbacks=[MapRenderer()])
+    trainer.fit(model, dm)
+    assert trainer.global_step == 1
+    assert not list(tmp_path.rglob("map.png"))
+
+
+def test_default_fit_reaches_the_optimum_and_writes_the_map(tmp_path):
+    trainer, model, renderer = fit(tmp_path)
+    log_dir = Path(trainer.log_dir)
+    best = model.best_restart()
+    assert float(model.stress1[best]) <= 0.0023
+    coords = read_coordinates(log_dir / "coordinates.csv")
+    assert list(coords) == DistanceDataModule().names
+    assert_course_orientation(coords)
+    positions = np.stack(list(coords.values()))
+    assert np.allclose(positions.mean(axis=0), 0.0, atol=1e-3)
+    # results come back in km: Paris - Berlin is about 878 km on the ground
+    assert np.linalg.norm(coords["Paris"] - coords["Berlin"]) == pytest.approx(878, rel=0.02)
+    png = log_dir / "map.png"
+    assert png.stat().st_size > 20_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(renderer.history) >= 2
+
+
+def test_event_file_has_scalars_image_and_hparams(tmp_path):
+    trainer, model, _ = fit(tmp_path, max_epochs=30)
+    acc = event_tags(Path(trainer.log_dir))
+    tags = acc.Tags()
+    for tag in ("train/loss", "train/stress1", "train/lr", "hp/stress1", "hp/wall_time_s"):
+        assert tag in tags["scalars"], tag
+    assert "map" in tags["images"]
+    stress = [e.value for e in acc.Scalars("train/stress1")]
+    assert len(stress) == 30 and stress[-1] < stress[0]
+    final = acc.Scalars("hp/stress1")[-1].value
+    assert final == pytest.approx(float(model.stress1[model.best_restart()]), rel=1e-5)
+    assert final <= 0.0023
+    assert acc.Scalars("train/lr")[-1].value == pytest.approx(1.0)
+    # the HPARAMS tab's experiment names the metrics and the optimiser among the hyperparameters
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    content = acc.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {"hp/stress1", "hp/wall_time_s"}
+    assert {"optimizer", "lr", "loss", "start", "max_epochs"} <= {h.name for h in experiment.hparam_infos}
+
+
+def test_restarts_keep_the_best(tmp_path):
+    trainer, model, _ = fit(tmp_path, max_epochs=20, restarts=3)
+    assert model.coords.shape == (3, 36, 2)
+    best = model.best_restart()
+    assert float(model.stress1[best]) == pytest.approx(float(model.stress1.min()))
+    assert float(model.stress1[best]) <= 0.0023
+
+
+def test_classical_start_begins_near_the_answer(tmp_path):
+    trainer, model, renderer = fit(tmp_path, max_epochs=10, start="classical", loss="stress")
+    first = renderer.history[0][0]
+    dm = trainer.datamodule
+    d = torch.tensor(dm.table.distances / dm.scale, dtype=torch.float64)
+    start_stress = torch.sqrt(
+        (torch.triu(torch.cdist(torch.tensor(first), torch.tensor(first)) - d, 1) ** 2).sum() / torch.triu(d, 1).pow(2).sum()
+    )
+    assert float(start_stress) < 0.01
+    assert float(model.stress1.min()) <= 0.0021  # raw stress reaches the best 2-D placement, ~0.00203
+
+
+def test_notebook_style_three_lines(tmp_path):
+    dm = DistanceDataModule()
+    model = CityMap(num_places=dm.num_places)
+    pl.Trainer(max_epochs=30, default_root_dir=tmp_path, enable_progress_bar=False, callbacks=[MapRenderer()]).fit(
+        model, dm
+    )
+    assert list(tmp_path.rglob("coordinates.csv"))
