@@ -27,6 +27,7 @@ class MapRenderer(pl.Callback):
     Args:
         snapshots: about how many positions of the fit to record for the trajectories.
         max_labels: above this many places, no labels are drawn.
+
     """
 
     def __init__(self, snapshots: int = 200, max_labels: int = 200) -> None:

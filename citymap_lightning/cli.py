@@ -62,9 +62,7 @@ class CityMapCLI(LightningCLI):
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
         """Use a per-fit progress bar unless the user disabled the bar or chose another."""
         chosen = list(config.get("callbacks") or []) + list(callbacks)
-        if config.get("enable_progress_bar", True) is not False and not any(
-            isinstance(c, ProgressBar) for c in chosen
-        ):
+        if config.get("enable_progress_bar", True) is not False and not any(isinstance(c, ProgressBar) for c in chosen):
             callbacks = [*callbacks, EpochProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 

@@ -40,6 +40,7 @@ class DistanceTable:
         latlon: ``(n, 2)`` latitude/longitude in degrees when the input had them, else None.
         source: the file the table came from.
         unit: the distances' unit when known ("km" for great-circle distances), else "".
+
     """
 
     names: list[str]
@@ -121,6 +122,7 @@ def load_table(
         format: one of :data:`FORMATS`; ``auto`` tells it from the extension and the header.
         names: for ``.npy`` matrices, a text file with one name per line (UTF-8).
         symmetrize: average ``d[i, j]`` and ``d[j, i]`` when they differ, instead of refusing.
+
     """
     path = Path(path)
     if format not in FORMATS:
@@ -222,7 +224,7 @@ def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma:
         ],
         dtype=np.float64,
     ).reshape(-1, 2)
-    for r, (name, (lat, lon)) in enumerate(zip(names, latlon), start=2):
+    for r, (name, (lat, lon)) in enumerate(zip(names, latlon, strict=False), start=2):
         if not (math.isfinite(lat) and -90 <= lat <= 90):
             raise DataError(f"{path}: row {r} ({name}): latitude {lat:g} is outside [-90, 90]")
         if not (math.isfinite(lon) and -180 <= lon <= 180):
@@ -242,7 +244,9 @@ def _matrix_csv(
     d = np.empty((n, n))
     for i, row in enumerate(rows):
         if len(row) != n + 1:
-            raise DataError(f"{path}: not square: row {i + 2} ({row[0] if row else ''}) has {len(row) - 1} values, expected {n}")
+            raise DataError(
+                f"{path}: not square: row {i + 2} ({row[0] if row else ''}) has {len(row) - 1} values, expected {n}"
+            )
         if row[0] != names[i]:
             raise DataError(f"{path}: row {i + 2} is named {row[0]!r} but column {i + 2} is {names[i]!r}")
         for j, cell in enumerate(row[1:]):
@@ -287,7 +291,9 @@ def _pairs(
             continue
         for i, j in ((a, b), (b, a)):
             if np.isfinite(d[i, j]) and d[i, j] != value and not symmetrize:
-                raise DataError(f"{path}: row {r}: pair {row[i_s]} - {row[i_t]} is listed twice with different distances")
+                raise DataError(
+                    f"{path}: row {r}: pair {row[i_s]} - {row[i_t]} is listed twice with different distances"
+                )
         if np.isfinite(d[a, b]) and symmetrize:
             value = (d[a, b] + value) / 2
         d[a, b] = d[b, a] = value

@@ -28,6 +28,7 @@ class DistanceDataModule(pl.LightningDataModule):
         format: ``auto`` (from extension and header), ``places``, ``matrix``, ``pairs`` or ``npy``.
         names: for ``.npy`` matrices, a file with one name per line.
         symmetrize: average ``d[i, j]`` and ``d[j, i]`` when they differ instead of refusing.
+
     """
 
     def __init__(

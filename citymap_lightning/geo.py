@@ -106,9 +106,7 @@ def lambert_conformal_conic(
     if abs(phi2 - phi1) < 1e-6:
         n = np.sin(phi1)
     else:
-        n = np.log(np.cos(phi1) / np.cos(phi2)) / np.log(
-            np.tan(np.pi / 4 + phi2 / 2) / np.tan(np.pi / 4 + phi1 / 2)
-        )
+        n = np.log(np.cos(phi1) / np.cos(phi2)) / np.log(np.tan(np.pi / 4 + phi2 / 2) / np.tan(np.pi / 4 + phi1 / 2))
     if abs(n) < 1e-9:
         return mercator(latlon, centre, radius)
     f = np.cos(phi1) * np.tan(np.pi / 4 + phi1 / 2) ** n / n

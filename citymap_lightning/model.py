@@ -29,6 +29,7 @@ class CityMap(pl.LightningModule):
         start: ``random`` (the course's), ``classical`` (Torgerson MDS), or, when the input has
             latitude/longitude, ``mercator`` or ``lambert``. Restarts after the first are random.
         restarts: number of maps fitted at once; the best is kept.
+
     """
 
     def __init__(

@@ -20,11 +20,19 @@ def atomic_write(path: str | Path, write: Callable[[IO], None], binary: bool = F
     try:
         with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"newline": "", "encoding": "utf-8"})) as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path.resolve()
+
+
+def _umask() -> int:
+    """The process umask (mkstemp creates files readable by the owner only)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_table(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
@@ -41,7 +49,7 @@ def write_table(path: str | Path, header: Sequence[str], rows: Sequence[Sequence
 def write_coordinates(path: str | Path, names: Sequence[str], coords: np.ndarray) -> Path:
     """``coordinates.csv``: ``name,x,y`` (``,z`` and more for higher dimensions), one row per place."""
     axes = ["x", "y", "z"] + [f"x{k}" for k in range(4, coords.shape[1] + 1)]
-    rows = [[name, *(f"{v:.6f}" for v in row)] for name, row in zip(names, coords)]
+    rows = [[name, *(f"{v:.6f}" for v in row)] for name, row in zip(names, coords, strict=False)]
     return write_table(path, ["name", *axes[: coords.shape[1]]], rows)
 
 

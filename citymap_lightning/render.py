@@ -46,6 +46,7 @@ def draw_map(
         title: the figure title.
         unit: the coordinates' unit, for the axis labels.
         max_labels: above this many cities no labels are drawn (they would only make a blot).
+
     """
     n = len(names)
     fig = Figure(figsize=(10, 9), dpi=110, layout="constrained")
@@ -81,8 +82,15 @@ def place_labels(ax, coords: np.ndarray, names: list[str]) -> list:  # noqa: ANN
     from adjustText import adjust_text
 
     texts = [
-        ax.text(x, y, name, fontsize=9, zorder=4, bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6})
-        for (x, y), name in zip(coords, names)
+        ax.text(
+            x,
+            y,
+            name,
+            fontsize=9,
+            zorder=4,
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6},
+        )
+        for (x, y), name in zip(coords, names, strict=False)
     ]
     adjust_text(
         texts,

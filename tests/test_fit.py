@@ -37,7 +37,9 @@ def fit(tmp_path: Path, max_epochs: int = 40, seed: int = 0, dm=None, **model_kw
 def test_fast_dev_run_writes_no_map(tmp_path):
     dm = DistanceDataModule()
     model = CityMap(num_places=dm.num_places)
-    trainer = pl.Trainer(fast_dev_run=1, default_root_dir=tmp_path, enable_progress_bar=False, callbacks=[MapRenderer()])
+    trainer = pl.Trainer(
+        fast_dev_run=1, default_root_dir=tmp_path, enable_progress_bar=False, callbacks=[MapRenderer()]
+    )
     trainer.fit(model, dm)
     assert trainer.global_step == 1
     assert not list(tmp_path.rglob("map.png"))
@@ -97,7 +99,8 @@ def test_classical_start_begins_near_the_answer(tmp_path):
     dm = trainer.datamodule
     d = torch.tensor(dm.table.distances / dm.scale, dtype=torch.float64)
     start_stress = torch.sqrt(
-        (torch.triu(torch.cdist(torch.tensor(first), torch.tensor(first)) - d, 1) ** 2).sum() / torch.triu(d, 1).pow(2).sum()
+        (torch.triu(torch.cdist(torch.tensor(first), torch.tensor(first)) - d, 1) ** 2).sum()
+        / torch.triu(d, 1).pow(2).sum()
     )
     assert float(start_stress) < 0.01
     assert float(model.stress1.min()) <= 0.0021  # raw stress reaches the best 2-D placement, ~0.00203
