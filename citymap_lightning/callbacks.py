@@ -30,8 +30,9 @@ class MapRenderer(pl.Callback):
 
     """
 
-    def __init__(self, snapshots: int = 200, max_labels: int = 200) -> None:
+    def __init__(self, snapshots: int = 200, max_labels: int = 200, max_pairs_places: int = 2000) -> None:
         self.snapshots = snapshots
+        self.max_pairs_places = max_pairs_places
         self.max_labels = max_labels
         self.history: list[np.ndarray] = []
         self.written: list[Path] = []
@@ -102,6 +103,10 @@ class MapRenderer(pl.Callback):
         stress = float(pl_module.stress1[best])
         title = f"{len(table.names)} places, stress-1 {stress:.5f}" if math.isfinite(stress) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
+        if (table.kind == "pairs" or table.n_known_pairs < table.n_pairs) and table.n <= self.max_pairs_places:
+            given = np.where(table.known, table.distances, np.nan)
+            fitted = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
+            self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, given, fitted))
         if coords.shape[1] == 2:
             figure = render.draw_map(
                 coords, table.names, history, title=title, unit=table.unit, max_labels=self.max_labels

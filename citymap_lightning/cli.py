@@ -17,7 +17,7 @@ from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCL
 from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.data import packaged_path
 from citymap_lightning.datamodule import DistanceDataModule
-from citymap_lightning.errors import CitymapError
+from citymap_lightning.errors import CitymapError, ConfigError
 from citymap_lightning.model import CityMap
 from citymap_lightning.progress import EpochProgressBar
 
@@ -66,6 +66,15 @@ class CityMapCLI(LightningCLI):
             callbacks = [*callbacks, EpochProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 
+    def before_fit(self) -> None:
+        """Resolve ``--ckpt_path last`` to the newest earlier run's ``last.ckpt`` under the same log root.
+
+        Lightning itself looks in the new run's own (empty) folder and only warns.
+        """
+        config = self.config_init[self.subcommand]
+        if config.get("ckpt_path") == "last":
+            config["ckpt_path"] = str(find_last_checkpoint(self.trainer))
+
     def after_fit(self) -> None:
         """Print the files the run wrote, as absolute paths."""
         self._print_outputs()
@@ -82,6 +91,20 @@ class CityMapCLI(LightningCLI):
         print(f"Outputs in {log_dir}:")
         for path in files:
             print(f"  {path}")
+
+
+def find_last_checkpoint(trainer: Trainer) -> Path:
+    """The ``last.ckpt`` of the highest-numbered earlier run beside this run's log directory."""
+    logger = trainer.logger
+    root = Path(getattr(logger, "root_dir", None) or trainer.default_root_dir)
+    candidates = sorted(
+        root.glob("version_*/checkpoints/last.ckpt"),
+        key=lambda p: int(p.parent.parent.name.split("_")[-1]) if p.parent.parent.name[8:].isdigit() else -1,
+    )
+    if not candidates:
+        raise ConfigError(f"{root}: no earlier run with checkpoints/last.ckpt to resume from (--ckpt_path last)")
+    print(f"Resuming from {candidates[-1].resolve()}")
+    return candidates[-1]
 
 
 def cli_kwargs() -> dict[str, Any]:
@@ -103,6 +126,7 @@ def main(args: ArgsType = None) -> None:
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
+    logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     try:
         CityMapCLI(args=args, **cli_kwargs())
     except CitymapError as error:

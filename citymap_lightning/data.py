@@ -49,6 +49,7 @@ class DistanceTable:
     latlon: np.ndarray | None = None
     source: str = ""
     unit: str = ""
+    kind: str = "matrix"
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -84,6 +85,7 @@ def from_latlon(names: list[str], latlon: np.ndarray, source: str = "") -> Dista
         latlon=latlon,
         source=source,
         unit="km",
+        kind="places",
     )
     return validate(table)
 
@@ -139,7 +141,7 @@ def load_table(
     if format == "auto" and suffix not in (".csv", ".tsv", ".txt"):
         raise DataError(f"{path}: unknown extension {path.suffix!r}: expected .csv or .npy (or set --data.format)")
     header, rows, decimal_comma = _read_csv(path)
-    kind = format if format != "auto" else _csv_kind(path, header)
+    kind = format if format != "auto" else _csv_kind(path, header, rows)
     if kind == "places":
         return _places(path, header, rows, decimal_comma)
     if kind == "pairs":
@@ -164,14 +166,15 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], bool]:
     return rows[0], rows[1:], separator == ";"
 
 
-def _csv_kind(path: Path, header: list[str]) -> str:
-    """Tell places, pairs or matrix from a CSV header."""
+def _csv_kind(path: Path, header: list[str], rows: list[list[str]]) -> str:
+    """Tell places, pairs or matrix from a CSV header (a matrix: empty corner, or row names = column names)."""
     cols = {h.lower() for h in header}
     if "name" in cols and cols & set(_LAT) and cols & set(_LON):
         return "places"
     if {"source", "target", "distance"} <= cols:
         return "pairs"
-    if len(header) >= 2 and not ({"name", "source", "target"} & cols):
+    row_names = [row[0] for row in rows if row]
+    if len(header) >= 2 and (header[0] == "" or (row_names and row_names == header[1 : 1 + len(row_names)])):
         return "matrix"
     raise DataError(
         f"{path}: unrecognised header {','.join(header)!r}: expected name,latitude,longitude; "
@@ -298,7 +301,7 @@ def _pairs(
             value = (d[a, b] + value) / 2
         d[a, b] = d[b, a] = value
         w[a, b] = w[b, a] = weight
-    table = DistanceTable(names=list(index), distances=d, weights=w, source=str(path))
+    table = DistanceTable(names=list(index), distances=d, weights=w, source=str(path), kind="pairs")
     return validate(table)
 
 

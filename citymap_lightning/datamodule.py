@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -10,6 +11,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from citymap_lightning.data import DistanceTable, load_table, packaged_path
+
+log = logging.getLogger("citymap_lightning")
 
 DEFAULT_DATA = "europe36.csv"
 """The bundled data set fitted when no ``--data.path`` is given."""
@@ -43,6 +46,7 @@ class DistanceDataModule(pl.LightningDataModule):
         self.path = str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
         self.table: DistanceTable = load_table(self.path, format=format, names=names, symmetrize=symmetrize)
         known = self.table.known
+        log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
         self.scale = float(np.sqrt((np.where(known, self.table.distances, 0.0) ** 2).sum()))
         self._batch = {
             "distances": torch.from_numpy(np.where(known, self.table.distances / self.scale, 0.0)).float(),

@@ -176,6 +176,17 @@ class CityMap(pl.LightningModule):
             params["data"] = str(dm.path)
         self.logger.log_hyperparams(params, {"hp/stress1": float("nan"), "hp/wall_time_s": float("nan")})
 
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse a checkpoint of another data set with a plain message, not a size-mismatch traceback."""
+        saved = tuple(checkpoint.get("state_dict", {}).get("coords", self.coords).shape)
+        if saved != tuple(self.coords.shape):
+            restarts, places, dim = saved if len(saved) == 3 else (None, None, None)
+            raise ConfigError(
+                f"the checkpoint holds {places} places x {dim} dimensions ({restarts} restart(s)), but this run has "
+                f"{self.hparams.num_places} places x {self.hparams.dim} ({self.hparams.restarts}): "
+                "was it made from other data?"
+            )
+
     def refresh_stress1(self) -> None:
         """Recompute each restart's stress-1 at the current coordinates (on the data module's batch)."""
         dm = self.trainer.datamodule

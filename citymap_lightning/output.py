@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -35,7 +35,7 @@ def _umask() -> int:
     return mask
 
 
-def write_table(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> Path:
+def write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
     """Write a CSV atomically."""
 
     def write(f: IO) -> None:
@@ -57,3 +57,13 @@ def save_figure(path: str | Path, figure) -> Path:  # noqa: ANN001
     """Save a matplotlib figure atomically (format from the extension)."""
     path = Path(path)
     return atomic_write(path, lambda f: figure.savefig(f, format=path.suffix.lstrip(".")), binary=True)
+
+
+def write_pairs(path: str | Path, names: Sequence[str], given: np.ndarray, fitted: np.ndarray) -> Path:
+    """``pairs_fitted.csv``: every pair once, its given distance (empty when unknown) and the fitted one."""
+    i, j = np.triu_indices(len(names), 1)
+    rows = (
+        [names[a], names[b], "" if np.isnan(g) else f"{g:.6g}", f"{f:.6g}"]
+        for a, b, g, f in zip(i, j, given[i, j], fitted[i, j], strict=True)
+    )
+    return write_table(path, ["source", "target", "distance", "fitted"], rows)
