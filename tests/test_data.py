@@ -127,7 +127,10 @@ def test_weights_multiply_each_term(tmp_path):
 
 
 def test_accented_names_survive_the_round_trip(tmp_path):
-    text = "name,latitude,longitude\nZürich,47.36667,8.55\nReykjavík,64.13548,-21.89541\nKraków,50.06143,19.93658\nParis,48.85341,2.3488\n"
+    text = (
+        "name,latitude,longitude\nZürich,47.36667,8.55\nReykjavík,64.13548,-21.89541\n"
+        "Kraków,50.06143,19.93658\nParis,48.85341,2.3488\n"
+    )
     log_dir = fit_file(tmp_path / "run", write(tmp_path / "accents.csv", text))
     assert list(read_coordinates(log_dir / "coordinates.csv")) == ["Zürich", "Reykjavík", "Kraków", "Paris"]
     assert (log_dir / "map.png").exists()
@@ -194,7 +197,8 @@ BAD_CSV = {
     ),
     "groups": (
         "source,target,distance\nA,B,1\nB,C,1\nA,C,1\nD,E,1\nE,F,1\nD,F,1\n",
-        "split the places into 2 unconnected groups whose relative position is undetermined: A (3 places), D (3 places)",
+        "split the places into 2 unconnected groups whose relative position is undetermined: "
+        "A (3 places), D (3 places)",
     ),
     "pair_twice": ("source,target,distance\nA,B,1\nB,A,2\nB,C,1\nA,C,1\n", "listed twice with different distances"),
 }
