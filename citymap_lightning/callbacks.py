@@ -1,8 +1,14 @@
-"""MapRenderer: records the fit's history and writes the map when fitting ends or is interrupted."""
+"""MapRenderer: records the fit's history and writes the map and its diagnostics.
+
+Runs at the end of fitting, on Ctrl-C (Lightning then calls only ``on_exception``) and after
+``predict``; diagnostics can also be drawn every N epochs.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,30 +18,51 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from citymap_lightning import align, output, render
+from citymap_lightning import align, losses, output, render
 from citymap_lightning.errors import FitDivergedError
 
 
 class MapRenderer(pl.Callback):
-    """Draws the fitted map into the run's log directory and TensorBoard.
+    """Draws the fitted map and its diagnostics into the run's log directory and TensorBoard.
 
-    Writes ``coordinates.csv`` (``name,x,y`` in the input's unit, x east, y north, origin at the
-    centroid) and ``map.png`` (points, labels, each city's trajectory), and logs the figure as the
-    TensorBoard image ``map``. Runs at the end of fitting, on Ctrl-C (Lightning then calls only
-    ``on_exception``), and after ``predict``.
+    Files: ``coordinates.csv`` (``name,x,y`` in the input's unit, x east, y north, origin at the
+    centroid), ``map.png`` (points, labels, each city's trajectory), ``shepard.png`` (fitted
+    against given distance), ``city_error.png`` (the map coloured by each city's share of the
+    residual), ``pairs_fitted.csv`` (inputs with missing pairs) and, on request, ``fit.gif``.
+    TensorBoard: the images ``map``, ``shepard`` and ``city_error``; the histogram
+    ``diagnostics/city_stress``; with latitude/longitude, ``diagnostics/position_error_mean_km``
+    and ``..._max_km``; and the coordinates in the projector, labelled by name.
 
     Args:
         snapshots: about how many positions of the fit to record for the trajectories.
         max_labels: above this many places, no labels are drawn.
+        max_pairs_places: when pairs are missing (or the input is a pair list) and there are at most
+            this many places, ``pairs_fitted.csv`` lists every pair with its given and fitted distance.
+        diagnostics_every_n_epochs: also draw the Shepard diagram and the error map every N epochs
+            (0: only at the end, the right choice for long runs).
+        gif: write ``fit.gif``, the map over the recorded history.
+        gif_frames: at most this many frames in ``fit.gif`` (sampled evenly over the history).
 
     """
 
-    def __init__(self, snapshots: int = 200, max_labels: int = 200, max_pairs_places: int = 2000) -> None:
+    def __init__(
+        self,
+        snapshots: int = 200,
+        max_labels: int = 200,
+        max_pairs_places: int = 2000,
+        diagnostics_every_n_epochs: int = 0,
+        gif: bool = False,
+        gif_frames: int = 80,
+    ) -> None:
         self.snapshots = snapshots
-        self.max_pairs_places = max_pairs_places
         self.max_labels = max_labels
+        self.max_pairs_places = max_pairs_places
+        self.diagnostics_every_n_epochs = diagnostics_every_n_epochs
+        self.gif = gif
+        self.gif_frames = gif_frames
         self.history: list[np.ndarray] = []
         self.written: list[Path] = []
+        self.coords: np.ndarray | None = None
 
     def _interval(self, trainer: pl.Trainer) -> int:
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1000
@@ -50,9 +77,15 @@ class MapRenderer(pl.Callback):
             self._record(pl_module)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Record every few epochs, so that a long run keeps about ``snapshots`` positions."""
-        if (trainer.current_epoch + 1) % self._interval(trainer) == 0:
+        """Record every few epochs (about ``snapshots`` in all); draw diagnostics when asked to."""
+        epoch = trainer.current_epoch + 1
+        if epoch % self._interval(trainer) == 0:
             self._record(pl_module)
+            self._log_position_error(trainer, pl_module)
+        if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:
+            pl_module.refresh_stress1()
+            coords, _ = self._aligned(trainer, pl_module)
+            self._diagnostics(trainer, pl_module, coords, log_dir=None)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write the results of a finished fit."""
@@ -64,12 +97,13 @@ class MapRenderer(pl.Callback):
         self.render(trainer, pl_module)
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """On Ctrl-C, write the map of where the fit got to; after a divergence, write nothing."""
+        """On Ctrl-C, write the map of where the fit got to; after a divergence or an error, write nothing."""
         if isinstance(exception, FitDivergedError) or not isinstance(exception, KeyboardInterrupt):
             return
         if not torch.isfinite(pl_module.coords).all() or trainer.fast_dev_run:
             return
         self._record(pl_module)
+        pl_module.refresh_stress1()
         self.render(trainer, pl_module)
         for path in self.written:
             print(f"wrote {path}")
@@ -86,22 +120,25 @@ class MapRenderer(pl.Callback):
         """Restore the recorded history."""
         self.history = [h.numpy() for h in state_dict.get("history", [])]
 
+    def _aligned(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[np.ndarray, align.Orientation]:
+        """The best restart's coordinates in the input's unit, north-up, and the transform used."""
+        dm = trainer.datamodule
+        coords = pl_module.coords[pl_module.best_restart()].detach().cpu().double().numpy() * dm.scale
+        orientation = align.orient(coords, dm.table.names, dm.table.latlon)
+        return orientation.apply(coords), orientation
+
     @rank_zero_only
     def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Align the best restart north-up, then write ``coordinates.csv``, ``map.png`` and the TensorBoard image."""
+        """Align the best restart north-up, then write the result files and TensorBoard images."""
         pl_module.check_finite()
         dm = trainer.datamodule
         table = dm.table
         best = pl_module.best_restart()
-        coords = pl_module.coords[best].detach().cpu().double().numpy() * dm.scale
-        history = np.stack([h[best] for h in self.history]) * dm.scale if self.history else None
-        orientation = align.orient(coords, table.names, table.latlon)
-        coords = orientation.apply(coords)
-        if history is not None:
-            history = orientation.apply(history)
+        coords, orientation = self._aligned(trainer, pl_module)
+        history = orientation.apply(np.stack([h[best] for h in self.history]) * dm.scale) if self.history else None
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         stress = float(pl_module.stress1[best])
-        title = f"{len(table.names)} places, stress-1 {stress:.5f}" if math.isfinite(stress) else ""
+        title = f"{table.n} places, stress-1 {stress:.5f}" if math.isfinite(stress) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
         if (table.kind == "pairs" or table.n_known_pairs < table.n_pairs) and table.n <= self.max_pairs_places:
             given = np.where(table.known, table.distances, np.nan)
@@ -112,13 +149,84 @@ class MapRenderer(pl.Callback):
                 coords, table.names, history, title=title, unit=table.unit, max_labels=self.max_labels
             )
             self.written.append(output.save_figure(log_dir / "map.png", figure))
-            self._log_figure(trainer, "map", figure)
-        self.coords, self.orientation = coords, orientation
+            _log_figure(trainer, "map", figure)
+            if self.gif and history is not None and len(history) > 1:
+                self.written.append(_write_gif(log_dir / "fit.gif", history, table.names, self.gif_frames, table.unit))
+        self._diagnostics(trainer, pl_module, coords, log_dir)
+        self._log_position_error(trainer, pl_module)
+        for logger in _tensorboard(trainer):
+            logger.experiment.add_embedding(
+                torch.from_numpy(coords).float(),
+                metadata=table.names,
+                tag="coordinates",
+                global_step=trainer.global_step,
+            )
+        self.coords = coords
 
-    @staticmethod
-    def _log_figure(trainer: pl.Trainer, tag: str, figure: Any) -> None:
-        """Add a figure to TensorBoard when the run logs there."""
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
-                logger.experiment.flush()
+    def _diagnostics(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, coords: np.ndarray, log_dir: Path | None
+    ) -> None:
+        """Shepard diagram, per-city error map and histogram: to TensorBoard, and to files when ``log_dir`` is set."""
+        table = trainer.datamodule.table
+        known = np.triu(table.known, 1)
+        fitted = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
+        shepard = render.shepard_diagram(table.distances[known], fitted[known], unit=table.unit)
+        weights = torch.from_numpy(np.where(table.known, table.weights, 0.0))
+        given = torch.from_numpy(np.where(table.known, table.distances, 0.0))
+        share = losses.city_stress(torch.from_numpy(coords)[None], given, weights)[0].numpy()
+        figures = {"shepard": shepard}
+        if coords.shape[1] == 2:
+            figures["city_error"] = render.city_error_map(coords, table.names, share, unit=table.unit)
+        for tag, figure in figures.items():
+            if log_dir is not None:
+                self.written.append(output.save_figure(log_dir / f"{tag}.png", figure))
+            _log_figure(trainer, tag, figure)
+        for logger in _tensorboard(trainer):
+            logger.experiment.add_histogram("diagnostics/city_stress", share, global_step=trainer.global_step)
+            worst = np.argsort(share)[::-1][:10]
+            rows = "\n".join(f"| {table.names[i]} | {100 * share[i]:.2f} % |" for i in worst)
+            logger.experiment.add_text(
+                "diagnostics/worst_cities", f"| city | share of residual |\n|---|---|\n{rows}", trainer.global_step
+            )
+
+    def _log_position_error(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Mean and max distance (km) from the true positions after the best rigid fit, when those are known."""
+        dm = trainer.datamodule
+        if dm is None or dm.table.latlon is None or pl_module.coords.shape[-1] != 2 or trainer.logger is None:
+            return
+        coords = pl_module.coords[pl_module.best_restart()].detach().cpu().double().numpy() * dm.scale
+        if not np.isfinite(coords).all():
+            return
+        errors = align.position_errors(coords, dm.table.latlon)
+        trainer.logger.log_metrics(
+            {
+                "diagnostics/position_error_mean_km": float(errors.mean()),
+                "diagnostics/position_error_max_km": float(errors.max()),
+            },
+            step=trainer.global_step,
+        )
+
+
+def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
+    """The run's TensorBoard loggers."""
+    return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+
+def _log_figure(trainer: pl.Trainer, tag: str, figure: Any) -> None:
+    """Add a figure to TensorBoard when the run logs there."""
+    for logger in _tensorboard(trainer):
+        logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
+        logger.experiment.flush()
+
+
+def _write_gif(path: Path, history: np.ndarray, names: list[str], frames: int, unit: str) -> Path:
+    """Render the animation to a temporary file beside ``path``, then rename it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".gif", dir=path.parent)
+    os.close(fd)
+    try:
+        render.animate(history, names, tmp, frames=frames, unit=unit)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path.resolve()

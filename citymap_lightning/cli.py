@@ -29,6 +29,7 @@ QUIET_WARNINGS = (
     ".*is smaller than the logging interval.*",
     ".*Checkpoint directory .* exists and is not empty.*",
     ".*`training_step` returns `None`.*",
+    ".*configure_optimizers` will be overridden by.*",
 )
 
 

@@ -78,8 +78,11 @@ class CityMap(pl.LightningModule):
         """The default optimiser: L-BFGS with a strong-Wolfe line search and no early stopping tolerances.
 
         The course objective ends near 1.2e-8 in normalised units, below which torch's default
-        tolerances (1e-7 on the gradient, 1e-9 on the change) stop some seeds early.
+        tolerances (1e-7 on the gradient, 1e-9 on the change) stop some seeds early. With several
+        restarts the default is Adam (lr 0.1): one L-BFGS line search would couple the restarts.
         """
+        if self.hparams.restarts > 1:
+            return torch.optim.Adam(self.parameters(), lr=0.1)
         return torch.optim.LBFGS(
             self.parameters(),
             lr=1.0,
@@ -163,6 +166,12 @@ class CityMap(pl.LightningModule):
     def on_fit_start(self) -> None:
         """Declare the hparams metrics so TensorBoard's HPARAMS tab compares runs by final stress-1."""
         self._fit_started = time.perf_counter()
+        optimizers = self.trainer.optimizers
+        if self.hparams.restarts > 1 and any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
+            raise ConfigError(
+                f"restarts={self.hparams.restarts} needs a first-order optimiser: L-BFGS's single line search "
+                "would couple the restarts; use e.g. --optimizer Adam --optimizer.lr 0.1 --trainer.max_epochs 400"
+            )
         if self.logger is None:
             return
         params: dict[str, Any] = dict(self.hparams)

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 MARGIN = 0.08
 """Fraction of the cities' extent added around them; trajectories beyond that are cut."""
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure with its own Agg canvas: no pyplot state, safe in threads and without a display."""
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def city_colours(n: int) -> np.ndarray:
@@ -49,7 +57,7 @@ def draw_map(
 
     """
     n = len(names)
-    fig = Figure(figsize=(10, 9), dpi=110, layout="constrained")
+    fig = new_figure(10, 9)
     ax = fig.add_subplot()
     colours = city_colours(n)
     xlim, ylim = _limits(coords)
@@ -106,7 +114,7 @@ def place_labels(ax, coords: np.ndarray, names: list[str]) -> list:  # noqa: ANN
 
 def shepard_diagram(given: np.ndarray, fitted: np.ndarray, unit: str = "km", title: str = "") -> Figure:
     """Fitted against given distance for every known pair, with the identity line."""
-    fig = Figure(figsize=(6.5, 6), dpi=110, layout="constrained")
+    fig = new_figure(6.5, 6)
     ax = fig.add_subplot()
     if len(given) > 20000:
         pick = np.random.default_rng(0).choice(len(given), 20000, replace=False)
@@ -124,3 +132,51 @@ def shepard_diagram(given: np.ndarray, fitted: np.ndarray, unit: str = "km", tit
     ax.grid(True, lw=0.3, alpha=0.5)
     ax.set_title(title or "Shepard diagram")
     return fig
+
+
+def city_error_map(coords: np.ndarray, names: list[str], share: np.ndarray, unit: str = "km") -> Figure:
+    """The map with each city coloured by its share of the residual (per-city stress, in percent)."""
+    return draw_map(
+        coords,
+        names,
+        values=100 * share,
+        value_label="share of the residual (%)",
+        title="Per-city error: each city's share of the squared residuals",
+        unit=unit,
+        max_labels=60,
+    )
+
+
+def animate(history: np.ndarray, names: list[str], path, frames: int = 80, unit: str = "km") -> None:  # noqa: ANN001
+    """Write a GIF of the map over the fit: positions and fading trails, at most ``frames`` frames."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    picks = np.unique(np.linspace(0, len(history) - 1, min(frames, len(history))).round().astype(int))
+    fig = new_figure(6.4, 6)
+    fig.set_dpi(80)
+    ax = fig.add_subplot()
+    xlim, ylim = _limits(history[-1])
+    colours = city_colours(len(names))
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"east ({unit})" if unit else "x")
+    ax.set_ylabel(f"north ({unit})" if unit else "y")
+    points = ax.scatter(history[0, :, 0], history[0, :, 1], s=18, c=colours, edgecolors="black", linewidths=0.4)
+    trails = [ax.plot([], [], color=c, lw=0.8, alpha=0.6)[0] for c in colours]
+    title = ax.set_title("")
+    labels = [ax.text(x, y, n, fontsize=7, alpha=0.0) for (x, y), n in zip(history[-1], names, strict=True)]
+
+    def frame(k: int) -> list:
+        step = picks[k]
+        points.set_offsets(history[step])
+        for i, trail in enumerate(trails):
+            trail.set_data(history[: step + 1, i, 0], history[: step + 1, i, 1])
+        last = k == len(picks) - 1
+        for label in labels:
+            label.set_alpha(1.0 if last and len(names) <= 60 else 0.0)
+        title.set_text(f"snapshot {step + 1} of {len(history)}")
+        return [points, *trails, title, *labels]
+
+    animation = FuncAnimation(fig, frame, frames=len(picks), blit=False)
+    animation.save(path, writer=PillowWriter(fps=12))
