@@ -103,8 +103,8 @@ def test_weighted_stress_loss(tmp_path):
 
 def test_restarts_with_lbfgs_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["fit", "--model.restarts", "3", "--config", str(ROOT / "configs" / "lbfgs.yaml"), "--trainer.default_root_dir",
-              str(tmp_path), *QUIET])  # fmt: skip
+        main(["fit", "--model.restarts", "3", "--config", str(ROOT / "configs" / "lbfgs.yaml"),
+              "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
     assert "needs a first-order optimiser" in capsys.readouterr().err
 
 
