@@ -84,8 +84,49 @@ def orient(coords: np.ndarray, names: list[str], latlon: np.ndarray | None = Non
     return rule if rule is not None else principal_axes(coords)
 
 
-def position_errors(coords: np.ndarray, latlon: np.ndarray) -> np.ndarray:
-    """Each place's distance (km) from its true projected position after the best rigid fit."""
-    truth, _ = true_plane(latlon)
-    moved = procrustes(coords, truth).apply(coords)
-    return np.linalg.norm(moved - truth, axis=1)
+def rotation_only(source: np.ndarray, target: np.ndarray) -> Orientation:
+    """The rotation/reflection about the origin that best maps ``source`` onto ``target`` (a sphere's centre stays)."""
+    u, _, vt = np.linalg.svd(source.T @ target)
+    zero = np.zeros(source.shape[1])
+    return Orientation(rotation=u @ vt, centre=zero, offset=zero)
+
+
+def orient_geometry(
+    coords: np.ndarray, names: list[str], latlon: np.ndarray | None, geometry: str, radius: float | None = None
+) -> tuple[Orientation, np.ndarray | None]:
+    """The transform that puts a fitted map in the real frame, and the places' latitude/longitude on it.
+
+    ``plane``: rotation/reflection onto the azimuthal equidistant projection of the true positions,
+    latitude/longitude through that projection's inverse. ``sphere`` (vectors of length ``radius``):
+    rotation/reflection about the centre onto the true directions. ``space``: rotation/reflection
+    and translation onto the true positions in 3-D (the Earth's centre at the origin), the
+    latitude/longitude being each point's direction. Without latitude/longitude, latitude/longitude
+    is None and the map is oriented by :func:`orient` (plane) or its principal axes.
+    """
+    if latlon is None:
+        if geometry == "plane":
+            return orient(coords, names), None
+        if geometry == "sphere":
+            zero = np.zeros(coords.shape[1])
+            return Orientation(np.eye(coords.shape[1]), zero, zero), geo.from_unit_vectors(coords)
+        return principal_axes(coords), None
+    if geometry == "plane":
+        truth, centre = true_plane(latlon)
+        fit = procrustes(coords, truth)
+        estimate = geo.inverse_azimuthal_equidistant(fit.apply(coords), centre)
+        fit.offset = np.zeros(2)
+        return fit, estimate
+    directions = geo.to_unit_vectors(latlon)
+    if geometry == "sphere":
+        fit = rotation_only(coords, directions)
+        return fit, geo.from_unit_vectors(fit.apply(coords))
+    fit = procrustes(coords, directions * (radius or geo.EARTH_RADIUS_KM))
+    return fit, geo.from_unit_vectors(fit.apply(coords))
+
+
+def position_errors(
+    coords: np.ndarray, latlon: np.ndarray, geometry: str = "plane", radius: float | None = None
+) -> np.ndarray:
+    """Each place's great-circle distance (km) from its true position after the best rigid fit."""
+    _, estimate = orient_geometry(coords, [], latlon, geometry, radius)
+    return geo.haversine(estimate, latlon)

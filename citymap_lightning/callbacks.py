@@ -63,6 +63,7 @@ class MapRenderer(pl.Callback):
         self.history: list[np.ndarray] = []
         self.written: list[Path] = []
         self.coords: np.ndarray | None = None
+        self.latlon: np.ndarray | None = None
 
     def _interval(self, trainer: pl.Trainer) -> int:
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1000
@@ -84,7 +85,7 @@ class MapRenderer(pl.Callback):
             self._log_position_error(trainer, pl_module)
         if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:
             pl_module.refresh_stress1()
-            coords, _ = self._aligned(trainer, pl_module)
+            coords, _, _ = self._aligned(trainer, pl_module)
             self._diagnostics(trainer, pl_module, coords, log_dir=None)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -120,12 +121,23 @@ class MapRenderer(pl.Callback):
         """Restore the recorded history."""
         self.history = [h.numpy() for h in state_dict.get("history", [])]
 
-    def _aligned(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[np.ndarray, align.Orientation]:
-        """The best restart's coordinates in the input's unit, north-up, and the transform used."""
+    def _aligned(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule
+    ) -> tuple[np.ndarray, align.Orientation, np.ndarray | None]:
+        """The best restart's coordinates in the input's unit in the real frame, the transform, and lat/lon.
+
+        The latitude/longitude estimate is None when the input had none (and the geometry is flat).
+        """
         dm = trainer.datamodule
-        coords = pl_module.coords[pl_module.best_restart()].detach().cpu().double().numpy() * dm.scale
-        orientation = align.orient(coords, dm.table.names, dm.table.latlon)
-        return orientation.apply(coords), orientation
+        best = pl_module.best_restart()
+        raw = pl_module.coords[best].detach().cpu().double().numpy()
+        geometry = pl_module.hparams.geometry
+        if geometry == "sphere":
+            unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+            orientation, latlon = align.orient_geometry(unit, dm.table.names, dm.table.latlon, geometry)
+            return orientation.apply(unit) * float(pl_module.radius[best]) * dm.scale, orientation, latlon
+        orientation, latlon = align.orient_geometry(raw * dm.scale, dm.table.names, dm.table.latlon, geometry)
+        return orientation.apply(raw * dm.scale), orientation, latlon
 
     @rank_zero_only
     def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -134,34 +146,48 @@ class MapRenderer(pl.Callback):
         dm = trainer.datamodule
         table = dm.table
         best = pl_module.best_restart()
-        coords, orientation = self._aligned(trainer, pl_module)
-        history = orientation.apply(np.stack([h[best] for h in self.history]) * dm.scale) if self.history else None
+        geometry = pl_module.hparams.geometry
+        coords, orientation, latlon = self._aligned(trainer, pl_module)
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         stress = float(pl_module.stress1[best])
         title = f"{table.n} places, stress-1 {stress:.5f}" if math.isfinite(stress) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
+        if latlon is not None and table.latlon is not None:
+            self.written.append(output.write_geojson(log_dir / "coordinates.geojson", table.names, latlon))
         if (table.kind == "pairs" or table.n_known_pairs < table.n_pairs) and table.n <= self.max_pairs_places:
             given = np.where(table.known, table.distances, np.nan)
-            fitted = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
+            fitted = self._fitted(pl_module, dm.scale)
             self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, given, fitted))
-        if coords.shape[1] == 2:
+        if geometry == "plane" and coords.shape[1] == 2:
+            history = orientation.apply(np.stack([h[best] for h in self.history]) * dm.scale) if self.history else None
             figure = render.draw_map(
                 coords, table.names, history, title=title, unit=table.unit, max_labels=self.max_labels
             )
-            self.written.append(output.save_figure(log_dir / "map.png", figure))
-            _log_figure(trainer, "map", figure)
             if self.gif and history is not None and len(history) > 1:
                 self.written.append(_write_gif(log_dir / "fit.gif", history, table.names, self.gif_frames, table.unit))
+        elif geometry == "sphere":
+            radius = float(pl_module.radius[best]) * dm.scale
+            figure = render.draw_globe(
+                latlon, table.names, title=f"{title}, radius {radius:.1f}", max_labels=self.max_labels
+            )
+        else:
+            figure = render.draw_space(coords, table.names, title=title, unit=table.unit)
+        self.written.append(output.save_figure(log_dir / "map.png", figure))
+        _log_figure(trainer, "map", figure)
         self._diagnostics(trainer, pl_module, coords, log_dir)
         self._log_position_error(trainer, pl_module)
         for logger in _tensorboard(trainer):
+            embedding = torch.from_numpy(coords).float()
             logger.experiment.add_embedding(
-                torch.from_numpy(coords).float(),
-                metadata=table.names,
-                tag="coordinates",
-                global_step=trainer.global_step,
+                embedding, metadata=table.names, tag="coordinates", global_step=trainer.global_step
             )
-        self.coords = coords
+        self.coords, self.latlon = coords, latlon
+
+    @staticmethod
+    def _fitted(pl_module: pl.LightningModule, scale: float) -> np.ndarray:
+        """The best restart's model distances in the input's unit."""
+        with torch.no_grad():
+            return pl_module.fitted_distances()[pl_module.best_restart()].double().cpu().numpy() * scale
 
     def _diagnostics(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, coords: np.ndarray, log_dir: Path | None
@@ -169,11 +195,11 @@ class MapRenderer(pl.Callback):
         """Shepard diagram, per-city error map and histogram: to TensorBoard, and to files when ``log_dir`` is set."""
         table = trainer.datamodule.table
         known = np.triu(table.known, 1)
-        fitted = np.linalg.norm(coords[:, None] - coords[None], axis=-1)
+        fitted = self._fitted(pl_module, trainer.datamodule.scale)
         shepard = render.shepard_diagram(table.distances[known], fitted[known], unit=table.unit)
         weights = torch.from_numpy(np.where(table.known, table.weights, 0.0))
         given = torch.from_numpy(np.where(table.known, table.distances, 0.0))
-        share = losses.city_stress(torch.from_numpy(coords)[None], given, weights)[0].numpy()
+        share = losses.city_stress(torch.from_numpy(fitted)[None], given, weights)[0].numpy()
         figures = {"shepard": shepard}
         if coords.shape[1] == 2:
             figures["city_error"] = render.city_error_map(coords, table.names, share, unit=table.unit)
@@ -192,12 +218,17 @@ class MapRenderer(pl.Callback):
     def _log_position_error(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Mean and max distance (km) from the true positions after the best rigid fit, when those are known."""
         dm = trainer.datamodule
-        if dm is None or dm.table.latlon is None or pl_module.coords.shape[-1] != 2 or trainer.logger is None:
+        if dm is None or dm.table.latlon is None or trainer.logger is None:
             return
-        coords = pl_module.coords[pl_module.best_restart()].detach().cpu().double().numpy() * dm.scale
+        geometry = pl_module.hparams.geometry
+        if geometry == "plane" and pl_module.coords.shape[-1] != 2:
+            return
+        coords = pl_module.coords[pl_module.best_restart()].detach().cpu().double().numpy()
         if not np.isfinite(coords).all():
             return
-        errors = align.position_errors(coords, dm.table.latlon)
+        if geometry != "sphere":
+            coords = coords * dm.scale
+        errors = align.position_errors(coords, dm.table.latlon, geometry)
         trainer.logger.log_metrics(
             {
                 "diagnostics/position_error_mean_km": float(errors.mean()),

@@ -1,9 +1,10 @@
-"""Loss functions and fit metrics: pure tensor functions, no Lightning.
+"""Model distances, loss functions and fit metrics: pure tensor functions, no Lightning.
 
-Every function takes ``coords`` of shape ``(restarts, n, dim)`` (one map per restart) and the
-target ``distances`` of shape ``(n, n)``, and returns one value per restart. ``weights`` (same
-shape as ``distances``, 0 where a pair is unknown) multiplies each pair's term; pairs are counted
-once each (``i < j``), and the diagonal never counts.
+Distances come as ``fitted`` of shape ``(restarts, n, n)`` (one matrix per restart, from
+:func:`pairwise_distances` or :func:`geodesic_distances`) against the target ``distances`` of shape
+``(n, n)``. ``weights`` (same shape as ``distances``, 0 where a pair is unknown) multiplies each
+pair's term; pairs count once each (``i < j``) and the diagonal never counts. Every function
+returns one value per restart.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ LOSSES = ("course", "stress", "weighted_stress")
 
 
 def pairwise_distances(coords: torch.Tensor) -> torch.Tensor:
-    """``(restarts, n, n)`` Euclidean distances between the points of each map.
+    """``(restarts, n, n)`` Euclidean distances between the points of each map ``(restarts, n, dim)``.
 
     Uses ``torch.cdist`` without its matrix-multiply shortcut, which in float32 leaves errors of
     about 3e-4 relative on the diagonal: far more than the residuals this problem ends with.
@@ -25,25 +26,38 @@ def pairwise_distances(coords: torch.Tensor) -> torch.Tensor:
     return torch.cdist(coords, coords, compute_mode="donot_use_mm_for_euclid_dist")
 
 
+def geodesic_distances(coords: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+    """``(restarts, n, n)`` great-circle distances between unnormalised 3-D vectors on a sphere.
+
+    Each point is its vector's direction, so there is no singular parameterisation. The angle is
+    ``atan2(|u x v|, u . v)`` in float64: ``arccos`` has an infinite gradient for close points and
+    float32 rounds nearby cities together. ``radius`` is a scalar or one value per restart.
+    """
+    u = coords.double()
+    u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+    a, b = u[:, :, None, :], u[:, None, :, :]
+    # the cross product by components: torch.linalg.cross on expanded tensors is ~40x slower here
+    cx = a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]
+    cy = a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2]
+    cz = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    sine = (cx * cx + cy * cy + cz * cz).clamp_min(1e-300).sqrt()
+    cosine = u @ u.transpose(-1, -2)
+    radius = torch.as_tensor(radius, dtype=torch.float64, device=coords.device).reshape(-1, 1, 1)
+    return radius * torch.atan2(sine, cosine)
+
+
 def _upper(weights: torch.Tensor) -> torch.Tensor:
     """Weights with the diagonal and lower triangle zeroed, so each pair counts once."""
     return torch.triu(weights, diagonal=1)
 
 
-def course_objective(coords: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The course's objective: sum over pairs of ``w (|x_i - x_j|^2 - d_ij^2)^2``.
-
-    Squared distances are differentiable everywhere (no square root at coinciding points), which
-    is what makes the course's random start near the origin safe.
-    """
-    diff = coords[:, :, None, :] - coords[:, None, :, :]
-    sq = (diff * diff).sum(-1)
-    return (_upper(weights) * (sq - distances**2) ** 2).sum((-1, -2))
+def course_objective(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The course's objective: sum over pairs of ``w (|x_i - x_j|^2 - d_ij^2)^2``."""
+    return (_upper(weights) * (fitted**2 - distances**2) ** 2).sum((-1, -2))
 
 
-def raw_stress(coords: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def raw_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Kruskal's raw stress: sum over pairs of ``w (|x_i - x_j| - d_ij)^2``."""
-    fitted = pairwise_distances(coords)
     return (_upper(weights) * (fitted - distances) ** 2).sum((-1, -2))
 
 
@@ -53,9 +67,9 @@ def stress_weights(distances: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return torch.where(distances > 0, weights / safe**2, torch.zeros_like(weights))
 
 
-def weighted_stress(coords: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def weighted_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Raw stress with weights ``1/d^2``, the graph-drawing standard that favours local accuracy."""
-    return raw_stress(coords, distances, stress_weights(distances, weights))
+    return raw_stress(fitted, distances, stress_weights(distances, weights))
 
 
 def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -66,19 +80,17 @@ def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], t
     return table[name]
 
 
-def stress1(coords: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def stress1(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Kruskal's stress-1, ``sqrt(sum w (dhat - d)^2 / sum w d^2)``: scale-free, 0 for a perfect map."""
     upper = _upper(weights)
-    fitted = pairwise_distances(coords)
     return torch.sqrt((upper * (fitted - distances) ** 2).sum((-1, -2)) / (upper * distances**2).sum())
 
 
-def city_stress(coords: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def city_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Each city's share of the residual: ``(restarts, n)``, summing to 1 over the cities of a map.
 
     A pair's squared residual is split evenly between its two cities.
     """
     w = weights * (1 - torch.eye(weights.shape[-1], dtype=weights.dtype, device=weights.device))
-    fitted = pairwise_distances(coords)
     per_city = (w * (fitted - distances) ** 2).sum(-1)
     return per_city / per_city.sum(-1, keepdim=True).clamp_min(torch.finfo(per_city.dtype).tiny)

