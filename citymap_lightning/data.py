@@ -87,7 +87,7 @@ def from_latlon(names: list[str], latlon: np.ndarray, source: str = "") -> Dista
         unit="km",
         kind="places",
     )
-    return validate(table)
+    return validate(table, computed=True)
 
 
 def from_matrix(
@@ -339,18 +339,25 @@ def _check_names(path: Path | str, names: list[str]) -> None:
         seen[name] = i
 
 
-def validate(table: DistanceTable, symmetrize: bool = False) -> DistanceTable:
+def validate(table: DistanceTable, symmetrize: bool = False, computed: bool = False) -> DistanceTable:
     """Check a table's distances and structure; fix what may be fixed with a warning, refuse the rest.
 
     Refused: fewer than 3 places, duplicate names, infinite or negative distances, a diagonal that
     is not 0, asymmetry (unless ``symmetrize``), a place with no known distance, places split into
-    unconnected groups, and inputs whose known distances are all 0.
+    unconnected groups, and inputs whose known distances are all 0. A ``computed`` matrix (great-circle
+    distances of places) is finite, symmetric and complete by construction: only names and zero
+    distances are checked.
     """
     where, d, names = table.source or "input", table.distances, table.names
     n = len(names)
     if n < 3:
         raise DataError(f"{where}: {n} place{'s' if n != 1 else ''}: a map needs at least 3")
     _check_names(where, names)
+    if computed:
+        if not (d > 0).any():
+            raise DataError(f"{where}: every known distance is 0: nothing to map")
+        _warn_zero_distances(table, where, np.argwhere(np.triu(d == 0, 1)))
+        return table
     if np.isinf(d).any():
         i, j = np.argwhere(np.isinf(d))[0]
         raise DataError(f"{where}: infinite distance between {names[i]} and {names[j]}")
@@ -380,12 +387,16 @@ def validate(table: DistanceTable, symmetrize: bool = False) -> DistanceTable:
         )
     for i in np.flatnonzero(counts < 3):
         _warn(table, f"{where}: {names[i]} has only {counts[i]} known distance(s): its position may be mirrored")
-    zero = np.argwhere(np.triu(known & (d == 0), 1))
+    _warn_zero_distances(table, where, np.argwhere(np.triu(known & (d == 0), 1)))
+    return table
+
+
+def _warn_zero_distances(table: DistanceTable, where: str, zero: np.ndarray) -> None:
+    """Warn about (a few of) the pairs of different places at distance 0."""
     for i, j in zero[:5]:
-        _warn(table, f"{where}: {names[i]} and {names[j]} are at distance 0: they will share a point")
+        _warn(table, f"{where}: {table.names[i]} and {table.names[j]} are at distance 0: they will share a point")
     if len(zero) > 5:
         _warn(table, f"{where}: {len(zero)} pairs in all are at distance 0")
-    return table
 
 
 def _symmetric(where: str, d: np.ndarray, names: list[str], symmetrize: bool, notes: list[str]) -> np.ndarray:

