@@ -150,7 +150,7 @@ class MapRenderer(pl.Callback):
         coords, orientation, latlon = self._aligned(trainer, pl_module)
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         stress = float(pl_module.stress1[best])
-        title = f"{table.n} places, stress-1 {stress:.5f}" if math.isfinite(stress) else ""
+        title = f"{table.n} places, stress-1 {stress:.3g}" if math.isfinite(stress) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
         if latlon is not None and table.latlon is not None:
             self.written.append(output.write_geojson(log_dir / "coordinates.geojson", table.names, latlon))
