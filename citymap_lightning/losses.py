@@ -2,9 +2,10 @@
 
 Distances come as ``fitted`` of shape ``(restarts, n, n)`` (one matrix per restart, from
 :func:`pairwise_distances` or :func:`geodesic_distances`) against the target ``distances`` of shape
-``(n, n)``. ``weights`` (same shape as ``distances``, 0 where a pair is unknown) multiplies each
-pair's term; pairs count once each (``i < j``) and the diagonal never counts. Every function
-returns one value per restart.
+``(n, n)``. ``weights`` (symmetric, same shape as ``distances``, 0 where a pair is unknown)
+multiplies each pair's term. Each pair counts once: the sums run over the whole symmetric matrix
+and are halved, which costs no ``triu`` copy of an ``n x n`` matrix per call; the diagonal's terms
+are 0. Every function returns one value per restart.
 """
 
 from __future__ import annotations
@@ -46,19 +47,14 @@ def geodesic_distances(coords: torch.Tensor, radius: torch.Tensor) -> torch.Tens
     return radius * torch.atan2(sine, cosine)
 
 
-def _upper(weights: torch.Tensor) -> torch.Tensor:
-    """Weights with the diagonal and lower triangle zeroed, so each pair counts once."""
-    return torch.triu(weights, diagonal=1)
-
-
 def course_objective(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The course's objective: sum over pairs of ``w (|x_i - x_j|^2 - d_ij^2)^2``."""
-    return (_upper(weights) * (fitted**2 - distances**2) ** 2).sum((-1, -2))
+    return 0.5 * (weights * (fitted**2 - distances**2) ** 2).sum((-1, -2))
 
 
 def raw_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Kruskal's raw stress: sum over pairs of ``w (|x_i - x_j| - d_ij)^2``."""
-    return (_upper(weights) * (fitted - distances) ** 2).sum((-1, -2))
+    return 0.5 * (weights * (fitted - distances) ** 2).sum((-1, -2))
 
 
 def stress_weights(distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -82,8 +78,7 @@ def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], t
 
 def stress1(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Kruskal's stress-1, ``sqrt(sum w (dhat - d)^2 / sum w d^2)``: scale-free, 0 for a perfect map."""
-    upper = _upper(weights)
-    return torch.sqrt((upper * (fitted - distances) ** 2).sum((-1, -2)) / (upper * distances**2).sum())
+    return torch.sqrt((weights * (fitted - distances) ** 2).sum((-1, -2)) / (weights * distances**2).sum())
 
 
 def city_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -91,6 +86,5 @@ def city_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Te
 
     A pair's squared residual is split evenly between its two cities.
     """
-    w = weights * (1 - torch.eye(weights.shape[-1], dtype=weights.dtype, device=weights.device))
-    per_city = (w * (fitted - distances) ** 2).sum(-1)
+    per_city = (weights * (fitted - distances) ** 2).sum(-1)
     return per_city / per_city.sum(-1, keepdim=True).clamp_min(torch.finfo(per_city.dtype).tiny)
