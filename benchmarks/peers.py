@@ -1,0 +1,128 @@
+"""Whole-run benchmark of this project against the peers on the same places CSV.
+
+Each run is a separate Python process, timed from outside (wall time and peak memory through
+``/usr/bin/time``), alternating between the tools; stress-1 is computed by this script from each
+tool's output against the great-circle distances. Peers come from the optional extra:
+``pip install -e ".[bench]"`` (scikit-learn, s_gd2).
+
+    python benchmarks/peers.py --sizes 500 2000 5000 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "data" / "europe5000.csv"
+
+PEER = r"""
+import json, sys, time
+import numpy as np
+from citymap_lightning.data import load_table
+table = load_table(sys.argv[2])
+d = table.distances
+tool = sys.argv[1]
+if tool == "s_gd2":
+    import s_gd2
+    i, j = np.triu_indices(len(d), 1)
+    x = s_gd2.mds_direct(len(d), i.astype(np.int32), j.astype(np.int32), d[i, j])
+elif tool == "sklearn":
+    from sklearn.manifold import MDS
+    x = MDS(n_components=2, dissimilarity="precomputed", n_init=1, random_state=0).fit_transform(d)
+elif tool == "classical":
+    from citymap_lightning.starts import classical_mds
+    x = classical_mds(d, 2)
+np.save(sys.argv[3], np.asarray(x, dtype=np.float64))
+"""
+
+
+def subset(n: int, folder: Path) -> Path:
+    """The ``n`` most populous places of the bundled 5,000 as a CSV."""
+    path = folder / f"europe{n}.csv"
+    with open(DATA, encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(rows[: n + 1])
+    return path
+
+
+def stress1(x: np.ndarray, d: np.ndarray) -> float:
+    i, j = np.triu_indices(len(d), 1)
+    fitted = np.linalg.norm(x[i] - x[j], axis=1)
+    return float(np.sqrt(((fitted - d[i, j]) ** 2).sum() / (d[i, j] ** 2).sum()))
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of a whole process."""
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
+        subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", out.name, *command], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        wall, kb = out.read().split()[-2:]
+    return float(wall), float(kb) / 1024
+
+
+def run(tool: str, path: Path, work: Path) -> tuple[float, float, np.ndarray]:
+    if tool == "citymap":
+        root = work / "citymap"
+        shutil.rmtree(root, ignore_errors=True)
+        config = str(ROOT / "configs" / "large.yaml")
+        wall, mb = timed([sys.executable, "-m", "citymap_lightning", "fit", "--config", config,
+                          "--data.path", str(path), "--trainer.default_root_dir", str(root),
+                          "--trainer.enable_progress_bar", "false"])  # fmt: skip
+        (coords,) = root.rglob("coordinates.csv")
+        x = np.loadtxt(coords, delimiter=",", skiprows=1, usecols=(1, 2))
+        return wall, mb, x
+    out = work / f"{tool}.npy"
+    wall, mb = timed([sys.executable, "-c", PEER, tool, str(path), str(out)])
+    return wall, mb, np.load(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tools", nargs="+", default=["citymap", "s_gd2", "sklearn", "classical"])
+    parser.add_argument("--sklearn-max", type=int, default=2000, help="largest n given to scikit-learn")
+    args = parser.parse_args()
+    from citymap_lightning.data import load_table
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for n in args.sizes:
+            path = subset(n, work)
+            d = load_table(path).distances
+            tools = [t for t in args.tools if not (t == "sklearn" and n > args.sklearn_max)]
+            times: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tools}
+            for _ in range(args.repeats):
+                for tool in tools:  # alternating, so that a busy moment hurts every tool alike
+                    wall, mb, x = run(tool, path, work)
+                    times[tool].append((wall, mb, stress1(x, d)))
+            ours = statistics.median(t[0] for t in times.get("citymap", [(float("nan"),)]))
+            for tool, rows in times.items():
+                wall = statistics.median(r[0] for r in rows)
+                result = {"n": n, "tool": tool, "wall_s": round(wall, 2), "peak_mb": round(max(r[1] for r in rows)),
+                          "stress1": round(statistics.median(r[2] for r in rows), 5),
+                          "citymap_time_ratio": round(ours / wall, 2)}  # fmt: skip
+                results.append(result)
+                print(json.dumps(result), flush=True)
+    print("\n| n | tool | median wall (s) | peak memory (MB) | stress-1 | citymap time / tool time |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['n']} | {r['tool']} | {r['wall_s']} | {r['peak_mb']} | {r['stress1']} | {r['citymap_time_ratio']} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
