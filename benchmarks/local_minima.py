@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--places", type=int, default=300)
     parser.add_argument("--large-seeds", type=int, default=10, help="random starts on the larger set")
+    parser.add_argument("--optimisers", nargs="+", default=list(OPTIMISERS), choices=list(OPTIMISERS))
+    parser.add_argument("--sets", nargs="+", default=["europe36", "large"], choices=["europe36", "large"])
     parser.add_argument("--restarts", type=int, default=8)
     args = parser.parse_args()
     europe = load_table(DATA / "europe36.csv")
@@ -66,6 +68,7 @@ def main() -> None:
     from citymap_lightning.data import from_latlon
 
     sets = {"europe36": europe, f"europe{args.places}": from_latlon([big.names[i] for i in keep], big.latlon[keep])}
+    sets = {k: v for k, v in sets.items() if ("europe36" if k == "europe36" else "large") in args.sets}
     print("| data | loss | optimiser | single random starts missing the optimum | classical start | "
           f"{args.restarts} restarts (Adam) | best stress-1 | time |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
@@ -77,7 +80,7 @@ def main() -> None:
         seeds = args.seeds if table.n <= 36 else args.large_seeds
         for loss in losses.LOSSES:
             results = {}
-            for optimiser in OPTIMISERS:
+            for optimiser in args.optimisers:
                 t = time.perf_counter()
                 singles = np.array(
                     [run(loss, optimiser, starts.random_start(table.n, 2, np.random.default_rng(s))[None], d, w)[0]

@@ -26,22 +26,27 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "europe5000.csv"
 
 PEER = r"""
-import json, sys, time
+import csv, sys
 import numpy as np
-from citymap_lightning.data import load_table
-table = load_table(sys.argv[2])
-d = table.distances
+with open(sys.argv[2], encoding="utf-8") as f:
+    rows = list(csv.reader(f))[1:]
+lat, lon = np.radians(np.array([[float(r[1]), float(r[2])] for r in rows])).T
+h = (np.sin((lat[:, None] - lat[None]) / 2) ** 2
+     + np.cos(lat[:, None]) * np.cos(lat[None]) * np.sin((lon[:, None] - lon[None]) / 2) ** 2)
+d = 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
 tool = sys.argv[1]
 if tool == "s_gd2":
     import s_gd2
-    i, j = np.triu_indices(len(d), 1)
-    x = s_gd2.mds_direct(len(d), i.astype(np.int32), j.astype(np.int32), d[i, j])
+    i, j = np.triu_indices(len(d), 1)  # the condensed vector, in the order s_gd2 expects
+    x = s_gd2.mds_direct(len(d), d[i, j], w=np.ones(len(i)), random_seed=0)
 elif tool == "sklearn":
     from sklearn.manifold import MDS
     x = MDS(n_components=2, dissimilarity="precomputed", n_init=1, random_state=0).fit_transform(d)
 elif tool == "classical":
-    from citymap_lightning.starts import classical_mds
-    x = classical_mds(d, 2)
+    n = len(d)
+    b = -0.5 * (d**2 - (d**2).mean(0) - (d**2).mean(1)[:, None] + (d**2).mean())
+    values, vectors = np.linalg.eigh(b)
+    x = vectors[:, -2:] * np.sqrt(np.clip(values[-2:], 0, None))
 np.save(sys.argv[3], np.asarray(x, dtype=np.float64))
 """
 
@@ -80,7 +85,8 @@ def run(tool: str, path: Path, work: Path) -> tuple[float, float, np.ndarray]:
                           "--data.path", str(path), "--trainer.default_root_dir", str(root),
                           "--trainer.enable_progress_bar", "false"])  # fmt: skip
         (coords,) = root.rglob("coordinates.csv")
-        x = np.loadtxt(coords, delimiter=",", skiprows=1, usecols=(1, 2))
+        with open(coords, encoding="utf-8") as f:
+            x = np.array([[float(v) for v in row[1:3]] for row in list(csv.reader(f))[1:]])
         return wall, mb, x
     out = work / f"{tool}.npy"
     wall, mb = timed([sys.executable, "-c", PEER, tool, str(path), str(out)])
