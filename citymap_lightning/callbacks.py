@@ -135,7 +135,7 @@ class MapRenderer(pl.Callback):
         if geometry == "sphere":
             unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
             orientation, latlon = align.orient_geometry(unit, dm.table.names, dm.table.latlon, geometry)
-            return orientation.apply(unit) * float(pl_module.radius[best]) * dm.scale, orientation, latlon
+            return orientation.apply(unit) * float(pl_module.radius[best].detach()) * dm.scale, orientation, latlon
         orientation, latlon = align.orient_geometry(raw * dm.scale, dm.table.names, dm.table.latlon, geometry)
         return orientation.apply(raw * dm.scale), orientation, latlon
 
@@ -166,7 +166,7 @@ class MapRenderer(pl.Callback):
             if self.gif and history is not None and len(history) > 1:
                 self.written.append(_write_gif(log_dir / "fit.gif", history, table.names, self.gif_frames, table.unit))
         elif geometry == "sphere":
-            radius = float(pl_module.radius[best]) * dm.scale
+            radius = float(pl_module.radius[best].detach()) * dm.scale
             figure = render.draw_globe(
                 latlon, table.names, title=f"{title}, radius {radius:.1f}", max_labels=self.max_labels
             )

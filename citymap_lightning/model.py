@@ -191,7 +191,7 @@ class CityMap(pl.LightningModule):
             lr = float(self.trainer.optimizers[0].param_groups[0]["lr"])
             self.log("train/lr", lr, on_step=True, on_epoch=False)
             if self.log_radius is not None:
-                radius = float(self.radius[best]) * self.trainer.datamodule.scale
+                radius = float(self.radius[best].detach()) * self.trainer.datamodule.scale
                 self.log("train/radius", radius, on_step=True, on_epoch=False)
         return total
 
