@@ -73,13 +73,8 @@ def true_plane(latlon: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     return geo.azimuthal_equidistant(latlon, centre), centre
 
 
-def orient(coords: np.ndarray, names: list[str], latlon: np.ndarray | None = None) -> Orientation:
-    """The transform that puts a fitted 2-D map north-up and east-right, centred on its centroid."""
-    if latlon is not None and coords.shape[1] == 2:
-        truth, _ = true_plane(latlon)
-        fit = procrustes(coords, truth)
-        fit.offset = np.zeros(2)
-        return fit
+def orient(coords: np.ndarray, names: list[str]) -> Orientation:
+    """Orient a 2-D map without latitude/longitude: the course's anchor rule when it applies, else principal axes."""
     rule = anchor_rule(coords, names)
     return rule if rule is not None else principal_axes(coords)
 
