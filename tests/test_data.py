@@ -257,3 +257,11 @@ def test_divergence_stops_with_a_plain_message(tmp_path, capsys):
 
 def test_haversine_matrix_is_what_places_give():
     assert np.allclose(EUROPE_TABLE.distances, geo.distance_matrix(EUROPE_TABLE.latlon))
+
+
+def test_explicit_format_overrides_the_extension(tmp_path):
+    path = europe_matrix_csv(tmp_path / "distances.dat")
+    with pytest.raises(Exception, match="unknown extension '.dat'"):
+        load_table(path)
+    table = load_table(path, format="matrix")
+    assert table.names == EUROPE_TABLE.names and table.kind == "matrix"

@@ -1,0 +1,34 @@
+"""A plain, non-editable install carries the default data and configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+from conftest import ROOT
+
+
+def test_wheel_carries_data_and_configs_and_finds_them_from_anywhere(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path / "wheel")],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    (wheel,) = (tmp_path / "wheel").glob("citymap_lightning-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("data/europe36.csv", "configs/default.yaml", "configs/sgd.yaml", "configs/sphere.yaml"):
+        assert f"citymap_lightning/{name}" in names
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = (
+        "import citymap_lightning, sys; from citymap_lightning.data import packaged_path; "
+        "print(citymap_lightning.__file__); print(packaged_path('data', 'europe36.csv')); "
+        "print(packaged_path('configs', 'default.yaml'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(target)}).stdout.split()  # fmt: skip
+    assert all(line.startswith(str(target)) for line in out), out
