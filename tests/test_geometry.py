@@ -87,3 +87,14 @@ def test_space_gives_three_coordinates_and_a_3d_projector(tmp_path):
     (tensors,) = log_dir.rglob("tensors.tsv")
     assert all(len(line.split("\t")) == 3 for line in tensors.read_text().splitlines())
     assert (log_dir / "map.png").exists()
+
+
+def test_large_config_on_a_few_hundred_places(tmp_path):
+    """configs/large.yaml parses (early stopping included) and fits a subset of the 5,000-place set."""
+    lines = (ROOT / "data" / "europe5000.csv").read_text(encoding="utf-8").splitlines()[:401]
+    subset = tmp_path / "europe400.csv"
+    subset.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    log_dir = fit(tmp_path / "run", "--config", str(ROOT / "configs" / "large.yaml"), "--data.path", str(subset))
+    acc = event_tags(log_dir)
+    assert acc.Scalars("hp/stress1")[-1].value < 0.0015
+    assert (log_dir / "map.png").exists() and (log_dir / "coordinates.geojson").exists()
