@@ -117,11 +117,3 @@ def orient_geometry(
         return fit, geo.from_unit_vectors(fit.apply(coords))
     fit = procrustes(coords, directions * (radius or geo.EARTH_RADIUS_KM))
     return fit, geo.from_unit_vectors(fit.apply(coords))
-
-
-def position_errors(
-    coords: np.ndarray, latlon: np.ndarray, geometry: str = "plane", radius: float | None = None
-) -> np.ndarray:
-    """Each place's great-circle distance (km) from its true position after the best rigid fit."""
-    _, estimate = orient_geometry(coords, [], latlon, geometry, radius)
-    return geo.haversine(estimate, latlon)

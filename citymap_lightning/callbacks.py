@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from citymap_lightning import align, losses, output, render
+from citymap_lightning import align, geo, losses, output, render
 from citymap_lightning.errors import FitDivergedError
 
 
@@ -82,7 +82,8 @@ class MapRenderer(pl.Callback):
         epoch = trainer.current_epoch + 1
         if epoch % self._interval(trainer) == 0:
             self._record(pl_module)
-            self._log_position_error(trainer, pl_module)
+            if trainer.datamodule.table.latlon is not None and torch.isfinite(pl_module.coords).all():
+                self._log_position_error(trainer, self._aligned(trainer, pl_module)[2])
         if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:
             pl_module.refresh_stress1()
             coords, _, _ = self._aligned(trainer, pl_module)
@@ -175,7 +176,7 @@ class MapRenderer(pl.Callback):
         self.written.append(output.save_figure(log_dir / "map.png", figure))
         _log_figure(trainer, "map", figure)
         self._diagnostics(trainer, pl_module, coords, log_dir)
-        self._log_position_error(trainer, pl_module)
+        self._log_position_error(trainer, latlon)
         for logger in _tensorboard(trainer):
             embedding = torch.from_numpy(coords).float()
             logger.experiment.add_embedding(
@@ -215,20 +216,13 @@ class MapRenderer(pl.Callback):
                 "diagnostics/worst_cities", f"| city | share of residual |\n|---|---|\n{rows}", trainer.global_step
             )
 
-    def _log_position_error(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Mean and max distance (km) from the true positions after the best rigid fit, when those are known."""
-        dm = trainer.datamodule
-        if dm is None or dm.table.latlon is None or trainer.logger is None:
+    @staticmethod
+    def _log_position_error(trainer: pl.Trainer, estimate: np.ndarray | None) -> None:
+        """Mean and max great-circle distance (km) of the aligned fit's places from their true positions."""
+        table = trainer.datamodule.table
+        if estimate is None or table.latlon is None or trainer.logger is None or not np.isfinite(estimate).all():
             return
-        geometry = pl_module.hparams.geometry
-        if geometry == "plane" and pl_module.coords.shape[-1] != 2:
-            return
-        coords = pl_module.coords[pl_module.best_restart()].detach().cpu().double().numpy()
-        if not np.isfinite(coords).all():
-            return
-        if geometry != "sphere":
-            coords = coords * dm.scale
-        errors = align.position_errors(coords, dm.table.latlon, geometry)
+        errors = geo.haversine(estimate, table.latlon)
         trainer.logger.log_metrics(
             {
                 "diagnostics/position_error_mean_km": float(errors.mean()),

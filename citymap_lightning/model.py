@@ -74,6 +74,7 @@ class CityMap(pl.LightningModule):
         self.register_buffer("fixed_radius", torch.ones(restarts), persistent=False)
         self.register_buffer("stress1", torch.full((restarts,), float("nan")), persistent=False)
         self._fit_started = 0.0
+        self._stress1_step = -1
 
     def setup(self, stage: str) -> None:
         """Set the sphere's radius in normalised units; before fitting, place restart 0 by a data-driven start."""
@@ -84,12 +85,13 @@ class CityMap(pl.LightningModule):
         if stage != "fit" or self.hparams.start == "random":
             return
         table = dm.table
+        known = table.known | np.eye(table.n, dtype=bool)
         init = starts.initial_coords(
             self.hparams.start,
-            np.where(table.known | np.eye(table.n, dtype=bool), table.distances, np.nan),
+            np.where(known, table.distances, np.nan),
             self.coords.shape[-1],
             np.random.default_rng(0),
-            known=table.known | np.eye(table.n, dtype=bool),
+            known=known,
             latlon=table.latlon,
             scale=dm.scale,
         )
@@ -154,11 +156,15 @@ class CityMap(pl.LightningModule):
         dtype = torch.float64 if self.hparams.geometry == "sphere" else self.coords.dtype
         return batch["distances"].to(dtype), batch["weights"].to(dtype)
 
-    def _evaluate(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-restart loss and stress-1 on a batch."""
+    def _evaluate(
+        self, batch: dict[str, torch.Tensor], with_stress: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Per-restart loss and (when asked) stress-1 on a batch."""
         d, w = self._batch_tensors(batch)
         fitted = self.fitted_distances()
         loss = self.loss_fn(fitted, d, w)
+        if not with_stress:
+            return loss, None
         with torch.no_grad():
             s1 = losses.stress1(fitted.detach(), d, w)
         return loss, s1
@@ -176,14 +182,11 @@ class CityMap(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
-        d, w = self._batch_tensors(batch)
-        fitted = self.fitted_distances()
-        loss = self.loss_fn(fitted, d, w)
+        logging = self._logging_step()
+        loss, s1 = self._evaluate(batch, with_stress=logging)
         total = loss.sum()
-        if self._logging_step():
+        if logging:
             self.check_finite(total)
-            with torch.no_grad():
-                s1 = losses.stress1(fitted.detach(), d, w)
             self.stress1 = s1
             best = int(torch.argmin(s1))
             self.log("train/loss", loss[best].detach(), on_step=True, on_epoch=False, prog_bar=True)
@@ -256,10 +259,14 @@ class CityMap(pl.LightningModule):
             )
 
     def refresh_stress1(self) -> None:
-        """Recompute each restart's stress-1 at the current coordinates (on the data module's batch)."""
+        """Recompute each restart's stress-1 at the current coordinates (on the data module's batch).
+
+        The map callback and ``on_train_end`` both need it at the end of a fit: it is computed once per step.
+        """
         dm = self.trainer.datamodule
-        if dm is None or not hasattr(dm, "batch"):
+        if dm is None or not hasattr(dm, "batch") or self._stress1_step == self.global_step:
             return
+        self._stress1_step = self.global_step
         with torch.no_grad():
             _, self.stress1 = self._evaluate({k: v.to(self.device) for k, v in dm.batch().items()})
 
