@@ -96,8 +96,11 @@ def orient_geometry(
     rotation/reflection about the centre onto the true directions. ``space``: rotation/reflection
     and translation onto the true positions in 3-D (the Earth's centre at the origin), the
     latitude/longitude being each point's direction. Without latitude/longitude, latitude/longitude
-    is None and the map is oriented by :func:`orient` (plane) or its principal axes.
+    is None and the map is oriented by :func:`orient` (plane) or its principal axes; so is a ``plane``
+    of a dimension other than 2, which has no projection to be aligned on.
     """
+    if geometry == "plane" and coords.shape[1] != 2:
+        return principal_axes(coords), None
     if latlon is None:
         if geometry == "plane":
             return orient(coords, names), None

@@ -98,3 +98,10 @@ def test_large_config_on_a_few_hundred_places(tmp_path):
     acc = event_tags(log_dir)
     assert acc.Scalars("hp/stress1")[-1].value < 0.0015
     assert (log_dir / "map.png").exists() and (log_dir / "coordinates.geojson").exists()
+
+
+def test_plane_of_three_dimensions_with_latitude_longitude(tmp_path):
+    """A plane fitted in 3-D has no projection to align on: principal axes, x,y,z, no GeoJSON, no crash."""
+    log_dir = fit(tmp_path, "--model.dim", "3", "--trainer.max_epochs", "10")
+    assert (log_dir / "coordinates.csv").read_text().splitlines()[0] == "name,x,y,z"
+    assert (log_dir / "map.png").exists() and not (log_dir / "coordinates.geojson").exists()
