@@ -35,9 +35,11 @@ class MapRenderer(pl.Callback):
 
     Args:
         snapshots: about how many positions of the fit to record for the trajectories.
-        max_labels: above this many places, no labels are drawn.
+        max_labels: above this many places, no labels are drawn and the map's points are coloured
+            by their share of the residual.
         max_pairs_places: when pairs are missing (or the input is a pair list) and there are at most
             this many places, ``pairs_fitted.csv`` lists every pair with its given and fitted distance.
+        max_trajectories: above this many places, the map draws no trajectories.
         diagnostics_every_n_epochs: also draw the Shepard diagram and the error map every N epochs
             (0: only at the end, the right choice for long runs).
         gif: write ``fit.gif``, the map over the recorded history.
@@ -50,6 +52,7 @@ class MapRenderer(pl.Callback):
         snapshots: int = 200,
         max_labels: int = 200,
         max_pairs_places: int = 2000,
+        max_trajectories: int = 2000,
         diagnostics_every_n_epochs: int = 0,
         gif: bool = False,
         gif_frames: int = 80,
@@ -57,6 +60,7 @@ class MapRenderer(pl.Callback):
         self.snapshots = snapshots
         self.max_labels = max_labels
         self.max_pairs_places = max_pairs_places
+        self.max_trajectories = max_trajectories
         self.diagnostics_every_n_epochs = diagnostics_every_n_epochs
         self.gif = gif
         self.gif_frames = gif_frames
@@ -159,11 +163,15 @@ class MapRenderer(pl.Callback):
             given = np.where(table.known, table.distances, np.nan)
             fitted = self._fitted(pl_module, dm.scale)
             self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, given, fitted))
+        share = self._city_share(trainer, pl_module)
         if geometry == "plane" and coords.shape[1] == 2:
             history = orientation.apply(np.stack([h[best] for h in self.history]) * dm.scale) if self.history else None
+            coloured = table.n > self.max_labels
             figure = render.draw_map(
-                coords, table.names, history, title=title, unit=table.unit, max_labels=self.max_labels
-            )
+                coords, table.names, history, values=100 * share if coloured else None,
+                value_label="share of the residual (%)", title=title, unit=table.unit,
+                max_labels=self.max_labels, max_trajectories=self.max_trajectories,
+            )  # fmt: skip
             if self.gif and history is not None and len(history) > 1:
                 self.written.append(_write_gif(log_dir / "fit.gif", history, table.names, self.gif_frames, table.unit))
         elif geometry == "sphere":
@@ -173,9 +181,8 @@ class MapRenderer(pl.Callback):
             )
         else:
             figure = render.draw_space(coords, table.names, title=title, unit=table.unit)
-        self.written.append(output.save_figure(log_dir / "map.png", figure))
-        _log_figure(trainer, "map", figure)
-        self._diagnostics(trainer, pl_module, coords, log_dir)
+        self._publish(trainer, "map", figure, log_dir)
+        self._diagnostics(trainer, pl_module, coords, log_dir, share)
         self._log_position_error(trainer, latlon)
         for logger in _tensorboard(trainer):
             embedding = torch.from_numpy(coords).float()
@@ -186,28 +193,53 @@ class MapRenderer(pl.Callback):
 
     @staticmethod
     def _fitted(pl_module: pl.LightningModule, scale: float) -> np.ndarray:
-        """The best restart's model distances in the input's unit."""
+        """The best restart's model distances in the input's unit (``n x n``: for small inputs only)."""
         with torch.no_grad():
             return pl_module.fitted_distances()[pl_module.best_restart()].double().cpu().numpy() * scale
 
+    @staticmethod
+    def _city_share(trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
+        """Each place's share of the best restart's squared residuals (sums to 1)."""
+        residuals = pl_module.city_residuals().double()
+        return (residuals / residuals.sum().clamp_min(torch.finfo(torch.float64).tiny)).cpu().numpy()
+
+    def _publish(self, trainer: pl.Trainer, tag: str, figure: Any, log_dir: Path | None) -> None:
+        """Render a figure once; write it as ``TAG.png`` when ``log_dir`` is set and add it to TensorBoard."""
+        image = render.to_image(figure)
+        if log_dir is not None:
+            self.written.append(output.save_image(log_dir / f"{tag}.png", image))
+        for logger in _tensorboard(trainer):
+            logger.experiment.add_image(tag, image[..., :3], global_step=trainer.global_step, dataformats="HWC")
+            logger.experiment.flush()
+
     def _diagnostics(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, coords: np.ndarray, log_dir: Path | None
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        coords: np.ndarray,
+        log_dir: Path | None,
+        share: np.ndarray | None = None,
     ) -> None:
-        """Shepard diagram, per-city error map and histogram: to TensorBoard, and to files when ``log_dir`` is set."""
+        """Shepard diagram, per-city error map and histogram: to TensorBoard, and to files when ``log_dir`` is set.
+
+        The Shepard diagram shows at most ``SHEPARD_PAIRS`` known pairs, drawn at random, so that it
+        costs the same at any size.
+        """
         table = trainer.datamodule.table
-        known = np.triu(table.known, 1)
-        fitted = self._fitted(pl_module, trainer.datamodule.scale)
-        shepard = render.shepard_diagram(table.distances[known], fitted[known], unit=table.unit)
-        weights = torch.from_numpy(np.where(table.known, table.weights, 0.0))
-        given = torch.from_numpy(np.where(table.known, table.distances, 0.0))
-        share = losses.city_stress(torch.from_numpy(fitted)[None], given, weights)[0].numpy()
+        share = self._city_share(trainer, pl_module) if share is None else share
+        i, j = sample_known_pairs(table, SHEPARD_PAIRS)
+        fitted = pl_module.pair_distances(torch.from_numpy(i), torch.from_numpy(j)).double().cpu().numpy()
+        title = f"Shepard diagram ({len(i)} of {table.n_known_pairs} pairs)" if len(i) < table.n_known_pairs else ""
+        shepard = render.shepard_diagram(
+            table.distances[i, j], fitted * trainer.datamodule.scale, unit=table.unit, title=title
+        )
         figures = {"shepard": shepard}
         if coords.shape[1] == 2:
-            figures["city_error"] = render.city_error_map(coords, table.names, share, unit=table.unit)
+            figures["city_error"] = render.city_error_map(
+                coords, table.names, share, unit=table.unit, max_labels=min(60, self.max_labels)
+            )
         for tag, figure in figures.items():
-            if log_dir is not None:
-                self.written.append(output.save_figure(log_dir / f"{tag}.png", figure))
-            _log_figure(trainer, tag, figure)
+            self._publish(trainer, tag, figure, log_dir)
         for logger in _tensorboard(trainer):
             logger.experiment.add_histogram("diagnostics/city_stress", share, global_step=trainer.global_step)
             worst = np.argsort(share)[::-1][:10]
@@ -237,11 +269,29 @@ def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
-def _log_figure(trainer: pl.Trainer, tag: str, figure: Any) -> None:
-    """Add a figure to TensorBoard when the run logs there."""
-    for logger in _tensorboard(trainer):
-        logger.experiment.add_figure(tag, figure, global_step=trainer.global_step, close=False)
-        logger.experiment.flush()
+SHEPARD_PAIRS = 20000
+"""Most pairs drawn in a Shepard diagram (a random sample of the known pairs beyond that)."""
+
+
+def sample_known_pairs(table: Any, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``count`` distinct known pairs ``i < j`` of a table, drawn at random (all of them when fewer).
+
+    A complete table is sampled without building an ``n x n`` mask.
+    """
+    n = table.n
+    if table.n_known_pairs == table.n_pairs:
+        if table.n_pairs <= count:
+            return np.triu_indices(n, 1)
+        rng = np.random.default_rng(seed)
+        flat = np.unique(rng.integers(0, n * n, size=2 * count + 64))
+        i, j = np.divmod(flat, n)
+        i, j = i[i < j], j[i < j]
+    else:
+        i, j = np.nonzero(np.triu(table.known, 1))
+    if len(i) > count:
+        pick = np.sort(np.random.default_rng(seed + 1).choice(len(i), count, replace=False))
+        i, j = i[pick], j[pick]
+    return i, j
 
 
 def _write_gif(path: Path, history: np.ndarray, names: list[str], frames: int, unit: str) -> Path:

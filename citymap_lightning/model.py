@@ -129,6 +129,31 @@ class CityMap(pl.LightningModule):
             return losses.geodesic_distances(coords, self.radius)
         return losses.pairwise_distances(coords)
 
+    def pair_distances(self, i: torch.Tensor, j: torch.Tensor, restart: int | None = None) -> torch.Tensor:
+        """Model distances of the pairs ``(i[k], j[k])`` in one restart (the best by default), normalised units."""
+        restart = self.best_restart() if restart is None else restart
+        with torch.no_grad():
+            x = self.coords[restart].detach()
+            a, b = x[i.to(x.device)], x[j.to(x.device)]
+            if self.hparams.geometry != "sphere":
+                return (a - b).norm(dim=-1)
+            a, b = a.double(), b.double()
+            angle = torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), (a * b).sum(-1))
+            return self.radius[restart].double() * angle
+
+    def city_residuals(self, restart: int | None = None) -> torch.Tensor:
+        """``(n,)``: each place's sum of ``w (dhat - d)^2`` over its known pairs, in one restart (the best by default)."""
+        restart = self.best_restart() if restart is None else restart
+        batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.batch().items()}
+        d, w = self._batch_tensors(batch)
+        with torch.no_grad():
+            coords = self.coords[restart : restart + 1].detach()
+            if self.hparams.geometry != "sphere":
+                return losses.fused_city_residuals(coords, d, w)[0]
+            fitted = losses.geodesic_distances(coords, self.radius[restart : restart + 1].detach())[0]
+            squared = (fitted - d) ** 2
+            return (squared if w is None else w * squared).sum(-1)
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The default optimiser: L-BFGS with a strong-Wolfe line search and no early stopping tolerances.
 
@@ -152,22 +177,30 @@ class CityMap(pl.LightningModule):
         """The coordinates of every restart (normalised units)."""
         return self.coords
 
-    def _batch_tensors(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch_tensors(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
         dtype = torch.float64 if self.hparams.geometry == "sphere" else self.coords.dtype
-        return batch["distances"].to(dtype), batch["weights"].to(dtype)
+        w = batch.get("weights")
+        return batch["distances"].to(dtype), None if w is None else w.to(dtype)
 
     def _evaluate(
         self, batch: dict[str, torch.Tensor], with_stress: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-restart loss and (when asked) stress-1 on a batch."""
+        """Per-restart loss and (when asked) stress-1 on a full-matrix batch.
+
+        Flat maps use the fused blockwise loss (analytic gradient, no ``n x n`` temporaries); the
+        sphere's geodesics go through autograd in float64.
+        """
         d, w = self._batch_tensors(batch)
-        fitted = self.fitted_distances()
-        loss = self.loss_fn(fitted, d, w)
+        if self.hparams.geometry != "sphere":
+            loss, residual = losses.fused_loss(self.coords, d, w, self.hparams.loss)
+        else:
+            fitted = self.fitted_distances()
+            loss = self.loss_fn(fitted, d, torch.ones_like(d) if w is None else w)
+            with torch.no_grad():
+                residual = (((fitted - d) ** 2) if w is None else w * (fitted - d) ** 2).sum((-1, -2))
         if not with_stress:
             return loss, None
-        with torch.no_grad():
-            s1 = losses.stress1(fitted.detach(), d, w)
-        return loss, s1
+        return loss, torch.sqrt(residual.detach().double() / batch["norm"]).float()
 
     def _logging_step(self) -> bool:
         """Log (and check for divergence) every ``log_every_n_steps`` steps and on the last epoch.

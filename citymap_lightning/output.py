@@ -59,6 +59,13 @@ def save_figure(path: str | Path, figure) -> Path:  # noqa: ANN001
     return atomic_write(path, lambda f: figure.savefig(f, format=path.suffix.lstrip(".")), binary=True)
 
 
+def save_image(path: str | Path, image: np.ndarray) -> Path:
+    """Save an RGBA array (from :func:`citymap_lightning.render.to_image`) as a PNG, atomically."""
+    from matplotlib.image import imsave
+
+    return atomic_write(path, lambda f: imsave(f, image, format="png"), binary=True)
+
+
 def write_pairs(path: str | Path, names: Sequence[str], given: np.ndarray, fitted: np.ndarray) -> Path:
     """``pairs_fitted.csv``: every pair once, its given distance (empty when unknown) and the fitted one."""
     i, j = np.triu_indices(len(names), 1)

@@ -17,6 +17,12 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
+def to_image(fig: Figure) -> np.ndarray:
+    """The figure rendered once, as an ``(height, width, 4)`` uint8 RGBA array (for a PNG file and TensorBoard)."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
 def city_colours(n: int) -> np.ndarray:
     """One distinct colour per city (RGBA rows), as in the course's trajectory pictures."""
     from matplotlib import colormaps
@@ -41,6 +47,7 @@ def draw_map(
     title: str = "",
     unit: str = "km",
     max_labels: int = 200,
+    max_trajectories: int = 2000,
 ) -> Figure:
     """The map: cities as points, readable non-overlapping labels, and each city's trajectory.
 
@@ -54,23 +61,26 @@ def draw_map(
         title: the figure title.
         unit: the coordinates' unit, for the axis labels.
         max_labels: above this many cities no labels are drawn (they would only make a blot).
+        max_trajectories: above this many cities no trajectories are drawn.
 
     """
+    from matplotlib.collections import LineCollection
+
     n = len(names)
     fig = new_figure(10, 9)
     ax = fig.add_subplot()
     colours = city_colours(n)
     xlim, ylim = _limits(coords)
-    if history is not None and len(history) > 1:
-        for i in range(n):
-            ax.plot(history[:, i, 0], history[:, i, 1], color=colours[i], lw=0.9, alpha=0.55, zorder=1)
+    if history is not None and len(history) > 1 and n <= max_trajectories:
+        lines = LineCollection(list(np.swapaxes(history, 0, 1)), colors=colours, linewidths=0.9, alpha=0.55, zorder=1)
+        ax.add_collection(lines)
+    small = n > 500
+    size = 30.0 if not small else float(np.clip(30.0 * np.sqrt(500.0 / n), 0.5, 6.0))
+    edges = {"edgecolors": "none"} if small else {"edgecolors": "black", "linewidths": 0.6}
     if values is None:
-        points = ax.scatter(coords[:, 0], coords[:, 1], s=30, c=colours, edgecolors="black", linewidths=0.6, zorder=3)
+        points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=colours, zorder=3, **edges)
     else:
-        points = ax.scatter(
-            coords[:, 0], coords[:, 1], s=34 if n <= 500 else 6, c=values, cmap="viridis",
-            edgecolors="black" if n <= 500 else "none", linewidths=0.5, zorder=3,
-        )  # fmt: skip
+        points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=values, cmap="viridis", zorder=3, **edges)
         fig.colorbar(points, ax=ax, shrink=0.7, label=value_label)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
@@ -134,16 +144,18 @@ def shepard_diagram(given: np.ndarray, fitted: np.ndarray, unit: str = "km", tit
     return fig
 
 
-def city_error_map(coords: np.ndarray, names: list[str], share: np.ndarray, unit: str = "km") -> Figure:
+def city_error_map(
+    coords: np.ndarray, names: list[str], share: np.ndarray, unit: str = "km", title: str = "", max_labels: int = 60
+) -> Figure:
     """The map with each city coloured by its share of the residual (per-city stress, in percent)."""
     return draw_map(
         coords,
         names,
         values=100 * share,
         value_label="share of the residual (%)",
-        title="Per-city error: each city's share of the squared residuals",
+        title=title or "Per-city error: each city's share of the squared residuals",
         unit=unit,
-        max_labels=60,
+        max_labels=max_labels,
     )
 
 

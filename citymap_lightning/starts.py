@@ -14,8 +14,9 @@ STARTS = ("random", "classical", "pivot", "mercator", "lambert")
 def random_start(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
     """The course's start: standard normal positions divided by the Frobenius norm of their distance matrix."""
     x = rng.standard_normal((n, dim))
-    d = np.linalg.norm(x[:, None, :] - x[None, :, :], axis=-1)
-    return x / np.linalg.norm(d)
+    # the Frobenius norm of the distance matrix without building it: sum |x_i - x_j|^2 = 2n sum|x|^2 - 2|sum x|^2
+    frobenius_sq = 2 * n * float((x * x).sum()) - 2 * float((x.sum(axis=0) ** 2).sum())
+    return x / np.sqrt(max(frobenius_sq, np.finfo(float).tiny))
 
 
 def classical_mds(distances: np.ndarray, dim: int, known: np.ndarray | None = None) -> np.ndarray:
