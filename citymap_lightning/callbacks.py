@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from citymap_lightning import align, geo, losses, output, render
+from citymap_lightning import align, geo, output, render
 from citymap_lightning.errors import FitDivergedError
 
 

@@ -70,9 +70,12 @@ class DistanceDataModule(pl.LightningDataModule):
         return self.table.names
 
     def batch(self) -> dict[str, torch.Tensor]:
-        """The one batch: normalised ``distances`` (0 where unknown), ``norm`` (the sum of ``w d^2`` over
-        the whole matrix, stress-1's denominator) and, unless every pair is known with weight 1,
-        ``weights`` (0 where unknown)."""
+        """The one batch: normalised ``distances``, ``norm`` and, when needed, ``weights``.
+
+        ``distances`` and ``weights`` are 0 where a pair is unknown; ``weights`` is left out when
+        every pair is known with weight 1. ``norm`` is stress-1's denominator, the sum of ``w d^2``
+        over the whole matrix.
+        """
         return self._batch
 
     def _loader(self) -> DataLoader:

@@ -142,7 +142,7 @@ class CityMap(pl.LightningModule):
             return self.radius[restart].double() * angle
 
     def city_residuals(self, restart: int | None = None) -> torch.Tensor:
-        """``(n,)``: each place's sum of ``w (dhat - d)^2`` over its known pairs, in one restart (the best by default)."""
+        """``(n,)``: each place's sum of ``w (dhat - d)^2`` over its known pairs, in one restart (default: the best)."""
         restart = self.best_restart() if restart is None else restart
         batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.batch().items()}
         d, w = self._batch_tensors(batch)
