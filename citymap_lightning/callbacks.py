@@ -231,7 +231,7 @@ class MapRenderer(pl.Callback):
         fitted = pl_module.pair_distances(torch.from_numpy(i), torch.from_numpy(j)).double().cpu().numpy()
         title = f"Shepard diagram ({len(i)} of {table.n_known_pairs} pairs)" if len(i) < table.n_known_pairs else ""
         shepard = render.shepard_diagram(
-            table.distances[i, j], fitted * trainer.datamodule.scale, unit=table.unit, title=title
+            table.pair_distances(i, j), fitted * trainer.datamodule.scale, unit=table.unit, title=title
         )
         figures = {"shepard": shepard}
         if coords.shape[1] == 2:

@@ -114,6 +114,7 @@ def cli_kwargs() -> dict[str, Any]:
     return {
         "model_class": CityMap,
         "datamodule_class": DistanceDataModule,
+        "subclass_mode_data": True,
         "seed_everything_default": 0,
         "save_config_kwargs": {"overwrite": True},
         "parser_kwargs": {

@@ -35,8 +35,11 @@ class DistanceTable:
 
     Attributes:
         names: place names, in input order.
-        distances: ``(n, n)`` float64, symmetric, zero diagonal, NaN where the pair is unknown.
-        weights: ``(n, n)`` per-pair weights (1 unless given), 0 where the pair is unknown.
+        distances: ``(n, n)`` float64, symmetric, zero diagonal, NaN where the pair is unknown; None
+            for a *lazy* places table, whose distances are computed from ``latlon`` when asked for
+            (:meth:`pair_distances`, :meth:`columns`), so that no ``n x n`` matrix is ever held.
+        weights: ``(n, n)`` per-pair weights (1 unless given), 0 where the pair is unknown; None
+            for a lazy table (every weight 1).
         latlon: ``(n, 2)`` latitude/longitude in degrees when the input had them, else None.
         source: the file the table came from.
         unit: the distances' unit when known ("km" for great-circle distances), else "".
@@ -44,8 +47,8 @@ class DistanceTable:
     """
 
     names: list[str]
-    distances: np.ndarray
-    weights: np.ndarray
+    distances: np.ndarray | None
+    weights: np.ndarray | None
     latlon: np.ndarray | None = None
     source: str = ""
     unit: str = ""
@@ -58,16 +61,44 @@ class DistanceTable:
         return len(self.names)
 
     @property
+    def lazy(self) -> bool:
+        """True when distances are computed from latitude/longitude on demand (no matrix is held)."""
+        return self.distances is None
+
+    @property
     def known(self) -> np.ndarray:
         """``(n, n)`` bool: the pair's distance is known (and its weight positive); False on the diagonal."""
-        k = np.isfinite(self.distances) & (self.weights > 0)
+        if self.distances is None:
+            k = np.ones((self.n, self.n), dtype=bool)
+        else:
+            k = np.isfinite(self.distances) & (self.weights > 0)
         np.fill_diagonal(k, False)
         return k
 
     @property
     def n_known_pairs(self) -> int:
         """Number of unordered pairs with a known distance."""
+        if self.distances is None:
+            return self.n_pairs
         return int(np.triu(self.known, 1).sum())
+
+    def pair_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Distances of the pairs ``(i[k], j[k])`` (great-circle from latitude/longitude for a lazy table)."""
+        if self.distances is None:
+            return geo.haversine(self.latlon[i], self.latlon[j])
+        return self.distances[i, j]
+
+    def pair_weights(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Weights of the pairs ``(i[k], j[k])`` (1 for a lazy table)."""
+        if self.weights is None:
+            return np.ones(len(i))
+        return self.weights[i, j]
+
+    def columns(self, cols: np.ndarray) -> np.ndarray:
+        """``(n, len(cols))`` distances from every place to the places ``cols`` (NaN where unknown)."""
+        if self.distances is None:
+            return geo.haversine(self.latlon[:, None, :], self.latlon[None, cols, :])
+        return np.where(self.known[:, cols] | (np.arange(self.n)[:, None] == cols), self.distances[:, cols], np.nan)
 
     @property
     def n_pairs(self) -> int:
@@ -75,13 +106,16 @@ class DistanceTable:
         return self.n * (self.n - 1) // 2
 
 
-def from_latlon(names: list[str], latlon: np.ndarray, source: str = "") -> DistanceTable:
-    """A complete table of great-circle distances (km) between places given by latitude/longitude."""
+def from_latlon(names: list[str], latlon: np.ndarray, source: str = "", lazy: bool = False) -> DistanceTable:
+    """A complete table of great-circle distances (km) between places given by latitude/longitude.
+
+    ``lazy`` keeps no matrix: distances are computed for the pairs asked for.
+    """
     latlon = np.asarray(latlon, dtype=np.float64)
     table = DistanceTable(
         names=list(names),
-        distances=geo.distance_matrix(latlon),
-        weights=np.ones((len(names), len(names))),
+        distances=None if lazy else geo.distance_matrix(latlon),
+        weights=None if lazy else np.ones((len(names), len(names))),
         latlon=latlon,
         source=source,
         unit="km",
@@ -115,6 +149,7 @@ def load_table(
     format: str = "auto",
     names: str | Path | None = None,
     symmetrize: bool = False,
+    lazy: bool = False,
 ) -> DistanceTable:
     """Read and validate the distance input at ``path``.
 
@@ -124,6 +159,7 @@ def load_table(
         format: one of :data:`FORMATS`; ``auto`` tells it from the extension and the header.
         names: for ``.npy`` matrices, a text file with one name per line (UTF-8).
         symmetrize: average ``d[i, j]`` and ``d[j, i]`` when they differ, instead of refusing.
+        lazy: for a places CSV, hold no distance matrix (see :class:`DistanceTable`).
 
     """
     path = Path(path)
@@ -143,7 +179,7 @@ def load_table(
     header, rows, decimal_comma = _read_csv(path)
     kind = format if format != "auto" else _csv_kind(path, header, rows)
     if kind == "places":
-        return _places(path, header, rows, decimal_comma)
+        return _places(path, header, rows, decimal_comma, lazy)
     if kind == "pairs":
         return _pairs(path, header, rows, decimal_comma, symmetrize)
     if kind == "matrix":
@@ -212,7 +248,9 @@ def _cells(path: Path, rows: list[list[str]], width: int) -> None:
             raise DataError(f"{path}: row {r} has {len(row)} cells, expected at least {width}")
 
 
-def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool) -> DistanceTable:
+def _places(
+    path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool, lazy: bool = False
+) -> DistanceTable:
     """A places CSV: great-circle distances between ``name,latitude,longitude`` rows."""
     i_name, i_lat, i_lon = _column(path, header, ("name",)), _column(path, header, _LAT), _column(path, header, _LON)
     _cells(path, rows, max(i_name, i_lat, i_lon) + 1)
@@ -233,7 +271,7 @@ def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma:
         if not (math.isfinite(lon) and -180 <= lon <= 180):
             raise DataError(f"{path}: row {r} ({name}): longitude {lon:g} is outside [-180, 180]")
     _check_names(path, names)
-    return from_latlon(names, latlon, source=str(path))
+    return from_latlon(names, latlon, source=str(path), lazy=lazy)
 
 
 def _matrix_csv(
@@ -354,9 +392,11 @@ def validate(table: DistanceTable, symmetrize: bool = False, computed: bool = Fa
         raise DataError(f"{where}: {n} place{'s' if n != 1 else ''}: a map needs at least 3")
     _check_names(where, names)
     if computed:
-        if not (d > 0).any():
+        _, first, group = np.unique(table.latlon, axis=0, return_index=True, return_inverse=True)
+        if len(first) == 1:
             raise DataError(f"{where}: every known distance is 0: nothing to map")
-        _warn_zero_distances(table, where, np.argwhere(np.triu(d == 0, 1)))
+        same = np.flatnonzero(first[group.ravel()] != np.arange(n))
+        _warn_zero_distances(table, where, np.stack([first[group.ravel()][same], same], axis=1))
         return table
     if np.isinf(d).any():
         i, j = np.argwhere(np.isinf(d))[0]

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 
+from citymap_lightning import sampling
 from citymap_lightning.data import DistanceTable, load_table, packaged_path
+from citymap_lightning.errors import ConfigError
 
 log = logging.getLogger("citymap_lightning")
 
@@ -44,9 +48,20 @@ class DistanceDataModule(pl.LightningDataModule):
         super().__init__()
         self.save_hyperparameters()
         self.path = str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
-        self.table: DistanceTable = load_table(self.path, format=format, names=names, symmetrize=symmetrize)
-        known = self.table.known
+        self.table: DistanceTable = load_table(
+            self.path, format=format, names=names, symmetrize=symmetrize, lazy=self.lazy_table
+        )
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
+        self._prepare()
+
+    lazy_table = False
+    """Whether a places CSV is read without building its distance matrix."""
+    pair_batches = False
+    """Whether batches are pairs (else one full-matrix batch)."""
+
+    def _prepare(self) -> None:
+        """The scale and the one full-matrix batch."""
+        known = self.table.known
         self.scale = float(np.sqrt((np.where(known, self.table.distances, 0.0) ** 2).sum()))
         complete = self.table.n_known_pairs == self.table.n_pairs
         unweighted = complete and bool((self.table.weights[known] == 1).all())
@@ -78,6 +93,10 @@ class DistanceDataModule(pl.LightningDataModule):
         """
         return self._batch
 
+    def evaluation_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches over which the fit's exact stress-1 is computed: the one full-matrix batch."""
+        yield self._batch
+
     def _loader(self) -> DataLoader:
         return DataLoader([self._batch], batch_size=None)
 
@@ -92,3 +111,134 @@ class DistanceDataModule(pl.LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         """The same batch: prediction writes the coordinates of a checkpoint."""
         return self._loader()
+
+
+class PairDataModule(DistanceDataModule):
+    """Batches of pairs ``(i, j)`` with their distance, for inputs too large for one ``n x n`` batch.
+
+    Each epoch every place is paired with its ``neighbours`` nearest places and ``random_pairs``
+    random ones (new each epoch; an incomplete input uses its known pairs instead); the epoch's
+    pairs are shuffled and cut into batches of about ``batch_size``. A places CSV is read without a
+    distance matrix: each batch's great-circle distances are computed when it is made, so memory is
+    O(n + batch_size). Under DDP each rank takes every ``world_size``-th pair of the same epoch.
+
+    Validation (and the final stress-1) is exact over all pairs for up to ``exact_limit`` places,
+    and beyond that an estimate from a fixed random sample of ``sample_pairs`` pairs.
+    Distances are divided by :attr:`scale`, their root mean square over a sample of pairs.
+
+    Args:
+        path: the input file, as for :class:`DistanceDataModule`.
+        format: as for :class:`DistanceDataModule`.
+        names: as for :class:`DistanceDataModule`.
+        symmetrize: as for :class:`DistanceDataModule`.
+        neighbours: near neighbours per place per epoch.
+        random_pairs: random partners per place per epoch.
+        batch_size: pairs per batch (over all ranks together).
+        exact_limit: up to this many places, stress-1 is computed over every pair.
+        sample_pairs: beyond ``exact_limit``, stress-1 is estimated on this many random pairs.
+        seed: seed of the pair sampling (the same pairs whatever the number of ranks).
+
+    """
+
+    lazy_table = True
+    pair_batches = True
+
+    def __init__(
+        self,
+        path: str | None = None,
+        format: str = "auto",
+        names: str | None = None,
+        symmetrize: bool = False,
+        neighbours: int = 8,
+        random_pairs: int = 16,
+        batch_size: int = 262144,
+        exact_limit: int = 20000,
+        sample_pairs: int = 1000000,
+        seed: int = 0,
+    ) -> None:
+        if min(neighbours, random_pairs) < 0 or neighbours + random_pairs < 1 or min(batch_size, sample_pairs) < 1:
+            raise ConfigError("neighbours and random_pairs must be >= 0 (one of them > 0); batch_size and "
+                              "sample_pairs must be positive")  # fmt: skip
+        self.neighbours, self.random_pairs, self.batch_size = neighbours, random_pairs, batch_size
+        self.exact_limit, self.sample_pairs, self.seed = exact_limit, sample_pairs, seed
+        super().__init__(path=path, format=format, names=names, symmetrize=symmetrize)
+
+    def _prepare(self) -> None:
+        """Neighbours, the evaluation pairs and the scale."""
+        table = self.table
+        self.complete = table.n_known_pairs == table.n_pairs
+        self.known_pairs = None if self.complete else sampling.known_pair_list(table)
+        self.neighbour_index = sampling.nearest_neighbours(table, self.neighbours) if self.complete else None
+        self.exact = table.n <= self.exact_limit or not self.complete
+        if not self.exact:
+            self._evaluation = sampling.evaluation_pairs(table.n, self.sample_pairs)
+        elif self.complete:
+            self._evaluation = None
+        else:
+            self._evaluation = self.known_pairs
+        sample = self._evaluation or sampling.evaluation_pairs(table.n, min(self.sample_pairs, 100000))
+        d = table.pair_distances(sample[0][:100000], sample[1][:100000])
+        self.scale = float(np.sqrt(np.mean(d**2)))
+        self.evaluation_size = table.n_known_pairs if self.exact else len(self._evaluation[0])
+        what = "every pair" if self.exact else f"a fixed sample of {self.evaluation_size} pairs"
+        log.info(f"{self.path}: pair batches of {self.batch_size}; stress-1 is computed over {what}")
+
+    def batch(self) -> dict[str, torch.Tensor]:
+        """There is no full-matrix batch in this module."""
+        raise ConfigError("PairDataModule has no full-matrix batch: use evaluation_batches()")
+
+    def _pairs(self, i: np.ndarray, j: np.ndarray) -> dict[str, torch.Tensor]:
+        """A batch: the pairs, their normalised distances and their weights."""
+        return {
+            "i": torch.from_numpy(np.ascontiguousarray(i)),
+            "j": torch.from_numpy(np.ascontiguousarray(j)),
+            "distances": torch.from_numpy(self.table.pair_distances(i, j) / self.scale).float(),
+            "weights": torch.from_numpy(self.table.pair_weights(i, j)).float(),
+        }
+
+    def _rank(self) -> tuple[int, int, int]:
+        """The current epoch, this process's rank and the number of ranks."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 0, 1
+        return trainer.current_epoch, trainer.global_rank, trainer.world_size
+
+    def train_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """The batches of the current epoch for this rank (the same number on every rank)."""
+        epoch, rank, world_size = self._rank()
+        i, j = sampling.epoch_pairs(
+            self.table.n, self.neighbour_index, self.random_pairs, self.seed, epoch, known=self.known_pairs
+        )
+        steps = max(1, math.ceil(len(i) / self.batch_size))
+        i, j = sampling.shard(i, j, rank, world_size)
+        for part in np.array_split(np.arange(len(i)), steps):
+            yield self._pairs(i[part], j[part])
+
+    def evaluation_batches(self) -> Iterator[dict[str, torch.Tensor]]:
+        """Every pair (by blocks of rows) up to ``exact_limit`` places, else the fixed sample."""
+        if self._evaluation is not None:
+            i, j = self._evaluation
+            for start in range(0, len(i), self.batch_size):
+                yield self._pairs(i[start : start + self.batch_size], j[start : start + self.batch_size])
+            return
+        rows = max(1, self.batch_size // self.table.n)
+        for start in range(0, self.table.n, rows):
+            yield self._pairs(*sampling.all_pairs(self.table.n, start, rows))
+
+    def train_dataloader(self) -> DataLoader:
+        """The pair batches of the current epoch."""
+        return DataLoader(_Batches(self.train_batches), batch_size=None)
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(_Batches(self.evaluation_batches), batch_size=None)
+
+
+class _Batches(IterableDataset):
+    """An iterable dataset over the batches a function makes (called anew for each pass)."""
+
+    def __init__(self, make: Callable[[], Iterator[dict[str, torch.Tensor]]]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return self.make()

@@ -36,6 +36,9 @@ class CityMap(pl.LightningModule):
         start: ``random`` (the course's), ``classical`` (Torgerson MDS), or, when the input has
             latitude/longitude, ``mercator`` or ``lambert``. Restarts after the first are random.
         restarts: number of maps fitted at once; the best is kept.
+        anneal_epochs: with pair batches (:class:`~citymap_lightning.datamodule.PairDataModule`), the
+            epochs over which the step size decays, as in s_gd2, from ``1 / w_min`` to ``eps / w_max``.
+        anneal_eps: that ``eps``.
 
     """
 
@@ -48,6 +51,8 @@ class CityMap(pl.LightningModule):
         loss: str = "course",
         start: str = "random",
         restarts: int = 1,
+        anneal_epochs: int = 30,
+        anneal_eps: float = 0.01,
     ) -> None:
         super().__init__()
         if geometry not in GEOMETRIES:
@@ -64,6 +69,8 @@ class CityMap(pl.LightningModule):
             raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
         if restarts < 1 or dim < 1 or num_places < 1:
             raise ConfigError("num_places, dim and restarts must be positive")
+        if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
+            raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
         self.save_hyperparameters()
         self.loss_fn = losses.loss_fn(loss)
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
@@ -75,6 +82,9 @@ class CityMap(pl.LightningModule):
         self.register_buffer("stress1", torch.full((restarts,), float("nan")), persistent=False)
         self._fit_started = 0.0
         self._stress1_step = -1
+        self._node_mu: torch.Tensor | None = None
+        self._eta_range: tuple[float, float] | None = None
+        self._sums = torch.zeros(2, dtype=torch.float64)
 
     def setup(self, stage: str) -> None:
         """Set the sphere's radius in normalised units; before fitting, place restart 0 by a data-driven start."""
@@ -85,6 +95,13 @@ class CityMap(pl.LightningModule):
         if stage != "fit" or self.hparams.start == "random":
             return
         table = dm.table
+        if self.hparams.start == "pivot" and table.n_known_pairs == table.n_pairs:
+            init = starts.pivot_mds(table.columns, self.coords.shape[-1], n=table.n) / dm.scale
+            with torch.no_grad():
+                self.coords[0].copy_(torch.from_numpy(init))
+            return
+        if table.lazy:
+            raise ConfigError(f"start {self.hparams.start!r} needs the distance matrix: use pivot or random")
         known = table.known | np.eye(table.n, dtype=bool)
         init = starts.initial_coords(
             self.hparams.start,
@@ -144,6 +161,8 @@ class CityMap(pl.LightningModule):
     def city_residuals(self, restart: int | None = None) -> torch.Tensor:
         """``(n,)``: each place's sum of ``w (dhat - d)^2`` over its known pairs, in one restart (default: the best)."""
         restart = self.best_restart() if restart is None else restart
+        if self._pair_batches():
+            return self._pair_sums(self.trainer.datamodule.evaluation_batches())[1]
         batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.batch().items()}
         d, w = self._batch_tensors(batch)
         with torch.no_grad():
@@ -160,7 +179,11 @@ class CityMap(pl.LightningModule):
         The course objective ends near 1.2e-8 in normalised units, below which torch's default
         tolerances (1e-7 on the gradient, 1e-9 on the change) stop some seeds early. With several
         restarts the default is Adam (lr 0.1): one L-BFGS line search would couple the restarts.
+        With pair batches it is plain SGD with step 1: the step sizes come from the annealing
+        schedule and the per-place cap (see :meth:`_pair_loss`).
         """
+        if self._pair_batches():
+            return torch.optim.SGD(self.parameters(), lr=1.0)
         if self.hparams.restarts > 1:
             return torch.optim.Adam(self.parameters(), lr=0.1)
         return torch.optim.LBFGS(
@@ -215,6 +238,8 @@ class CityMap(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
+        if "i" in batch:
+            return self._pair_loss(batch)
         logging = self._logging_step()
         loss, s1 = self._evaluate(batch, with_stress=logging)
         total = loss.sum()
@@ -231,6 +256,73 @@ class CityMap(pl.LightningModule):
                 self.log("train/radius", radius, on_step=True, on_epoch=False)
         return total
 
+    def _pair_batches(self) -> bool:
+        """Whether the data module serves batches of pairs."""
+        trainer = self._trainer
+        return trainer is not None and getattr(trainer.datamodule, "pair_batches", False)
+
+    def eta(self, epoch: int) -> float:
+        """The annealed step size of an epoch: ``1 / w_min`` down to ``eps / w_max`` over ``anneal_epochs``."""
+        low, high = self._eta_range or (1.0, 1.0)
+        top, bottom = 1.0 / low, self.hparams.anneal_eps / high
+        fraction = min(epoch, self.hparams.anneal_epochs - 1) / max(self.hparams.anneal_epochs - 1, 1)
+        return top * (bottom / top) ** fraction
+
+    def _pair_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The s_gd2 step on a batch of pairs, as a loss for plain SGD with step 1.
+
+        Each pair's term is ``mu/2 (dhat - d)^2`` with ``mu = min(w eta, 1)``, s_gd2's capped step;
+        its gradient moves each end of the pair towards the given distance. The pairs of a batch
+        move together, so a place in many pairs would overshoot: :meth:`on_before_optimizer_step`
+        divides each place's step by ``max(1, sum of its pairs' mu)``, which keeps the step the
+        sum of the pairs' steps while that is small and makes it their weighted mean when not.
+        Under DDP the loss is multiplied by the number of ranks (DDP averages gradients) and the
+        per-place sums are added over the ranks, so the step is that of the union of the batches.
+        """
+        i, j, d, w = batch["i"], batch["j"], batch["distances"], batch["weights"]
+        x = self.coords[0]
+        fitted = (x[i] - x[j]).square().sum(-1).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
+        lw = w if self.hparams.loss == "stress" else losses.stress_weights(d, w)
+        if self._eta_range is None:
+            positive = lw[lw > 0]
+            bounds = torch.stack([positive.min(), -positive.max()]) if len(positive) else torch.tensor([1.0, -1.0])
+            gathered = self.all_gather(bounds.to(x.device)).reshape(-1, 2)
+            self._eta_range = (float(gathered[:, 0].min()), float(-gathered[:, 1].min()))
+        eta = self.eta(self.current_epoch)
+        mu = (lw * eta).clamp(max=1.0)
+        residual = fitted - d
+        world_size = self.trainer.world_size
+        loss = 0.5 * (mu * residual.square()).sum() * world_size
+        node = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        node.index_add_(0, i, mu).index_add_(0, j, mu)
+        self._node_mu = self.trainer.strategy.reduce(node, reduce_op="sum") if world_size > 1 else node
+        if self._logging_step():
+            self.check_finite(loss)
+            with torch.no_grad():
+                batch_s1 = torch.sqrt((w * residual.square()).sum() / (w * d.square()).sum().clamp_min(1e-30))
+            self.log("train/batch_stress1", batch_s1, on_step=True, on_epoch=False, prog_bar=True)
+            self.log("train/loss", loss.detach() / world_size, on_step=True, on_epoch=False)
+            self.log("train/eta", eta, on_step=True, on_epoch=False)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """With pair batches, cap each place's step (see :meth:`_pair_loss`)."""
+        if self._node_mu is not None and self.coords.grad is not None:
+            self.coords.grad[0] /= self._node_mu.clamp_min(1.0)[:, None]
+            self._node_mu = None
+
+    def _pair_sums(self, batches: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """Over pair batches: ``sum w (dhat - d)^2``, ``sum w d^2`` and each place's residual, for the best restart."""
+        sums = torch.zeros(2, dtype=torch.float64)
+        places = torch.zeros(self.hparams.num_places, dtype=torch.float64)
+        for batch in batches:
+            i, j = batch["i"], batch["j"]
+            d, w = batch["distances"].double(), batch["weights"].double()
+            terms = w * (self.pair_distances(i, j).double().cpu() - d).square()
+            sums += torch.stack([terms.sum(), (w * d.square()).sum()])
+            places.index_add_(0, i, terms).index_add_(0, j, terms)
+        return sums, places
+
     def check_finite(self, value: torch.Tensor | None = None) -> None:
         """Stop with a plain message when the loss (or the coordinates) stopped being finite."""
         value = self.coords.detach() if value is None else value.detach()
@@ -240,8 +332,23 @@ class CityMap(pl.LightningModule):
                 "rate is probably too large for this optimiser; lower --optimizer.lr"
             )
 
+    def on_validation_epoch_start(self) -> None:
+        """Reset the sums of a pair-batch validation."""
+        self._sums = torch.zeros(2, dtype=torch.float64)
+
+    def on_validation_epoch_end(self) -> None:
+        """With pair batches: stress-1 over every pair, or its estimate on the fixed sample, and the sample's size."""
+        if self._sums[1] <= 0:
+            return
+        self.stress1 = torch.sqrt(self._sums[0] / self._sums[1]).float().reshape(1).to(self.device)
+        self.log("val/stress1", self.stress1[0])
+        self.log("val/pairs", float(self.trainer.datamodule.evaluation_size))
+
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        """Stress-1 of the best restart."""
+        """Stress-1 of the best restart (with pair batches, summed over the batches)."""
+        if "i" in batch:
+            self._sums += self._pair_sums([batch])[0]
+            return
         loss, s1 = self._evaluate(batch)
         best = int(torch.argmin(s1))
         self.log("val/stress1", s1[best])
@@ -249,9 +356,11 @@ class CityMap(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The best restart's coordinates (normalised units)."""
-        _, s1 = self._evaluate(batch)
-        self.stress1 = s1
-        return self.coords[int(torch.argmin(s1))].detach()
+        if "i" in batch:
+            self.refresh_stress1()
+        else:
+            _, self.stress1 = self._evaluate(batch)
+        return self.coords[self.best_restart()].detach()
 
     def best_restart(self) -> int:
         """Index of the restart with the lowest stress-1 seen last."""
@@ -262,6 +371,8 @@ class CityMap(pl.LightningModule):
         """Declare the hparams metrics so TensorBoard's HPARAMS tab compares runs by final stress-1."""
         self._fit_started = time.perf_counter()
         optimizers = self.trainer.optimizers
+        if self._pair_batches():
+            self._check_pair_fit(optimizers)
         if self.hparams.restarts > 1 and any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
             raise ConfigError(
                 f"restarts={self.hparams.restarts} needs a first-order optimiser: L-BFGS's single line search "
@@ -280,6 +391,21 @@ class CityMap(pl.LightningModule):
             params["data"] = str(dm.path)
         self.logger.log_hyperparams(params, {"hp/stress1": float("nan"), "hp/wall_time_s": float("nan")})
 
+    def _check_pair_fit(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Refuse what pair batches cannot do, with the reason."""
+        hp = self.hparams
+        if any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
+            raise ConfigError(
+                "L-BFGS needs the same objective at every evaluation, and pair batches change each step (under DDP "
+                "the ranks' line searches would also diverge and deadlock): leave the optimiser at its default for "
+                "pair batches, or use the full-matrix DistanceDataModule"
+            )
+        if hp.geometry == "sphere" or hp.loss == "course" or hp.restarts > 1:
+            raise ConfigError(
+                "pair batches fit one flat map (plane or space) with loss stress or weighted_stress: geometry="
+                f"{hp.geometry}, loss={hp.loss}, restarts={hp.restarts} needs the full-matrix DistanceDataModule"
+            )
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another data set with a plain message, not a size-mismatch traceback."""
         saved = tuple(checkpoint.get("state_dict", {}).get("coords", self.coords).shape)
@@ -297,10 +423,14 @@ class CityMap(pl.LightningModule):
         The map callback and ``on_train_end`` both need it at the end of a fit: it is computed once per step.
         """
         dm = self.trainer.datamodule
-        if dm is None or not hasattr(dm, "batch") or self._stress1_step == self.global_step:
+        if dm is None or not hasattr(dm, "evaluation_batches") or self._stress1_step == self.global_step:
             return
         self._stress1_step = self.global_step
         with torch.no_grad():
+            if self._pair_batches():
+                sums, _ = self._pair_sums(dm.evaluation_batches())
+                self.stress1 = torch.sqrt(sums[0] / sums[1]).float().reshape(1).to(self.device)
+                return
             _, self.stress1 = self._evaluate({k: v.to(self.device) for k, v in dm.batch().items()})
 
     def on_train_end(self) -> None:

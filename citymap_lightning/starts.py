@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from citymap_lightning import geo
@@ -42,33 +44,44 @@ CLASSICAL_LIMIT = 3000
 """Above this many places ``classical`` is computed as pivot MDS: a full eigendecomposition is O(n^3)."""
 
 
-def maxmin_pivots(distances: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` pivots spread over the places: each next one is the farthest from those chosen so far."""
-    n = distances.shape[0]
-    first = int(rng.integers(n))
-    chosen = [first]
-    nearest = distances[first].copy()
+Columns = Callable[[np.ndarray], np.ndarray]
+"""``columns(cols)``: the ``(n, len(cols))`` distances from every place to the places ``cols``."""
+
+
+def maxmin_pivots(columns: Columns, n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``k`` pivots spread over the places (each next one the farthest from those chosen) and their columns.
+
+    Needs only the ``k`` columns of distances, so it runs on a table that holds no matrix.
+    """
+    chosen = [int(rng.integers(n))]
+    cols = [columns(np.array(chosen))[:, 0]]
+    nearest = cols[0].copy()
     for _ in range(min(k, n) - 1):
-        nxt = int(np.argmax(nearest))
-        chosen.append(nxt)
-        np.minimum(nearest, distances[nxt], out=nearest)
-    return np.array(chosen)
+        chosen.append(int(np.argmax(nearest)))
+        cols.append(columns(np.array(chosen[-1:]))[:, 0])
+        np.minimum(nearest, cols[-1], out=nearest)
+    return np.array(chosen), np.stack(cols, axis=1)
 
 
-def pivot_mds(distances: np.ndarray, dim: int, k: int = 100, rng: np.random.Generator | None = None) -> np.ndarray:
+def pivot_mds(
+    distances: np.ndarray | Columns, dim: int, k: int = 100, rng: np.random.Generator | None = None, n: int = 0
+) -> np.ndarray:
     """Pivot MDS (Brandes and Pich): classical MDS from the distances to ``k`` pivots only, O(n k).
 
+    ``distances`` is the ``n x n`` matrix or a :data:`Columns` function (then ``n`` is required).
     The double-centred squared distances to the pivots are projected on their top singular
     directions, then scaled so that the distances to the pivots fit best.
     """
     rng = rng or np.random.default_rng(0)
-    pivots = maxmin_pivots(distances, k, rng)
-    sq = distances[:, pivots] ** 2
+    if isinstance(distances, np.ndarray):
+        matrix, n = distances, distances.shape[0]
+        distances = lambda cols: matrix[:, cols]  # noqa: E731
+    pivots, target = maxmin_pivots(distances, n, k, rng)
+    sq = target**2
     c = -0.5 * (sq - sq.mean(axis=0, keepdims=True) - sq.mean(axis=1, keepdims=True) + sq.mean())
     _, _, vt = np.linalg.svd(c, full_matrices=False)
     x = c @ vt[:dim].T
     fitted = np.linalg.norm(x[:, None, :] - x[pivots][None, :, :], axis=-1)
-    target = distances[:, pivots]
     scale = float((fitted * target).sum() / max((fitted * fitted).sum(), 1e-300))
     return np.ascontiguousarray(x * scale)
 
