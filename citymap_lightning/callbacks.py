@@ -100,7 +100,7 @@ class MapRenderer(pl.Callback):
         if not self.history or not np.array_equal(self.history[-1], pl_module.coords.detach().cpu().double().numpy()):
             self._record(pl_module)
         pl_module.refresh_stress1()
-        self.render(trainer, pl_module)
+        self.render(trainer, pl_module, _log_dir(trainer))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         """On Ctrl-C, write the map of where the fit got to; after a divergence or an error, write nothing."""
@@ -110,13 +110,13 @@ class MapRenderer(pl.Callback):
             return
         self._record(pl_module)
         pl_module.refresh_stress1()
-        self.render(trainer, pl_module)
+        self.render(trainer, pl_module, _log_dir(trainer))
         for path in self.written:
             print(f"wrote {path}")
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write the coordinates and map of the loaded checkpoint."""
-        self.render(trainer, pl_module)
+        self.render(trainer, pl_module, _log_dir(trainer))
 
     def state_dict(self) -> dict[str, Any]:
         """The recorded history goes into checkpoints, so that a resumed run draws the whole path."""
@@ -145,15 +145,18 @@ class MapRenderer(pl.Callback):
         return orientation.apply(raw * dm.scale), orientation, latlon
 
     @rank_zero_only
-    def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Align the best restart north-up, then write the result files and TensorBoard images."""
+    def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule, log_dir: Path) -> None:
+        """Align the best restart north-up, then write the result files into ``log_dir`` and TensorBoard images.
+
+        ``log_dir`` comes from the caller: ``trainer.log_dir`` is a collective call under DDP, which
+        this rank-zero-only method must not make.
+        """
         pl_module.check_finite()
         dm = trainer.datamodule
         table = dm.table
         best = pl_module.best_restart()
         geometry = pl_module.hparams.geometry
         coords, orientation, latlon = self._aligned(trainer, pl_module)
-        log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         stress = float(pl_module.stress1[best])
         title = f"{table.n} places, stress-1 {stress:.3g}" if math.isfinite(stress) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
@@ -262,6 +265,11 @@ class MapRenderer(pl.Callback):
             },
             step=trainer.global_step,
         )
+
+
+def _log_dir(trainer: pl.Trainer) -> Path:
+    """The run's folder (every rank must call this under DDP: it is broadcast from rank zero)."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
 
 
 def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:

@@ -85,9 +85,9 @@ class CityMapCLI(LightningCLI):
         self._print_outputs()
 
     def _print_outputs(self) -> None:
+        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir).resolve()  # a collective under DDP
         if self.trainer.global_rank != 0:
             return
-        log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir).resolve()
         files = sorted(p for p in log_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
         print(f"Outputs in {log_dir}:")
         for path in files:

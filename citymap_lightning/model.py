@@ -341,8 +341,8 @@ class CityMap(pl.LightningModule):
         if self._sums[1] <= 0:
             return
         self.stress1 = torch.sqrt(self._sums[0] / self._sums[1]).float().reshape(1).to(self.device)
-        self.log("val/stress1", self.stress1[0])
-        self.log("val/pairs", float(self.trainer.datamodule.evaluation_size))
+        self.log("val/stress1", self.stress1[0], sync_dist=True)
+        self.log("val/pairs", float(self.trainer.datamodule.evaluation_size), sync_dist=True)
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Stress-1 of the best restart (with pair batches, summed over the batches)."""

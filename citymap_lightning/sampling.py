@@ -34,9 +34,9 @@ def nearest_neighbours(table: DistanceTable, k: int) -> np.ndarray:
         u = torch.from_numpy(geo.to_unit_vectors(table.latlon))
         for start in range(0, n, rows):
             similarity = u[start : start + rows] @ u.T
-            rows = torch.arange(similarity.shape[0])
-            similarity[rows, rows + start] = -3.0
-            out[start : start + len(rows)] = similarity.topk(k, dim=1).indices.numpy()
+            own = torch.arange(similarity.shape[0])
+            similarity[own, own + start] = -3.0
+            out[start : start + len(own)] = similarity.topk(k, dim=1).indices.numpy()
         return out
     known = table.known
     for start in range(0, n, rows):
