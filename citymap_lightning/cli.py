@@ -131,6 +131,24 @@ def main(args: ArgsType = None) -> None:
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     try:
         CityMapCLI(args=args, **cli_kwargs())
-    except CitymapError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except Exception as error:
+        cause = input_error(error)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         sys.exit(2)
+
+
+def input_error(error: BaseException) -> CitymapError | None:
+    """The :class:`CitymapError` behind an exception, if any.
+
+    jsonargparse wraps what a subclass-mode data module raises while it is instantiated in a
+    ``ValueError``; the original stays in the chain of causes.
+    """
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, CitymapError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None

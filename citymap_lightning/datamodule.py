@@ -118,7 +118,7 @@ class PairDataModule(DistanceDataModule):
 
     Each epoch every place is paired with its ``neighbours`` nearest places and ``random_pairs``
     random ones (new each epoch; an incomplete input uses its known pairs instead); the epoch's
-    pairs are shuffled and cut into batches of about ``batch_size``. A places CSV is read without a
+    pairs are shuffled and cut into ``max(min_steps, pairs / batch_size)`` batches. A places CSV is read without a
     distance matrix: each batch's great-circle distances are computed when it is made, so memory is
     O(n + batch_size). Under DDP each rank takes every ``world_size``-th pair of the same epoch.
 
@@ -133,7 +133,10 @@ class PairDataModule(DistanceDataModule):
         symmetrize: as for :class:`DistanceDataModule`.
         neighbours: near neighbours per place per epoch.
         random_pairs: random partners per place per epoch.
-        batch_size: pairs per batch (over all ranks together).
+        batch_size: at most this many pairs per step (over all ranks together).
+        min_steps: at least this many steps per epoch (smaller batches for small inputs): the pairs
+            of a step move together, and too few steps per epoch slow the fit (measured at n = 300:
+            one step per epoch ends at stress-1 0.0029 after 30 epochs, seven at 0.0012).
         exact_limit: up to this many places, stress-1 is computed over every pair.
         sample_pairs: beyond ``exact_limit``, stress-1 is estimated on this many random pairs.
         seed: seed of the pair sampling (the same pairs whatever the number of ranks).
@@ -151,7 +154,8 @@ class PairDataModule(DistanceDataModule):
         symmetrize: bool = False,
         neighbours: int = 8,
         random_pairs: int = 16,
-        batch_size: int = 262144,
+        batch_size: int = 16384,
+        min_steps: int = 16,
         exact_limit: int = 20000,
         sample_pairs: int = 1000000,
         seed: int = 0,
@@ -160,6 +164,7 @@ class PairDataModule(DistanceDataModule):
             raise ConfigError("neighbours and random_pairs must be >= 0 (one of them > 0); batch_size and "
                               "sample_pairs must be positive")  # fmt: skip
         self.neighbours, self.random_pairs, self.batch_size = neighbours, random_pairs, batch_size
+        self.min_steps = max(1, min_steps)
         self.exact_limit, self.sample_pairs, self.seed = exact_limit, sample_pairs, seed
         super().__init__(path=path, format=format, names=names, symmetrize=symmetrize)
 
@@ -209,7 +214,7 @@ class PairDataModule(DistanceDataModule):
         i, j = sampling.epoch_pairs(
             self.table.n, self.neighbour_index, self.random_pairs, self.seed, epoch, known=self.known_pairs
         )
-        steps = max(1, math.ceil(len(i) / self.batch_size))
+        steps = max(self.min_steps, math.ceil(len(i) / self.batch_size))
         i, j = sampling.shard(i, j, rank, world_size)
         for part in np.array_split(np.arange(len(i)), steps):
             yield self._pairs(i[part], j[part])
