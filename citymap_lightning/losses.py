@@ -156,7 +156,6 @@ def _fused_terms(
     residual = torch.zeros(restarts, dtype=torch.float64, device=x.device)
     out = torch.empty_like(x) if gradient else torch.empty(restarts, n, dtype=x.dtype, device=x.device)
     rows = max(1, working_set // (restarts * n))
-    tiny = torch.finfo(x.dtype).tiny
     for start in range(0, n, rows):
         block = slice(start, min(n, start + rows))
         xs = x[:, block]
@@ -177,7 +176,8 @@ def _fused_terms(
             lr = r.clone() if lw is None else r * lw
             if loss != "stress":
                 value += (lr * r).sum((-1, -2)).double()
-            coefficient = lr.div_(fitted.clamp_min_(tiny)).mul_(2.0)
+            # coincident points (dhat = 0) get no pull: r / 0 is inf or nan, set to 0 (autograd's subgradient)
+            coefficient = lr.div_(fitted).nan_to_num_(0.0, 0.0, 0.0).mul_(2.0)
         terms = r.square_() if w is None else r.square_().mul_(w)
         if gradient:
             out[:, block] = coefficient.sum(-1, keepdim=True) * xs - torch.bmm(coefficient, x)

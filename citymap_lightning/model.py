@@ -89,6 +89,8 @@ class CityMap(pl.LightningModule):
     def setup(self, stage: str) -> None:
         """Set the sphere's radius in normalised units; before fitting, place restart 0 by a data-driven start."""
         dm = self.trainer.datamodule
+        if self._pair_batches():
+            self._check_pair_fit()
         if self.hparams.geometry == "sphere":
             self._setup_sphere(dm, stage)
             return
@@ -371,8 +373,12 @@ class CityMap(pl.LightningModule):
         """Declare the hparams metrics so TensorBoard's HPARAMS tab compares runs by final stress-1."""
         self._fit_started = time.perf_counter()
         optimizers = self.trainer.optimizers
-        if self._pair_batches():
-            self._check_pair_fit(optimizers)
+        if self._pair_batches() and any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
+            raise ConfigError(
+                "L-BFGS needs the same objective at every evaluation, and pair batches change each step (under DDP "
+                "the ranks' line searches would also diverge and deadlock): leave the optimiser at its default for "
+                "pair batches, or use the full-matrix DistanceDataModule"
+            )
         if self.hparams.restarts > 1 and any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
             raise ConfigError(
                 f"restarts={self.hparams.restarts} needs a first-order optimiser: L-BFGS's single line search "
@@ -391,15 +397,9 @@ class CityMap(pl.LightningModule):
             params["data"] = str(dm.path)
         self.logger.log_hyperparams(params, {"hp/stress1": float("nan"), "hp/wall_time_s": float("nan")})
 
-    def _check_pair_fit(self, optimizers: list[torch.optim.Optimizer]) -> None:
-        """Refuse what pair batches cannot do, with the reason."""
+    def _check_pair_fit(self) -> None:
+        """Refuse what pair batches cannot do, with the reason (L-BFGS is refused in :meth:`on_fit_start`)."""
         hp = self.hparams
-        if any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
-            raise ConfigError(
-                "L-BFGS needs the same objective at every evaluation, and pair batches change each step (under DDP "
-                "the ranks' line searches would also diverge and deadlock): leave the optimiser at its default for "
-                "pair batches, or use the full-matrix DistanceDataModule"
-            )
         if hp.geometry == "sphere" or hp.loss == "course" or hp.restarts > 1:
             raise ConfigError(
                 "pair batches fit one flat map (plane or space) with loss stress or weighted_stress: geometry="

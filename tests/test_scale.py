@@ -1,0 +1,187 @@
+"""Large inputs: the fused full-batch loss, lazy tables, pair sampling, the pair-batch fit and DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import EUROPE, ROOT, event_tags, read_coordinates
+
+from citymap_lightning import geo, losses, sampling
+from citymap_lightning.cli import main
+from citymap_lightning.data import load_table
+
+QUIET = ["--trainer.enable_progress_bar", "false"]
+PAIRS = ["--data", "citymap_lightning.datamodule.PairDataModule", "--model.loss", "stress", "--model.start", "pivot"]
+
+
+@pytest.fixture(scope="module")
+def europe300(tmp_path_factory) -> Path:
+    """The 300 most populous places of the bundled 5,000."""
+    path = tmp_path_factory.mktemp("data") / "europe300.csv"
+    lines = (ROOT / "data" / "europe5000.csv").read_text(encoding="utf-8").splitlines()[:301]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def run_dir(root: Path) -> Path:
+    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
+    return log_dir
+
+
+def map_stress1(coordinates: Path, places: Path) -> float:
+    """Exact stress-1 of a written map against the great-circle distances of its places."""
+    table = load_table(places)
+    coords = read_coordinates(coordinates)
+    x = np.stack([coords[name] for name in table.names])
+    i, j = np.triu_indices(table.n, 1)
+    fitted = np.linalg.norm(x[i] - x[j], axis=1)
+    d = table.distances[i, j]
+    return float(np.sqrt(((fitted - d) ** 2).sum() / (d**2).sum()))
+
+
+@pytest.mark.parametrize("loss", losses.LOSSES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_loss_matches_autograd_through_cdist(loss, weighted):
+    rng = np.random.default_rng(0)
+    n = 41
+    x = torch.from_numpy(rng.standard_normal((2, n, 2)))
+    truth = torch.from_numpy(rng.standard_normal((n, 2)))
+    d = torch.cdist(truth, truth)
+    w = torch.from_numpy(rng.random((n, n)) * (rng.random((n, n)) < 0.8))
+    w = torch.minimum(w, w.T).fill_diagonal_(0) if weighted else None
+    reference = x.clone().requires_grad_()
+    fitted = losses.pairwise_distances(reference)
+    expected = losses.loss_fn(loss)(fitted, d, torch.ones_like(d) if w is None else w)
+    expected.sum().backward()
+    fused = x.clone().requires_grad_()
+    value, residual = losses.fused_loss(fused, d, w, loss, working_set=3 * 2 * n)  # blocks of 3 rows
+    value.sum().backward()
+    assert torch.allclose(value, expected.detach(), rtol=1e-12)
+    assert torch.allclose(fused.grad, reference.grad, rtol=1e-8, atol=1e-9)
+    squared = (fitted.detach() - d) ** 2 * (1 if w is None else w)
+    assert torch.allclose(residual, squared.sum((-1, -2)), rtol=1e-12)
+    per_place = losses.fused_city_residuals(x, d, w, working_set=5 * n)
+    assert torch.allclose(per_place, squared.sum(-1), rtol=1e-12)
+
+
+def test_lazy_table_holds_no_matrix_and_gives_the_same_distances():
+    dense, lazy = load_table(EUROPE), load_table(EUROPE, lazy=True)
+    assert lazy.distances is None and lazy.weights is None and lazy.lazy
+    assert lazy.n_known_pairs == lazy.n_pairs == 630
+    i, j = np.triu_indices(36, 1)
+    assert np.allclose(lazy.pair_distances(i, j), dense.distances[i, j], atol=1e-6)
+    assert np.allclose(lazy.columns(np.array([3, 7])), dense.distances[:, [3, 7]], atol=1e-6)
+    assert (lazy.pair_weights(i, j) == 1).all()
+
+
+def test_epoch_pairs_are_reproducible_new_each_epoch_and_shared_by_ranks():
+    table = load_table(EUROPE, lazy=True)
+    near = sampling.nearest_neighbours(table, 3)
+    dense = np.where(np.eye(36, dtype=bool), np.inf, load_table(EUROPE).distances)
+    assert (np.sort(near, axis=1) == np.sort(np.argsort(dense, axis=1)[:, :3], axis=1)).all()
+    first = sampling.epoch_pairs(36, near, 5, seed=0, epoch=0)
+    assert all((a == b).all() for a, b in zip(first, sampling.epoch_pairs(36, near, 5, seed=0, epoch=0), strict=True))
+    assert not np.array_equal(first[1], sampling.epoch_pairs(36, near, 5, seed=0, epoch=1)[1])
+    assert (first[0] != first[1]).all()
+    assert len(first[0]) > 36 * 7  # 3 neighbours + 5 random each, less the few self-pairs drawn
+    shards = [sampling.shard(*first, rank, 2) for rank in range(2)]
+    union = sorted(zip(np.concatenate([s[0] for s in shards]), np.concatenate([s[1] for s in shards]), strict=True))
+    assert union == sorted(zip(*first, strict=True))
+    assert set(zip(*shards[0], strict=True)) != set(zip(*shards[1], strict=True))
+    i, j = sampling.evaluation_pairs(1000, 5000)
+    assert len(i) == 5000 and (i < j).all() and len(set(zip(i, j, strict=True))) == 5000
+
+
+def test_pair_fit_reaches_the_full_batch_quality_and_logs_its_schedule(europe300, tmp_path):
+    main(["fit", *PAIRS, "--data.path", str(europe300), "--trainer.max_epochs", "30",
+          "--trainer.check_val_every_n_epoch", "10", "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+    log_dir = run_dir(tmp_path)
+    # the full-batch optimum of these 300 places is 0.00118 (L-BFGS, 30 epochs)
+    assert map_stress1(log_dir / "coordinates.csv", europe300) <= 0.00125
+    acc = event_tags(log_dir)
+    assert {"train/batch_stress1", "train/eta", "val/stress1", "val/pairs"} <= set(acc.Tags()["scalars"])
+    assert acc.Scalars("val/pairs")[-1].value == 300 * 299 / 2  # exact: every pair
+    eta = [s.value for s in acc.Scalars("train/eta")]
+    assert eta[0] == pytest.approx(1.0) and eta[-1] == pytest.approx(0.01)
+    assert all(a >= b for a, b in zip(eta, eta[1:], strict=False))
+    val = [s.value for s in acc.Scalars("val/stress1")]
+    assert val[-1] < val[0] and val[-1] == pytest.approx(map_stress1(log_dir / "coordinates.csv", europe300), rel=1e-3)
+    assert {"map.png", "shepard.png", "city_error.png", "coordinates.geojson"} <= {p.name for p in log_dir.iterdir()}
+
+
+def test_pair_fit_never_builds_a_distance_matrix_and_samples_validation(europe300, tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the pair path built an n x n distance matrix")
+
+    monkeypatch.setattr(geo, "distance_matrix", refuse)
+    main(["fit", *PAIRS, "--data.path", str(europe300), "--data.exact_limit", "100", "--data.sample_pairs", "4000",
+          "--trainer.max_epochs", "30", "--trainer.check_val_every_n_epoch", "30",
+          "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+    log_dir = run_dir(tmp_path)
+    acc = event_tags(log_dir)
+    assert acc.Scalars("val/pairs")[-1].value == 4000
+    sampled = acc.Scalars("val/stress1")[-1].value
+    monkeypatch.undo()
+    exact = map_stress1(log_dir / "coordinates.csv", europe300)
+    assert exact <= 0.00125
+    assert sampled == pytest.approx(exact, rel=0.15)
+
+
+def test_pair_fit_of_a_pair_list_with_missing_pairs(tmp_path):
+    table = load_table(EUROPE)
+    rng = np.random.default_rng(1)
+    i, j = np.triu_indices(36, 1)
+    keep = rng.random(len(i)) < 0.6
+    lines = ["source,target,distance"] + [
+        f"{table.names[a]},{table.names[b]},{table.distances[a, b]:.3f}" for a, b in zip(i[keep], j[keep], strict=True)
+    ]
+    path = tmp_path / "pairs.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    main(["fit", *PAIRS, "--data.path", str(path), "--trainer.max_epochs", "60",
+          "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET])  # fmt: skip
+    log_dir = run_dir(tmp_path / "run")
+    assert map_stress1(log_dir / "coordinates.csv", EUROPE) <= 0.01
+    assert len((log_dir / "pairs_fitted.csv").read_text(encoding="utf-8").splitlines()) == 631
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--optimizer", "LBFGS"], "L-BFGS needs the same objective at every evaluation"),
+        (["--model.loss", "course"], "pair batches fit one flat map"),
+        (["--model.geometry", "sphere"], "pair batches fit one flat map"),
+    ],
+)
+def test_pair_fit_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", *PAIRS, "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path), *QUIET, *extra])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+    assert not list(tmp_path.rglob("coordinates.csv"))
+
+
+def test_ddp_with_two_cpu_processes_matches_one_process(europe300, tmp_path):
+    """`strategy=ddp` relaunches the command, so it runs in a subprocess (inside pytest it would relaunch pytest)."""
+    common = [sys.executable, "-m", "citymap_lightning", "fit", *PAIRS, "--data.path", str(europe300),
+              "--trainer.max_epochs", "30", *QUIET]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    results = {}
+    for name, extra in {
+        "one": [],
+        "ddp": ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"],
+    }.items():
+        root = tmp_path / name
+        done = subprocess.run([*common, *extra, "--trainer.default_root_dir", str(root)], env=env,
+                              capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        results[name] = map_stress1(run_dir(root) / "coordinates.csv", europe300)
+    assert "GLOBAL_RANK: 1" in done.stdout + done.stderr
+    assert results["ddp"] == pytest.approx(results["one"], rel=0.05)
+    assert results["ddp"] <= 0.00125
