@@ -82,6 +82,13 @@ class DistanceTable:
             return self.n_pairs
         return int(np.triu(self.known, 1).sum())
 
+    def materialise(self) -> DistanceTable:
+        """Compute and keep the distance matrix of a lazy table (a no-op for others)."""
+        if self.distances is None:
+            self.distances = geo.distance_matrix(self.latlon)
+            self.weights = np.ones((self.n, self.n))
+        return self
+
     def pair_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         """Distances of the pairs ``(i[k], j[k])`` (great-circle from latitude/longitude for a lazy table)."""
         if self.distances is None:

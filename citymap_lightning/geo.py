@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 EARTH_RADIUS_KM = 6371.0088
 """Mean Earth radius (IUGG), the radius every great-circle distance in the package uses."""
@@ -45,6 +46,12 @@ def distance_matrix(latlon: np.ndarray, radius: float = EARTH_RADIUS_KM) -> np.n
         d[close[:, 0], close[:, 1]] = haversine(latlon[close[:, 0]], latlon[close[:, 1]], radius)
     d += d.T
     return d
+
+
+def great_circle_block(rows: torch.Tensor, units: torch.Tensor, radius: float = EARTH_RADIUS_KM) -> torch.Tensor:
+    """Great-circle distances ``(len(rows), len(units))`` between unit vectors (see :func:`distance_matrix`)."""
+    half_chord = (rows @ units.T).mul_(-2.0).add_(2.0).clamp_(0.0, 4.0).sqrt_().mul_(0.5)
+    return half_chord.asin_().mul_(2.0 * radius)
 
 
 def to_unit_vectors(latlon: np.ndarray) -> np.ndarray:

@@ -190,3 +190,16 @@ def _fused_terms(
         if loss == "stress":
             value += total
     return 0.5 * value, residual, out
+
+
+def block_residuals(coords: torch.Tensor, start: int, distances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For the rows ``start ..`` of a flat map's matrix: each row's ``sum (dhat - d)^2`` and ``sum d^2``.
+
+    ``coords`` is one map ``(n, dim)``; ``distances`` the block's given distances ``(rows, n)``.
+    """
+    xs = coords[start : start + distances.shape[0]]
+    fitted = (xs[:, None, 0] - coords[None, :, 0]).square_()
+    for k in range(1, coords.shape[1]):
+        fitted.add_((xs[:, None, k] - coords[None, :, k]).square_())
+    residual = fitted.sqrt_().sub_(distances).square_()
+    return residual.sum(1), distances.square().sum(1)

@@ -85,6 +85,7 @@ class CityMap(pl.LightningModule):
         self._node_mu: torch.Tensor | None = None
         self._eta_range: tuple[float, float] | None = None
         self._sums = torch.zeros(2, dtype=torch.float64)
+        self._evaluated: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     def setup(self, stage: str) -> None:
         """Set the sphere's radius in normalised units; before fitting, place restart 0 by a data-driven start."""
@@ -164,7 +165,7 @@ class CityMap(pl.LightningModule):
         """``(n,)``: each place's sum of ``w (dhat - d)^2`` over its known pairs, in one restart (default: the best)."""
         restart = self.best_restart() if restart is None else restart
         if self._pair_batches():
-            return self._pair_sums(self.trainer.datamodule.evaluation_batches())[1]
+            return self._evaluation()[1]
         batch = {k: v.to(self.device) for k, v in self.trainer.datamodule.batch().items()}
         d, w = self._batch_tensors(batch)
         with torch.no_grad():
@@ -314,16 +315,34 @@ class CityMap(pl.LightningModule):
             self._node_mu = None
 
     def _pair_sums(self, batches: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Over pair batches: ``sum w (dhat - d)^2``, ``sum w d^2`` and each place's residual, for the best restart."""
+        """Over evaluation batches: ``sum w (dhat - d)^2``, ``sum w d^2`` and each place's residual (best restart).
+
+        A batch is either pairs (``i``, ``j``) or a block of whole rows of the matrix (``start``);
+        rows count each pair twice, which leaves stress-1 and the places' shares unchanged.
+        """
         sums = torch.zeros(2, dtype=torch.float64)
         places = torch.zeros(self.hparams.num_places, dtype=torch.float64)
-        for batch in batches:
-            i, j = batch["i"], batch["j"]
-            d, w = batch["distances"].double(), batch["weights"].double()
-            terms = w * (self.pair_distances(i, j).double().cpu() - d).square()
-            sums += torch.stack([terms.sum(), (w * d.square()).sum()])
-            places.index_add_(0, i, terms).index_add_(0, j, terms)
+        x = self.coords[self.best_restart()].detach()
+        with torch.no_grad():
+            for batch in batches:
+                d = batch["distances"].to(x.device)
+                if "start" in batch:
+                    start = int(batch["start"])
+                    rows, norm = losses.block_residuals(x, start, d)
+                    places[start : start + len(rows)] += rows.double().cpu()
+                    sums += torch.stack([rows.double().sum(), norm.double().sum()]).cpu()
+                    continue
+                i, j, w = batch["i"], batch["j"], batch["weights"].double()
+                terms = w * (self.pair_distances(i, j).double().cpu() - d.double().cpu()).square()
+                sums += torch.stack([terms.sum(), (w * d.double().cpu().square()).sum()])
+                places.index_add_(0, i, terms).index_add_(0, j, terms)
         return sums, places
+
+    def _evaluation(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_pair_sums` over the data module's evaluation batches, computed once per step."""
+        if self._evaluated is None or self._evaluated[0] != self.global_step:
+            self._evaluated = (self.global_step, *self._pair_sums(self.trainer.datamodule.evaluation_batches()))
+        return self._evaluated[1], self._evaluated[2]
 
     def check_finite(self, value: torch.Tensor | None = None) -> None:
         """Stop with a plain message when the loss (or the coordinates) stopped being finite."""
@@ -348,7 +367,7 @@ class CityMap(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Stress-1 of the best restart (with pair batches, summed over the batches)."""
-        if "i" in batch:
+        if "i" in batch or "start" in batch:
             self._sums += self._pair_sums([batch])[0]
             return
         loss, s1 = self._evaluate(batch)
@@ -428,7 +447,7 @@ class CityMap(pl.LightningModule):
         self._stress1_step = self.global_step
         with torch.no_grad():
             if self._pair_batches():
-                sums, _ = self._pair_sums(dm.evaluation_batches())
+                sums, _ = self._evaluation()
                 self.stress1 = torch.sqrt(sums[0] / sums[1]).float().reshape(1).to(self.device)
                 return
             _, self.stress1 = self._evaluate({k: v.to(self.device) for k, v in dm.batch().items()})
