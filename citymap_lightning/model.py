@@ -325,16 +325,16 @@ class CityMap(pl.LightningModule):
         x = self.coords[self.best_restart()].detach()
         with torch.no_grad():
             for batch in batches:
-                d = batch["distances"].to(x.device)
                 if "start" in batch:
                     start = int(batch["start"])
-                    rows, norm = losses.block_residuals(x, start, d)
+                    rows, norm = losses.block_residuals(x, start, batch["distances"].to(x.device))
                     places[start : start + len(rows)] += rows.double().cpu()
                     sums += torch.stack([rows.double().sum(), norm.double().sum()]).cpu()
                     continue
-                i, j, w = batch["i"], batch["j"], batch["weights"].double()
-                terms = w * (self.pair_distances(i, j).double().cpu() - d.double().cpu()).square()
-                sums += torch.stack([terms.sum(), (w * d.double().cpu().square()).sum()])
+                i, j, w, d = (batch[k].cpu() for k in ("i", "j", "weights", "distances"))
+                w, d = w.double(), d.double()
+                terms = w * (self.pair_distances(i, j).double().cpu() - d).square()
+                sums += torch.stack([terms.sum(), (w * d.square()).sum()])
                 places.index_add_(0, i, terms).index_add_(0, j, terms)
         return sums, places
 
