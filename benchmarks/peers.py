@@ -3,9 +3,13 @@
 Each run is a separate Python process, timed from outside (wall time and peak memory through
 ``/usr/bin/time``), alternating between the tools; stress-1 is computed by this script from each
 tool's output against the great-circle distances. Peers come from the optional extra:
-``pip install -e ".[bench]"`` (scikit-learn, s_gd2).
+``pip install -e ".[bench]"`` (scikit-learn, s_gd2). This project runs ``configs/large.yaml``
+(one full-matrix batch up to 5,000 places, pair batches above); ``citymap-ddp`` is the same
+command under DDP with 2 CPU processes. Sizes above 5,000 come from ``data/generated/europe50000.csv``
+(``python scripts/make_datasets.py --large``); there stress-1 is computed on 1,000,000 random pairs.
 
     python benchmarks/peers.py --sizes 500 2000 5000 --repeats 3
+    python benchmarks/peers.py --sizes 50000 --repeats 1 --tools citymap
 """
 
 from __future__ import annotations
@@ -22,8 +26,15 @@ from pathlib import Path
 
 import numpy as np
 
+from citymap_lightning import geo
+from citymap_lightning.data import load_table
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "europe5000.csv"
+LARGE = ROOT / "data" / "generated" / "europe50000.csv"
+LIMITS = {"sklearn": 2000, "classical": 10000, "s_gd2": 20000}
+"""Largest n given to each peer: beyond them the n x n matrix (s_gd2: its condensed vector and
+weights, 20 GB at 50,000) does not fit this machine's memory, or the run takes hours."""
 
 PEER = r"""
 import csv, sys
@@ -52,19 +63,27 @@ np.save(sys.argv[3], np.asarray(x, dtype=np.float64))
 
 
 def subset(n: int, folder: Path) -> Path:
-    """The ``n`` most populous places of the bundled 5,000 as a CSV."""
+    """The ``n`` most populous places (of the bundled 5,000, or of the generated 50,000) as a CSV."""
+    source = DATA if n <= 5000 else LARGE
     path = folder / f"europe{n}.csv"
-    with open(DATA, encoding="utf-8") as f:
+    with open(source, encoding="utf-8") as f:
         rows = list(csv.reader(f))
     with open(path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows[: n + 1])
     return path
 
 
-def stress1(x: np.ndarray, d: np.ndarray) -> float:
-    i, j = np.triu_indices(len(d), 1)
+def stress1(x: np.ndarray, latlon: np.ndarray) -> float:
+    """Stress-1 against great-circle distances: over every pair up to 20,000 places, else 1,000,000 random pairs."""
+    n = len(x)
+    if n <= 20000:
+        i, j = np.triu_indices(n, 1)
+    else:
+        i, j = np.random.default_rng(999).integers(0, n, size=(2, 1_000_000))
+        i, j = i[i != j], j[i != j]
+    d = geo.haversine(latlon[i], latlon[j])
     fitted = np.linalg.norm(x[i] - x[j], axis=1)
-    return float(np.sqrt(((fitted - d[i, j]) ** 2).sum() / (d[i, j] ** 2).sum()))
+    return float(np.sqrt(((fitted - d) ** 2).sum() / (d**2).sum()))
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -77,13 +96,15 @@ def timed(command: list[str]) -> tuple[float, float]:
 
 
 def run(tool: str, path: Path, work: Path) -> tuple[float, float, np.ndarray]:
-    if tool == "citymap":
-        root = work / "citymap"
+    if tool.startswith("citymap"):
+        root = work / tool
         shutil.rmtree(root, ignore_errors=True)
         config = str(ROOT / "configs" / "large.yaml")
+        ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
+        extra = ddp if tool == "citymap-ddp" else []
         wall, mb = timed([sys.executable, "-m", "citymap_lightning", "fit", "--config", config,
                           "--data.path", str(path), "--trainer.default_root_dir", str(root),
-                          "--trainer.enable_progress_bar", "false"])  # fmt: skip
+                          "--trainer.enable_progress_bar", "false", *extra])  # fmt: skip
         (coords,) = root.rglob("coordinates.csv")
         with open(coords, encoding="utf-8") as f:
             x = np.array([[float(v) for v in row[1:3]] for row in list(csv.reader(f))[1:]])
@@ -97,23 +118,22 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tools", nargs="+", default=["citymap", "s_gd2", "sklearn", "classical"])
-    parser.add_argument("--sklearn-max", type=int, default=2000, help="largest n given to scikit-learn")
+    parser.add_argument("--tools", nargs="+", default=["citymap", "s_gd2", "sklearn", "classical"],
+                        help="citymap, citymap-ddp, s_gd2, sklearn, classical")  # fmt: skip
     args = parser.parse_args()
-    from citymap_lightning.data import load_table
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for n in args.sizes:
             path = subset(n, work)
-            d = load_table(path).distances
-            tools = [t for t in args.tools if not (t == "sklearn" and n > args.sklearn_max)]
+            latlon = load_table(path, lazy=True).latlon
+            tools = [t for t in args.tools if n <= LIMITS.get(t, n)]
             times: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tools}
             for _ in range(args.repeats):
                 for tool in tools:  # alternating, so that a busy moment hurts every tool alike
                     wall, mb, x = run(tool, path, work)
-                    times[tool].append((wall, mb, stress1(x, d)))
+                    times[tool].append((wall, mb, stress1(x, latlon)))
             ours = statistics.median(t[0] for t in times.get("citymap", [(float("nan"),)]))
             for tool, rows in times.items():
                 wall = statistics.median(r[0] for r in rows)

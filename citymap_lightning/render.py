@@ -80,7 +80,13 @@ def draw_map(
     if values is None:
         points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=colours, zorder=3, **edges)
     else:
-        points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=values, cmap="viridis", zorder=3, **edges)
+        norm = None
+        positive = values[values > 0]
+        if small and len(positive) and positive.max() > 100 * np.median(positive):
+            from matplotlib.colors import LogNorm  # a few places carry most of the error: show the rest too
+
+            norm = LogNorm(vmin=float(np.percentile(positive, 1)), vmax=float(positive.max()), clip=True)
+        points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=values, cmap="viridis", norm=norm, zorder=3, **edges)
         fig.colorbar(points, ax=ax, shrink=0.7, label=value_label)
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
