@@ -4,8 +4,8 @@ Each run is a separate Python process, timed from outside (wall time and peak me
 ``/usr/bin/time``), alternating between the tools; stress-1 is computed by this script from each
 tool's output against the great-circle distances. Peers come from the optional extra:
 ``pip install -e ".[bench]"`` (scikit-learn, s_gd2). This project runs ``configs/large.yaml``
-(one full-matrix batch up to 5,000 places, pair batches above); ``citymap-ddp`` is the same
-command under DDP with 2 CPU processes. Sizes above 5,000 come from ``data/generated/europe50000.csv``
+(one full-matrix batch up to 5,000 places, pair batches above); ``citymap-pairs`` forces pair
+batches at any size, and ``citymap-ddp`` runs them under DDP with 2 CPU processes. Sizes above 5,000 come from ``data/generated/europe50000.csv``
 (``python scripts/make_datasets.py --large``); there stress-1 is computed on 1,000,000 random pairs.
 
     python benchmarks/peers.py --sizes 500 2000 5000 --repeats 3
@@ -101,7 +101,8 @@ def run(tool: str, path: Path, work: Path) -> tuple[float, float, np.ndarray]:
         shutil.rmtree(root, ignore_errors=True)
         config = str(ROOT / "configs" / "large.yaml")
         ddp = ["--trainer.strategy", "ddp", "--trainer.devices", "2", "--trainer.accelerator", "cpu"]
-        extra = ddp if tool == "citymap-ddp" else []
+        pairs = ["--data.full_batch_limit", "0"]
+        extra = {"citymap-ddp": [*ddp, *pairs], "citymap-pairs": pairs}.get(tool, [])
         wall, mb = timed([sys.executable, "-m", "citymap_lightning", "fit", "--config", config,
                           "--data.path", str(path), "--trainer.default_root_dir", str(root),
                           "--trainer.enable_progress_bar", "false", *extra])  # fmt: skip
@@ -119,7 +120,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[500, 2000, 5000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tools", nargs="+", default=["citymap", "s_gd2", "sklearn", "classical"],
-                        help="citymap, citymap-ddp, s_gd2, sklearn, classical")  # fmt: skip
+                        help="citymap, citymap-pairs, citymap-ddp, s_gd2, sklearn, classical")  # fmt: skip
     args = parser.parse_args()
 
     results = []

@@ -118,9 +118,9 @@ class PairDataModule(DistanceDataModule):
 
     Each epoch every place is paired with its ``neighbours`` nearest places and ``random_pairs``
     random ones (new each epoch; an incomplete input uses its known pairs instead); the epoch's
-    pairs are shuffled and cut into ``max(min_steps, pairs / batch_size)`` batches. A places CSV is read without a
-    distance matrix: each batch's great-circle distances are computed when it is made, so memory is
-    O(n + batch_size). Under DDP each rank takes every ``world_size``-th pair of the same epoch.
+    pairs are shuffled and cut into ``max(min_steps, pairs / batch_size)`` batches. A places CSV is
+    read without a distance matrix: each batch's great-circle distances are computed when it is
+    made, so memory is O(n + batch_size). Under DDP each rank takes every ``world_size``-th pair of the same epoch.
 
     Validation (and the final stress-1) is exact over all pairs for up to ``exact_limit`` places,
     and beyond that an estimate from a fixed random sample of ``sample_pairs`` pairs.
@@ -246,9 +246,12 @@ class PairDataModule(DistanceDataModule):
                 yield self._pairs(i[start : start + self.batch_size], j[start : start + self.batch_size])
             return
         rows = max(1, sampling.BLOCK // self.table.n)
-        units = torch.from_numpy(geo.to_unit_vectors(self.table.latlon))
+        units = torch.from_numpy(geo.to_unit_vectors(self.table.latlon)) if self.table.lazy else None
         for start in range(0, self.table.n, rows):
-            block = geo.great_circle_block(units[start : start + rows], units) / self.scale
+            if units is None:
+                block = torch.from_numpy(self.table.distances[start : start + rows] / self.scale)
+            else:
+                block = geo.great_circle_block(units[start : start + rows], units) / self.scale
             yield {"start": torch.tensor(start), "distances": block.float()}
 
     def train_dataloader(self) -> DataLoader:

@@ -90,6 +90,9 @@ def city_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Te
     return per_city / per_city.sum(-1, keepdim=True).clamp_min(torch.finfo(per_city.dtype).tiny)
 
 
+CDIST_LIMIT = 1000
+"""Up to this many places a flat map's loss goes through ``torch.cdist`` and autograd; above it, :func:`fused_loss`."""
+
 WORKING_SET = 2**20
 """Elements per ``rows x n`` block of the fused computation (4 MB in float32: cache-sized, measured fastest)."""
 
