@@ -61,18 +61,21 @@ class DistanceDataModule(pl.LightningDataModule):
 
     def _prepare(self) -> None:
         """The scale and the one full-matrix batch."""
-        known = self.table.known
-        self.scale = float(np.sqrt((np.where(known, self.table.distances, 0.0) ** 2).sum()))
-        complete = self.table.n_known_pairs == self.table.n_pairs
-        unweighted = complete and bool((self.table.weights[known] == 1).all())
-        weights = None if unweighted else np.where(known, self.table.weights, 0.0)
-        distances = np.where(known, self.table.distances, 0.0)
-        self._batch = {
-            "distances": torch.from_numpy(distances / self.scale).float(),
-            "norm": torch.tensor(float(((distances / self.scale) ** 2 * (1.0 if weights is None else weights)).sum())),
-        }
-        if weights is not None:
-            self._batch["weights"] = torch.from_numpy(weights).float()
+        table = self.table
+        known = table.known
+        complete = int(known.sum()) == table.n * (table.n - 1)
+        distances = table.distances if complete else np.where(known, table.distances, 0.0)
+        d = torch.from_numpy(distances)
+        self.scale = float(torch.linalg.vector_norm(d))
+        unweighted = complete and bool((table.weights == 1).all())
+        normalised = (d / self.scale).float()
+        self._batch = {"distances": normalised}
+        if unweighted:  # the sum of d^2 is 1 by the choice of scale
+            self._batch["norm"] = torch.tensor(1.0, dtype=torch.float64)
+        else:
+            weights = torch.from_numpy(np.where(known, table.weights, 0.0))
+            self._batch["weights"] = weights.float()
+            self._batch["norm"] = (normalised.double().square() * weights).sum()
 
     @property
     def num_places(self) -> int:

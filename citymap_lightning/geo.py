@@ -27,24 +27,22 @@ def distance_matrix(latlon: np.ndarray, radius: float = EARTH_RADIUS_KM) -> np.n
     """The ``n x n`` great-circle distance matrix of ``n`` places (exactly symmetric, zero diagonal).
 
     Computed from chord lengths, ``2 R asin(|u_i - u_j| / 2)`` with ``|u_i - u_j|^2 = 2 - 2 u_i . u_j``:
-    one matrix product instead of four trigonometric functions per pair (10x faster at n = 5,000),
+    one matrix product instead of four trigonometric functions per pair, in torch's threads (0.5 s
+    at n = 5,000 on 2 cores, against 2.2 s for the same in numpy and 20 s for haversine),
     and in float64 exact to a millimetre for places a kilometre apart; pairs closer than about 60 m
     are recomputed by :func:`haversine`, so that identical places are exactly 0 apart.
     """
-    u = to_unit_vectors(np.asarray(latlon, dtype=np.float64))
-    chord_sq = u @ u.T
-    np.multiply(chord_sq, -2.0, out=chord_sq)
-    chord_sq += 2.0
-    np.clip(chord_sq, 0.0, 4.0, out=chord_sq)
-    np.sqrt(chord_sq, out=chord_sq)
-    chord_sq *= 0.5
-    np.arcsin(chord_sq, out=chord_sq)
-    chord_sq *= 2 * radius
-    close = np.argwhere(np.triu(chord_sq < 0.06 * radius / EARTH_RADIUS_KM, 1))
-    d = np.triu(chord_sq, 1)
+    latlon = np.asarray(latlon, dtype=np.float64)
+    u = torch.from_numpy(to_unit_vectors(latlon))
+    d = great_circle_block(u, u, radius)
+    d = torch.maximum(d, d.T)  # the product's rounding is not exactly symmetric
+    close = torch.nonzero(torch.triu(d < 0.06 * radius / EARTH_RADIUS_KM, 1)).numpy()
+    d.fill_diagonal_(0.0)
+    d = d.numpy()
     if len(close):
-        d[close[:, 0], close[:, 1]] = haversine(latlon[close[:, 0]], latlon[close[:, 1]], radius)
-    d += d.T
+        exact = haversine(latlon[close[:, 0]], latlon[close[:, 1]], radius)
+        d[close[:, 0], close[:, 1]] = exact
+        d[close[:, 1], close[:, 0]] = exact
     return d
 
 

@@ -427,8 +427,13 @@ class CityMap(pl.LightningModule):
                 f"{hp.geometry}, loss={hp.loss}, restarts={hp.restarts} needs the full-matrix DistanceDataModule"
             )
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the pair schedule's weight range, so that a resumed fit anneals exactly as an uninterrupted one."""
+        checkpoint["eta_range"] = self._eta_range
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of another data set with a plain message, not a size-mismatch traceback."""
+        self._eta_range = checkpoint.get("eta_range")
         saved = tuple(checkpoint.get("state_dict", {}).get("coords", self.coords).shape)
         if saved != tuple(self.coords.shape):
             restarts, places, dim = saved if len(saved) == 3 else (None, None, None)

@@ -150,6 +150,17 @@ def test_pair_fit_of_a_pair_list_with_missing_pairs(tmp_path):
     assert len((log_dir / "pairs_fitted.csv").read_text(encoding="utf-8").splitlines()) == 631
 
 
+def test_pair_fit_resumes_exactly_where_an_uninterrupted_fit_ends(europe300, tmp_path):
+    weighted = [*PAIRS, "--model.loss", "weighted_stress", "--data.path", str(europe300), *QUIET]
+    main(["fit", *weighted, "--trainer.max_epochs", "20", "--trainer.default_root_dir", str(tmp_path / "whole")])
+    split = ["fit", *weighted, "--trainer.default_root_dir", str(tmp_path / "split")]
+    main([*split, "--trainer.max_epochs", "10", "--checkpoint.every_n_epochs", "10"])
+    main([*split, "--trainer.max_epochs", "20", "--ckpt_path", "last"])
+    whole = (tmp_path / "whole" / "lightning_logs" / "version_0" / "coordinates.csv").read_bytes()
+    resumed = (tmp_path / "split" / "lightning_logs" / "version_1" / "coordinates.csv").read_bytes()
+    assert whole == resumed
+
+
 def test_pair_fit_of_a_matrix_without_coordinates(tmp_path):
     table = load_table(EUROPE)
     np.save(tmp_path / "d.npy", table.distances)
