@@ -105,7 +105,9 @@ class DistanceTable:
         """``(n, len(cols))`` distances from every place to the places ``cols`` (NaN where unknown)."""
         if self.distances is None:
             return geo.haversine(self.latlon[:, None, :], self.latlon[None, cols, :])
-        return np.where(self.known[:, cols] | (np.arange(self.n)[:, None] == cols), self.distances[:, cols], np.nan)
+        d = self.distances[:, cols]
+        known = (np.isfinite(d) & (self.weights[:, cols] > 0)) | (np.arange(self.n)[:, None] == cols)
+        return np.where(known, d, np.nan)
 
     @property
     def n_pairs(self) -> int:
