@@ -128,13 +128,18 @@ def test_ctrl_c_writes_the_map_of_where_the_fit_got(tmp_path):
             "--trainer.max_epochs", "1000000", "--trainer.default_root_dir", str(tmp_path), *QUIET,
         ],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell's background job starts with SIGINT ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     deadline = time.time() + 120
     while not list(tmp_path.rglob("events.out.tfevents*")) and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()  # no runaway fit when the test fails
     assert proc.returncode == 1
     assert "Traceback" not in err
     log_dir = run_dir(tmp_path)
