@@ -53,12 +53,6 @@ def write_coordinates(path: str | Path, names: Sequence[str], coords: np.ndarray
     return write_table(path, ["name", *axes[: coords.shape[1]]], rows)
 
 
-def save_figure(path: str | Path, figure) -> Path:  # noqa: ANN001
-    """Save a matplotlib figure atomically (format from the extension)."""
-    path = Path(path)
-    return atomic_write(path, lambda f: figure.savefig(f, format=path.suffix.lstrip(".")), binary=True)
-
-
 def save_image(path: str | Path, image: np.ndarray) -> Path:
     """Save an RGBA array (from :func:`citymap_lightning.render.to_image`) as a PNG, atomically."""
     from matplotlib.image import imsave

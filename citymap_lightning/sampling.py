@@ -89,10 +89,3 @@ def evaluation_pairs(n: int, count: int, seed: int = 12345) -> tuple[np.ndarray,
     draws = np.unique(draws[draws[:, 0] != draws[:, 1]], axis=0)
     draws = draws[rng.permutation(len(draws))[:count]]
     return draws[:, 0], draws[:, 1]
-
-
-def all_pairs(n: int, start_row: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every pair ``i < j`` with ``i`` in ``[start_row, start_row + rows)``."""
-    i = np.repeat(np.arange(start_row, min(n, start_row + rows)), n)
-    j = np.tile(np.arange(n), min(n, start_row + rows) - start_row)
-    return i[i < j], j[i < j]
