@@ -104,7 +104,15 @@ class CityMap(pl.LightningModule):
                 self.coords[0].copy_(torch.from_numpy(init))
             return
         if table.lazy:
-            raise ConfigError(f"start {self.hparams.start!r} needs the distance matrix: use pivot or random")
+            if self.hparams.start == "classical":
+                raise ConfigError("start 'classical' needs the distance matrix: use pivot, mercator, lambert or random")
+            init = starts.projection_start(table.latlon, self.hparams.start) / dm.scale
+            dim = self.coords.shape[-1]
+            if dim != 2:
+                raise ConfigError(f"start {self.hparams.start!r} makes a 2-D map, but the model has dim={dim}")
+            with torch.no_grad():
+                self.coords[0].copy_(torch.from_numpy(init))
+            return
         known = table.known | np.eye(table.n, dtype=bool)
         init = starts.initial_coords(
             self.hparams.start,

@@ -178,6 +178,7 @@ def test_pair_fit_of_a_matrix_without_coordinates(tmp_path):
         (["--optimizer", "LBFGS"], "L-BFGS needs the same objective at every evaluation"),
         (["--model.loss", "course"], "pair batches fit one flat map"),
         (["--model.geometry", "sphere"], "pair batches fit one flat map"),
+        (["--model.start", "classical"], "start 'classical' needs the distance matrix"),
     ],
 )
 def test_pair_fit_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):
