@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from citymap_lightning import align, geo, output, render
+from citymap_lightning import align, geo, output, render, sampling
 from citymap_lightning.errors import FitDivergedError
 
 
@@ -166,7 +166,7 @@ class MapRenderer(pl.Callback):
             given = np.where(table.known, table.distances, np.nan)
             fitted = self._fitted(pl_module, dm.scale)
             self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, given, fitted))
-        share = self._city_share(trainer, pl_module)
+        share = self._city_share(pl_module)
         if geometry == "plane" and coords.shape[1] == 2:
             history = orientation.apply(np.stack([h[best] for h in self.history]) * dm.scale) if self.history else None
             coloured = table.n > self.max_labels
@@ -201,7 +201,7 @@ class MapRenderer(pl.Callback):
             return pl_module.fitted_distances()[pl_module.best_restart()].double().cpu().numpy() * scale
 
     @staticmethod
-    def _city_share(trainer: pl.Trainer, pl_module: pl.LightningModule) -> np.ndarray:
+    def _city_share(pl_module: pl.LightningModule) -> np.ndarray:
         """Each place's share of the best restart's squared residuals (sums to 1)."""
         residuals = pl_module.city_residuals().double()
         return (residuals / residuals.sum().clamp_min(torch.finfo(torch.float64).tiny)).cpu().numpy()
@@ -215,6 +215,9 @@ class MapRenderer(pl.Callback):
             logger.experiment.add_image(tag, image[..., :3], global_step=trainer.global_step, dataformats="HWC")
             logger.experiment.flush()
 
+    SHEPARD_PAIRS = 20000
+    """Most pairs drawn in a Shepard diagram (a random sample of the known pairs beyond that)."""
+
     def _diagnostics(
         self,
         trainer: pl.Trainer,
@@ -225,12 +228,12 @@ class MapRenderer(pl.Callback):
     ) -> None:
         """Shepard diagram, per-city error map and histogram: to TensorBoard, and to files when ``log_dir`` is set.
 
-        The Shepard diagram shows at most ``SHEPARD_PAIRS`` known pairs, drawn at random, so that it
-        costs the same at any size.
+        The Shepard diagram shows at most :attr:`SHEPARD_PAIRS` known pairs, drawn at random, so that
+        it costs the same at any size.
         """
         table = trainer.datamodule.table
-        share = self._city_share(trainer, pl_module) if share is None else share
-        i, j = sample_known_pairs(table, SHEPARD_PAIRS)
+        share = self._city_share(pl_module) if share is None else share
+        i, j = sampling.known_pairs_sample(table, self.SHEPARD_PAIRS)
         fitted = pl_module.pair_distances(torch.from_numpy(i), torch.from_numpy(j)).double().cpu().numpy()
         title = f"Shepard diagram ({len(i)} of {table.n_known_pairs} pairs)" if len(i) < table.n_known_pairs else ""
         shepard = render.shepard_diagram(
@@ -265,6 +268,16 @@ class MapRenderer(pl.Callback):
             },
             step=trainer.global_step,
         )
+
+
+def _log_dir(trainer: pl.Trainer) -> Path:
+    """The run's folder (every rank must call this under DDP: it is broadcast from rank zero)."""
+    return Path(trainer.log_dir or trainer.default_root_dir)
+
+
+def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
+    """The run's TensorBoard loggers."""
+    return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
 def _log_dir(trainer: pl.Trainer) -> Path:

@@ -184,21 +184,19 @@ class PairDataModule(DistanceDataModule):
             log.info(f"{self.path}: {table.n} places, at most full_batch_limit: one full-matrix batch")
             super()._prepare()
             return
-        self.complete = table.n_known_pairs == table.n_pairs
-        self.known_pairs = None if self.complete else sampling.known_pair_list(table)
-        self.neighbour_index = sampling.nearest_neighbours(table, self.neighbours) if self.complete else None
-        self.exact = table.n <= self.exact_limit or not self.complete
-        if not self.exact:
+        complete = table.n_known_pairs == table.n_pairs
+        self.known_pairs = None if complete else sampling.known_pair_list(table)
+        self.neighbour_index = sampling.nearest_neighbours(table, self.neighbours) if complete else None
+        exact = table.n <= self.exact_limit or not complete
+        if not exact:
             self._evaluation = sampling.evaluation_pairs(table.n, self.sample_pairs)
-        elif self.complete:
-            self._evaluation = None
-        else:
+        else:  # None: every pair of a complete table, by blocks of rows
             self._evaluation = self.known_pairs
         sample = self._evaluation or sampling.evaluation_pairs(table.n, min(self.sample_pairs, 100000))
         d = table.pair_distances(sample[0][:100000], sample[1][:100000])
         self.scale = float(np.sqrt(np.mean(d**2)))
-        self.evaluation_size = table.n_known_pairs if self.exact else len(self._evaluation[0])
-        what = "every pair" if self.exact else f"a fixed sample of {self.evaluation_size} pairs"
+        self.evaluation_size = table.n_known_pairs if exact else len(self._evaluation[0])
+        what = "every pair" if exact else f"a fixed sample of {self.evaluation_size} pairs"
         log.info(f"{self.path}: pair batches of {self.batch_size}; stress-1 is computed over {what}")
 
     def batch(self) -> dict[str, torch.Tensor]:

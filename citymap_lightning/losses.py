@@ -150,10 +150,9 @@ def _fused_terms(
 
     The gradient of ``0.5 sum w f(dhat, d)`` with respect to ``x_i`` is ``sum_j c_ij (x_i - x_j)``:
     ``c = 2 w (1 - d / dhat)`` for stress and ``c = 4 w (dhat^2 - d^2)`` for the course objective,
-    so a block's rows of the gradient are ``rowsum(c) x_i - c @ x``. Distances come from coordinate
-    differences, not the ``|a|^2 + |b|^2 - 2ab`` shortcut, whose float32 rounding is large for close places.
+    so a block's rows of the gradient are ``rowsum(c) x_i - c @ x``.
     """
-    restarts, n, dim = x.shape
+    restarts, n, _ = x.shape
     x = x - x.mean(1, keepdim=True)
     value = torch.zeros(restarts, dtype=torch.float64, device=x.device)
     residual = torch.zeros(restarts, dtype=torch.float64, device=x.device)
@@ -162,9 +161,7 @@ def _fused_terms(
     for start in range(0, n, rows):
         block = slice(start, min(n, start + rows))
         xs = x[:, block]
-        fitted = (xs[:, :, None, 0] - x[:, None, :, 0]).square_()
-        for k in range(1, dim):
-            fitted.add_((xs[:, :, None, k] - x[:, None, :, k]).square_())
+        fitted = _squared_block(xs, x)
         d, w = distances[block], None if weights is None else weights[block]
         if loss == "course":
             c = fitted - d * d
@@ -200,9 +197,18 @@ def block_residuals(coords: torch.Tensor, start: int, distances: torch.Tensor) -
 
     ``coords`` is one map ``(n, dim)``; ``distances`` the block's given distances ``(rows, n)``.
     """
-    xs = coords[start : start + distances.shape[0]]
-    fitted = (xs[:, None, 0] - coords[None, :, 0]).square_()
-    for k in range(1, coords.shape[1]):
-        fitted.add_((xs[:, None, k] - coords[None, :, k]).square_())
+    fitted = _squared_block(coords[start : start + distances.shape[0]], coords)
     residual = fitted.sqrt_().sub_(distances).square_()
     return residual.sum(1), distances.square().sum(1)
+
+
+def _squared_block(rows: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``(..., r, n)`` from ``rows (..., r, dim)`` to ``points (..., n, dim)``.
+
+    Summed from coordinate differences, not the ``|a|^2 + |b|^2 - 2ab`` shortcut, whose float32
+    rounding is large for close places.
+    """
+    squared = (rows[..., :, None, 0] - points[..., None, :, 0]).square_()
+    for k in range(1, rows.shape[-1]):
+        squared.add_((rows[..., :, None, k] - points[..., None, :, k]).square_())
+    return squared

@@ -97,31 +97,8 @@ class CityMap(pl.LightningModule):
             return
         if stage != "fit" or self.hparams.start == "random":
             return
-        table = dm.table
-        if self.hparams.start == "pivot" and table.n_known_pairs == table.n_pairs:
-            init = starts.pivot_mds(table.columns, self.coords.shape[-1], n=table.n) / dm.scale
-            with torch.no_grad():
-                self.coords[0].copy_(torch.from_numpy(init))
-            return
-        if table.lazy:
-            if self.hparams.start == "classical":
-                raise ConfigError("start 'classical' needs the distance matrix: use pivot, mercator, lambert or random")
-            init = starts.projection_start(table.latlon, self.hparams.start) / dm.scale
-            dim = self.coords.shape[-1]
-            if dim != 2:
-                raise ConfigError(f"start {self.hparams.start!r} makes a 2-D map, but the model has dim={dim}")
-            with torch.no_grad():
-                self.coords[0].copy_(torch.from_numpy(init))
-            return
-        known = table.known | np.eye(table.n, dtype=bool)
         init = starts.initial_coords(
-            self.hparams.start,
-            np.where(known, table.distances, np.nan),
-            self.coords.shape[-1],
-            np.random.default_rng(0),
-            known=known,
-            latlon=table.latlon,
-            scale=dm.scale,
+            self.hparams.start, dm.table, self.coords.shape[-1], np.random.default_rng(0), scale=dm.scale
         )
         with torch.no_grad():
             self.coords[0].copy_(torch.from_numpy(init))
@@ -251,7 +228,7 @@ class CityMap(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
-        if "i" in batch:
+        if self._pair_batches():
             return self._pair_loss(batch)
         logging = self._logging_step()
         loss, s1 = self._evaluate(batch, with_stress=logging)
@@ -377,7 +354,7 @@ class CityMap(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Stress-1 of the best restart (with pair batches, summed over the batches)."""
-        if "i" in batch or "start" in batch:
+        if self._pair_batches():
             self._sums += self._pair_sums([batch])[0]
             return
         loss, s1 = self._evaluate(batch)
@@ -387,7 +364,7 @@ class CityMap(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The best restart's coordinates (normalised units)."""
-        if "i" in batch:
+        if self._pair_batches():
             self.refresh_stress1()
         else:
             _, self.stress1 = self._evaluate(batch)

@@ -151,7 +151,7 @@ def shepard_diagram(given: np.ndarray, fitted: np.ndarray, unit: str = "km", tit
 
 
 def city_error_map(
-    coords: np.ndarray, names: list[str], share: np.ndarray, unit: str = "km", title: str = "", max_labels: int = 60
+    coords: np.ndarray, names: list[str], share: np.ndarray, unit: str = "km", max_labels: int = 60
 ) -> Figure:
     """The map with each city coloured by its share of the residual (per-city stress, in percent)."""
     return draw_map(
@@ -159,7 +159,7 @@ def city_error_map(
         names,
         values=100 * share,
         value_label="share of the residual (%)",
-        title=title or "Per-city error: each city's share of the squared residuals",
+        title="Per-city error: each city's share of the squared residuals",
         unit=unit,
         max_labels=max_labels,
     )

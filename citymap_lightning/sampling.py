@@ -51,6 +51,20 @@ def known_pair_list(table: DistanceTable) -> tuple[np.ndarray, np.ndarray]:
     return np.nonzero(np.triu(table.known, 1))
 
 
+def known_pairs_sample(table: DistanceTable, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``count`` distinct known pairs ``i < j`` drawn at random (all of them when there are fewer).
+
+    A complete table is sampled without building an ``n x n`` mask.
+    """
+    if table.n_known_pairs == table.n_pairs:
+        return np.triu_indices(table.n, 1) if table.n_pairs <= count else evaluation_pairs(table.n, count, seed)
+    i, j = known_pair_list(table)
+    if len(i) > count:
+        pick = np.sort(np.random.default_rng(seed).choice(len(i), count, replace=False))
+        i, j = i[pick], j[pick]
+    return i, j
+
+
 def epoch_pairs(
     n: int,
     neighbours: np.ndarray,

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from citymap_lightning import geo
+from citymap_lightning.data import DistanceTable
 from citymap_lightning.errors import ConfigError
 
 STARTS = ("random", "classical", "pivot", "mercator", "lambert")
@@ -104,35 +105,31 @@ def projection_start(latlon: np.ndarray, kind: str) -> np.ndarray:
 
 
 def initial_coords(
-    method: str,
-    distances: np.ndarray,
-    dim: int,
-    rng: np.random.Generator,
-    known: np.ndarray | None = None,
-    latlon: np.ndarray | None = None,
-    scale: float = 1.0,
+    method: str, table: DistanceTable, dim: int, rng: np.random.Generator, scale: float = 1.0
 ) -> np.ndarray:
-    """Initial positions in the units of ``distances / scale``.
+    """Initial positions of a table's places in the units of ``distances / scale``.
 
-    ``random`` ignores the distances; ``classical`` uses them; ``mercator`` and ``lambert`` need
-    latitude/longitude and a 2-D map.
+    ``random`` ignores the distances; ``pivot`` needs only ``k`` columns of a complete table (so it
+    runs on a lazy one) and is classical MDS on an incomplete one; ``classical`` needs the matrix;
+    ``mercator`` and ``lambert`` need latitude/longitude and a 2-D map.
     """
-    n = distances.shape[0]
+    n = table.n
     if method == "random":
         return random_start(n, dim, rng)
-    if method == "classical":
-        return np.ascontiguousarray(classical_mds(distances, dim, known) / scale)
-    if method == "pivot":
-        if known is not None and not known.all():
-            return np.ascontiguousarray(classical_mds(distances, dim, known) / scale)
-        return pivot_mds(distances, dim, rng=rng) / scale
     if method in ("mercator", "lambert"):
-        if latlon is None:
+        if table.latlon is None:
             raise ConfigError(f"start {method!r} needs latitude/longitude in the input")
         if dim != 2:
             raise ConfigError(f"start {method!r} makes a 2-D map, but the model has dim={dim}")
-        return np.ascontiguousarray(projection_start(latlon, method) / scale)
-    raise ConfigError(f"unknown start {method!r}: expected one of {', '.join(STARTS)}")
+        return np.ascontiguousarray(projection_start(table.latlon, method) / scale)
+    if method not in ("classical", "pivot"):
+        raise ConfigError(f"unknown start {method!r}: expected one of {', '.join(STARTS)}")
+    if method == "pivot" and table.n_known_pairs == table.n_pairs:
+        return pivot_mds(table.columns, dim, rng=rng, n=n) / scale
+    if table.lazy:
+        raise ConfigError(f"start {method!r} needs the distance matrix: use pivot, mercator, lambert or random")
+    known = table.known | np.eye(n, dtype=bool)
+    return np.ascontiguousarray(classical_mds(np.where(known, table.distances, np.nan), dim, known) / scale)
 
 
 def sphere_start(distances: np.ndarray, known: np.ndarray, radius: float | None = None) -> tuple[np.ndarray, float]:
