@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from citymap_lightning import losses, starts
+from citymap_lightning import losses, metrics, starts
 from citymap_lightning.data import load_table
 
 DATA = Path(__file__).resolve().parent.parent / "data"
@@ -49,7 +49,7 @@ def run(loss: str, optimiser: str, x0: np.ndarray, d: torch.Tensor, w: torch.Ten
     for _ in range(epochs):
         opt.step(closure)
     with torch.no_grad():
-        s = losses.stress1(losses.pairwise_distances(x), d, w).numpy()
+        s = metrics.stress1(losses.pairwise_distances(x), d, w, dims=(-1, -2)).numpy()
     return np.where(np.isfinite(s), s, np.inf)
 
 
@@ -73,10 +73,11 @@ def main() -> None:
           f"{args.restarts} restarts (Adam) | best stress-1 | time |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     for name, table in sets.items():
-        scale = float(np.linalg.norm(table.distances))
-        d = torch.from_numpy(table.distances / scale)
+        matrix = table.matrix()
+        scale = float(np.linalg.norm(matrix))
+        d = torch.from_numpy(matrix / scale)
         w = torch.ones_like(d)
-        classical = starts.classical_mds(table.distances, 2)[None] / scale
+        classical = starts.classical_mds(matrix, 2)[None] / scale
         seeds = args.seeds if table.n <= 36 else args.large_seeds
         for loss in losses.LOSSES:
             results = {}

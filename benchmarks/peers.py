@@ -5,8 +5,9 @@ Each run is a separate Python process, timed from outside (wall time and peak me
 tool's output against the great-circle distances. Peers come from the optional extra:
 ``pip install -e ".[bench]"`` (scikit-learn, s_gd2). This project runs ``configs/large.yaml``
 (one full-matrix batch up to 5,000 places, pair batches above); ``citymap-pairs`` forces pair
-batches at any size, and ``citymap-ddp`` runs them under DDP with 2 CPU processes. Sizes above 5,000 come from ``data/generated/europe50000.csv``
-(``python scripts/make_datasets.py --large``); there stress-1 is computed on 1,000,000 random pairs.
+batches at any size, and ``citymap-ddp`` runs them under DDP with 2 CPU processes. Sizes above
+5,000 come from ``data/generated/europe50000.csv`` (``python scripts/make_datasets.py --large``);
+there stress-1 is computed on 1,000,000 random pairs.
 
     python benchmarks/peers.py --sizes 500 2000 5000 --repeats 3
     python benchmarks/peers.py --sizes 50000 --repeats 1 --tools citymap
@@ -128,7 +129,7 @@ def main() -> None:
         work = Path(tmp)
         for n in args.sizes:
             path = subset(n, work)
-            latlon = load_table(path, lazy=True).latlon
+            latlon = load_table(path).latlon
             tools = [t for t in args.tools if n <= LIMITS.get(t, n)]
             times: dict[str, list[tuple[float, float, float]]] = {t: [] for t in tools}
             for _ in range(args.repeats):

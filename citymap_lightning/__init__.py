@@ -1,10 +1,12 @@
 """citymap-lightning: maps from tables of distances, by gradient-based metric MDS in PyTorch Lightning."""
 
 from citymap_lightning.callbacks import MapRenderer
-from citymap_lightning.data import DistanceTable, load_table
+from citymap_lightning.data import load_table
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.errors import CitymapError, ConfigError, DataError, FitDivergedError
 from citymap_lightning.model import CityMap
+from citymap_lightning.result import FittedMap
+from citymap_lightning.tables import DistanceTable, MatrixTable, PairTable, PlacesTable
 
 __all__ = [
     "CityMap",
@@ -14,6 +16,10 @@ __all__ = [
     "DistanceDataModule",
     "DistanceTable",
     "FitDivergedError",
+    "FittedMap",
     "MapRenderer",
+    "MatrixTable",
+    "PairTable",
+    "PlacesTable",
     "load_table",
 ]

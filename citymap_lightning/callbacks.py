@@ -18,8 +18,9 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from citymap_lightning import align, geo, output, render, sampling
+from citymap_lightning import geo, output, render, result, sampling
 from citymap_lightning.errors import FitDivergedError
+from citymap_lightning.result import FittedMap
 
 
 class MapRenderer(pl.Callback):
@@ -66,8 +67,6 @@ class MapRenderer(pl.Callback):
         self.gif_frames = gif_frames
         self.history: list[np.ndarray] = []
         self.written: list[Path] = []
-        self.coords: np.ndarray | None = None
-        self.latlon: np.ndarray | None = None
 
     def _interval(self, trainer: pl.Trainer) -> int:
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1000
@@ -86,12 +85,11 @@ class MapRenderer(pl.Callback):
         epoch = trainer.current_epoch + 1
         if epoch % self._interval(trainer) == 0:
             self._record(pl_module)
-            if trainer.datamodule.table.latlon is not None and torch.isfinite(pl_module.coords).all():
-                self._log_position_error(trainer, self._aligned(trainer, pl_module)[2])
+            table = trainer.datamodule.table
+            if table.latlon is not None and torch.isfinite(pl_module.coords).all():
+                self._log_position_error(trainer, result.aligned(pl_module, table)[2])
         if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:
-            pl_module.refresh_stress1()
-            coords, _, _ = self._aligned(trainer, pl_module)
-            self._diagnostics(trainer, pl_module, coords, log_dir=None)
+            self._diagnostics(trainer, pl_module, pl_module.fitted_map(), log_dir=None)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write the results of a finished fit."""
@@ -99,7 +97,6 @@ class MapRenderer(pl.Callback):
             return
         if not self.history or not np.array_equal(self.history[-1], pl_module.coords.detach().cpu().double().numpy()):
             self._record(pl_module)
-        pl_module.refresh_stress1()
         self.render(trainer, pl_module, _log_dir(trainer))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
@@ -109,7 +106,6 @@ class MapRenderer(pl.Callback):
         if not torch.isfinite(pl_module.coords).all() or trainer.fast_dev_run:
             return
         self._record(pl_module)
-        pl_module.refresh_stress1()
         self.render(trainer, pl_module, _log_dir(trainer))
         for path in self.written:
             print(f"wrote {path}")
@@ -126,24 +122,6 @@ class MapRenderer(pl.Callback):
         """Restore the recorded history."""
         self.history = [h.numpy() for h in state_dict.get("history", [])]
 
-    def _aligned(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule
-    ) -> tuple[np.ndarray, align.Orientation, np.ndarray | None]:
-        """The best restart's coordinates in the input's unit in the real frame, the transform, and lat/lon.
-
-        The latitude/longitude estimate is None when the input had none (and the geometry is flat).
-        """
-        dm = trainer.datamodule
-        best = pl_module.best_restart()
-        raw = pl_module.coords[best].detach().cpu().double().numpy()
-        geometry = pl_module.hparams.geometry
-        if geometry == "sphere":
-            unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-            orientation, latlon = align.orient_geometry(unit, dm.table.names, dm.table.latlon, geometry)
-            return orientation.apply(unit) * float(pl_module.radius[best].detach()) * dm.scale, orientation, latlon
-        orientation, latlon = align.orient_geometry(raw * dm.scale, dm.table.names, dm.table.latlon, geometry)
-        return orientation.apply(raw * dm.scale), orientation, latlon
-
     @rank_zero_only
     def render(self, trainer: pl.Trainer, pl_module: pl.LightningModule, log_dir: Path) -> None:
         """Align the best restart north-up, then write the result files into ``log_dir`` and TensorBoard images.
@@ -152,59 +130,43 @@ class MapRenderer(pl.Callback):
         this rank-zero-only method must not make.
         """
         pl_module.check_finite()
-        dm = trainer.datamodule
-        table = dm.table
-        best = pl_module.best_restart()
-        geometry = pl_module.hparams.geometry
-        coords, orientation, latlon = self._aligned(trainer, pl_module)
-        stress = float(pl_module.stress1[best])
-        title = f"{table.n} places, stress-1 {stress:.3g}" if math.isfinite(stress) else ""
+        table = trainer.datamodule.table
+        fit = pl_module.fitted_map()
+        coords, best = fit.coords, pl_module.best_restart()
+        title = f"{table.n} places, stress-1 {fit.stress1:.3g}" if math.isfinite(fit.stress1) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
-        if latlon is not None and table.latlon is not None:
-            self.written.append(output.write_geojson(log_dir / "coordinates.geojson", table.names, latlon))
-        if (table.kind == "pairs" or table.n_known_pairs < table.n_pairs) and table.n <= self.max_pairs_places:
-            given = np.where(table.known, table.distances, np.nan)
-            fitted = self._fitted(pl_module, dm.scale)
-            self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, given, fitted))
-        share = self._city_share(pl_module)
-        if geometry == "plane" and coords.shape[1] == 2:
-            history = orientation.apply(np.stack([h[best] for h in self.history]) * dm.scale) if self.history else None
+        if fit.latlon is not None and table.latlon is not None:
+            self.written.append(output.write_geojson(log_dir / "coordinates.geojson", table.names, fit.latlon))
+        if (table.kind == "pairs" or not table.complete) and table.n <= self.max_pairs_places:
+            with torch.no_grad():
+                fitted = pl_module.fitted_distances()[best].double().cpu().numpy() * pl_module.fitting.scale
+            self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, table.matrix(), fitted))
+        if fit.geometry == "plane" and coords.shape[1] == 2:
+            history = None
+            if self.history:
+                history = fit.orientation.apply(np.stack([h[best] for h in self.history]) * pl_module.fitting.scale)
             coloured = table.n > self.max_labels
             figure = render.draw_map(
-                coords, table.names, history, values=100 * share if coloured else None,
+                coords, table.names, history, values=100 * fit.place_share if coloured else None,
                 value_label="share of the residual (%)", title=title, unit=table.unit,
                 max_labels=self.max_labels, max_trajectories=self.max_trajectories,
             )  # fmt: skip
             if self.gif and history is not None and len(history) > 1:
                 self.written.append(_write_gif(log_dir / "fit.gif", history, table.names, self.gif_frames, table.unit))
-        elif geometry == "sphere":
-            radius = float(pl_module.radius[best].detach()) * dm.scale
+        elif fit.geometry == "sphere":
             figure = render.draw_globe(
-                latlon, table.names, title=f"{title}, radius {radius:.1f}", max_labels=self.max_labels
+                fit.latlon, table.names, title=f"{title}, radius {fit.radius:.1f}", max_labels=self.max_labels
             )
         else:
             figure = render.draw_space(coords, table.names, title=title, unit=table.unit)
         self._publish(trainer, "map", figure, log_dir)
-        self._diagnostics(trainer, pl_module, coords, log_dir, share)
-        self._log_position_error(trainer, latlon)
+        self._diagnostics(trainer, pl_module, fit, log_dir)
+        self._log_position_error(trainer, fit.latlon)
         for logger in _tensorboard(trainer):
             embedding = torch.from_numpy(coords).float()
             logger.experiment.add_embedding(
                 embedding, metadata=table.names, tag="coordinates", global_step=trainer.global_step
             )
-        self.coords, self.latlon = coords, latlon
-
-    @staticmethod
-    def _fitted(pl_module: pl.LightningModule, scale: float) -> np.ndarray:
-        """The best restart's model distances in the input's unit (``n x n``: for small inputs only)."""
-        with torch.no_grad():
-            return pl_module.fitted_distances()[pl_module.best_restart()].double().cpu().numpy() * scale
-
-    @staticmethod
-    def _city_share(pl_module: pl.LightningModule) -> np.ndarray:
-        """Each place's share of the best restart's squared residuals (sums to 1)."""
-        residuals = pl_module.city_residuals().double()
-        return (residuals / residuals.sum().clamp_min(torch.finfo(torch.float64).tiny)).cpu().numpy()
 
     def _publish(self, trainer: pl.Trainer, tag: str, figure: Any, log_dir: Path | None) -> None:
         """Render a figure once; write it as ``TAG.png`` when ``log_dir`` is set and add it to TensorBoard."""
@@ -219,12 +181,7 @@ class MapRenderer(pl.Callback):
     """Most pairs drawn in a Shepard diagram (a random sample of the known pairs beyond that)."""
 
     def _diagnostics(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        coords: np.ndarray,
-        log_dir: Path | None,
-        share: np.ndarray | None = None,
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, fit: FittedMap, log_dir: Path | None
     ) -> None:
         """Shepard diagram, per-city error map and histogram: to TensorBoard, and to files when ``log_dir`` is set.
 
@@ -232,17 +189,19 @@ class MapRenderer(pl.Callback):
         it costs the same at any size.
         """
         table = trainer.datamodule.table
-        share = self._city_share(pl_module) if share is None else share
+        share = fit.place_share
         i, j = sampling.known_pairs_sample(table, self.SHEPARD_PAIRS)
-        fitted = pl_module.pair_distances(torch.from_numpy(i), torch.from_numpy(j)).double().cpu().numpy()
+        with torch.no_grad():
+            fitted = pl_module.pair_distances(torch.from_numpy(i), torch.from_numpy(j))[pl_module.best_restart()]
+        fitted = fitted.double().cpu().numpy()
         title = f"Shepard diagram ({len(i)} of {table.n_known_pairs} pairs)" if len(i) < table.n_known_pairs else ""
         shepard = render.shepard_diagram(
-            table.pair_distances(i, j), fitted * trainer.datamodule.scale, unit=table.unit, title=title
+            table.pair_distances(i, j), fitted * pl_module.fitting.scale, unit=table.unit, title=title
         )
         figures = {"shepard": shepard}
-        if coords.shape[1] == 2:
+        if fit.coords.shape[1] == 2:
             figures["city_error"] = render.city_error_map(
-                coords, table.names, share, unit=table.unit, max_labels=min(60, self.max_labels)
+                fit.coords, table.names, share, unit=table.unit, max_labels=min(60, self.max_labels)
             )
         for tag, figure in figures.items():
             self._publish(trainer, tag, figure, log_dir)
@@ -278,41 +237,6 @@ def _log_dir(trainer: pl.Trainer) -> Path:
 def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
     """The run's TensorBoard loggers."""
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-
-
-def _log_dir(trainer: pl.Trainer) -> Path:
-    """The run's folder (every rank must call this under DDP: it is broadcast from rank zero)."""
-    return Path(trainer.log_dir or trainer.default_root_dir)
-
-
-def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
-    """The run's TensorBoard loggers."""
-    return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
-
-
-SHEPARD_PAIRS = 20000
-"""Most pairs drawn in a Shepard diagram (a random sample of the known pairs beyond that)."""
-
-
-def sample_known_pairs(table: Any, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``count`` distinct known pairs ``i < j`` of a table, drawn at random (all of them when fewer).
-
-    A complete table is sampled without building an ``n x n`` mask.
-    """
-    n = table.n
-    if table.n_known_pairs == table.n_pairs:
-        if table.n_pairs <= count:
-            return np.triu_indices(n, 1)
-        rng = np.random.default_rng(seed)
-        flat = np.unique(rng.integers(0, n * n, size=2 * count + 64))
-        i, j = np.divmod(flat, n)
-        i, j = i[i < j], j[i < j]
-    else:
-        i, j = np.nonzero(np.triu(table.known, 1))
-    if len(i) > count:
-        pick = np.sort(np.random.default_rng(seed + 1).choice(len(i), count, replace=False))
-        i, j = i[pick], j[pick]
-    return i, j
 
 
 def _write_gif(path: Path, history: np.ndarray, names: list[str], frames: int, unit: str) -> Path:

@@ -1,4 +1,4 @@
-"""Read and validate distance inputs: places with latitude/longitude, square matrices, pair lists.
+"""Readers: a file becomes a table of the right kind (places, dense matrix or sparse pairs), validated.
 
 Everything a user can get wrong in a file ends in a :class:`DataError` whose message names the file
 and the problem in one line; the CLI prints it without a traceback.
@@ -7,16 +7,16 @@ and the problem in one line; the CLI prints it without a traceback.
 from __future__ import annotations
 
 import csv
-import io
 import logging
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import geo
+from citymap_lightning import validation
 from citymap_lightning.errors import DataError
+from citymap_lightning.tables import DistanceTable, MatrixTable, PairTable, PlacesTable
 
 log = logging.getLogger("citymap_lightning")
 
@@ -25,112 +25,12 @@ FORMATS = ("auto", "places", "matrix", "pairs", "npy")
 
 _LAT = ("latitude", "lat")
 _LON = ("longitude", "lon", "lng", "long")
-SYMMETRY_RTOL = 1e-6
-"""Relative difference between ``d[i, j]`` and ``d[j, i]`` above which a matrix is called asymmetric."""
 
 
-@dataclass
-class DistanceTable:
-    """Places and the known distances between them.
-
-    Attributes:
-        names: place names, in input order.
-        distances: ``(n, n)`` float64, symmetric, zero diagonal, NaN where the pair is unknown; None
-            for a *lazy* places table, whose distances are computed from ``latlon`` when asked for
-            (:meth:`pair_distances`, :meth:`columns`), so that no ``n x n`` matrix is ever held.
-        weights: ``(n, n)`` per-pair weights (1 unless given), 0 where the pair is unknown; None
-            for a lazy table (every weight 1).
-        latlon: ``(n, 2)`` latitude/longitude in degrees when the input had them, else None.
-        source: the file the table came from.
-        unit: the distances' unit when known ("km" for great-circle distances), else "".
-
-    """
-
-    names: list[str]
-    distances: np.ndarray | None
-    weights: np.ndarray | None
-    latlon: np.ndarray | None = None
-    source: str = ""
-    unit: str = ""
-    kind: str = "matrix"
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def n(self) -> int:
-        """Number of places."""
-        return len(self.names)
-
-    @property
-    def lazy(self) -> bool:
-        """True when distances are computed from latitude/longitude on demand (no matrix is held)."""
-        return self.distances is None
-
-    @property
-    def known(self) -> np.ndarray:
-        """``(n, n)`` bool: the pair's distance is known (and its weight positive); False on the diagonal."""
-        if self.distances is None:
-            k = np.ones((self.n, self.n), dtype=bool)
-        else:
-            k = np.isfinite(self.distances) & (self.weights > 0)
-        np.fill_diagonal(k, False)
-        return k
-
-    @property
-    def n_known_pairs(self) -> int:
-        """Number of unordered pairs with a known distance."""
-        if self.distances is None:
-            return self.n_pairs
-        return int(self.known.sum()) // 2  # known is symmetric
-
-    def materialise(self) -> DistanceTable:
-        """Compute and keep the distance matrix of a lazy table (a no-op for others)."""
-        if self.distances is None:
-            self.distances = geo.distance_matrix(self.latlon)
-            self.weights = np.ones((self.n, self.n))
-        return self
-
-    def pair_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Distances of the pairs ``(i[k], j[k])`` (great-circle from latitude/longitude for a lazy table)."""
-        if self.distances is None:
-            return geo.haversine(self.latlon[i], self.latlon[j])
-        return self.distances[i, j]
-
-    def pair_weights(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Weights of the pairs ``(i[k], j[k])`` (1 for a lazy table)."""
-        if self.weights is None:
-            return np.ones(len(i))
-        return self.weights[i, j]
-
-    def columns(self, cols: np.ndarray) -> np.ndarray:
-        """``(n, len(cols))`` distances from every place to the places ``cols`` (NaN where unknown)."""
-        if self.distances is None:
-            return geo.haversine(self.latlon[:, None, :], self.latlon[None, cols, :])
-        d = self.distances[:, cols]
-        known = (np.isfinite(d) & (self.weights[:, cols] > 0)) | (np.arange(self.n)[:, None] == cols)
-        return np.where(known, d, np.nan)
-
-    @property
-    def n_pairs(self) -> int:
-        """Number of unordered pairs."""
-        return self.n * (self.n - 1) // 2
-
-
-def from_latlon(names: list[str], latlon: np.ndarray, source: str = "", lazy: bool = False) -> DistanceTable:
-    """A complete table of great-circle distances (km) between places given by latitude/longitude.
-
-    ``lazy`` keeps no matrix: distances are computed for the pairs asked for.
-    """
-    latlon = np.asarray(latlon, dtype=np.float64)
-    table = DistanceTable(
-        names=list(names),
-        distances=None if lazy else geo.distance_matrix(latlon),
-        weights=None if lazy else np.ones((len(names), len(names))),
-        latlon=latlon,
-        source=source,
-        unit="km",
-        kind="places",
-    )
-    return validate(table, computed=True)
+def from_latlon(names: list[str], latlon: np.ndarray, source: str = "") -> PlacesTable:
+    """A complete table of great-circle distances (km) between places given by latitude/longitude."""
+    table = PlacesTable(names=list(names), latlon=np.asarray(latlon, dtype=np.float64), source=source)
+    return validation.validate_places(table)
 
 
 def from_matrix(
@@ -139,7 +39,7 @@ def from_matrix(
     weights: np.ndarray | None = None,
     source: str = "",
     symmetrize: bool = False,
-) -> DistanceTable:
+) -> MatrixTable:
     """A table from a square matrix (NaN marks unknown pairs); names default to ``0..n-1``."""
     d = np.asarray(distances, dtype=np.float64)
     where = source or "the matrix"
@@ -149,8 +49,8 @@ def from_matrix(
     if len(names) != d.shape[0]:
         raise DataError(f"{where}: {len(names)} names for a {d.shape[0]} x {d.shape[0]} matrix")
     w = np.ones_like(d) if weights is None else np.asarray(weights, dtype=np.float64)
-    table = DistanceTable(names=names, distances=d.copy(), weights=w.copy(), source=source)
-    return validate(table, symmetrize=symmetrize)
+    table = MatrixTable(names=names, distances=d.copy(), weights=w.copy(), source=source)
+    return validation.validate_matrix(table, symmetrize=symmetrize)
 
 
 def load_table(
@@ -158,7 +58,6 @@ def load_table(
     format: str = "auto",
     names: str | Path | None = None,
     symmetrize: bool = False,
-    lazy: bool = False,
 ) -> DistanceTable:
     """Read and validate the distance input at ``path``.
 
@@ -168,7 +67,9 @@ def load_table(
         format: one of :data:`FORMATS`; ``auto`` tells it from the extension and the header.
         names: for ``.npy`` matrices, a text file with one name per line (UTF-8).
         symmetrize: average ``d[i, j]`` and ``d[j, i]`` when they differ, instead of refusing.
-        lazy: for a places CSV, hold no distance matrix (see :class:`DistanceTable`).
+
+    Returns the table kind the input is: :class:`PlacesTable` (no matrix is held), :class:`MatrixTable`
+    or :class:`PairTable` (the listed pairs only).
 
     """
     path = Path(path)
@@ -188,7 +89,7 @@ def load_table(
     header, rows, decimal_comma = _read_csv(path)
     kind = format if format != "auto" else _csv_kind(path, header, rows)
     if kind == "places":
-        return _places(path, header, rows, decimal_comma, lazy)
+        return _places(path, header, rows, decimal_comma)
     if kind == "pairs":
         return _pairs(path, header, rows, decimal_comma, symmetrize)
     if kind == "matrix":
@@ -197,18 +98,23 @@ def load_table(
 
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]], bool]:
-    """Header and rows of a CSV from a spreadsheet: UTF-8 with or without BOM, `,` `;` or tab separated."""
+    """Header and rows of a CSV from a spreadsheet: UTF-8 with or without BOM, `,` `;` or tab separated.
+
+    Cells are not stripped here (a matrix of 25 million cells would spend seconds on it): each
+    reader strips the names it uses, and numbers are parsed with surrounding spaces allowed.
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text.splitlines() if line and not line.isspace()]
+    del text
     if not lines:
         raise DataError(f"{path}: the file is empty")
     first = lines[0]
     separator = max((";", "\t", ","), key=first.count) if any(c in first for c in ";\t,") else ","
-    rows = [[cell.strip() for cell in row] for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=separator)]
-    return rows[0], rows[1:], separator == ";"
+    rows = list(csv.reader(lines, delimiter=separator))
+    return [cell.strip() for cell in rows[0]], rows[1:], separator == ";"
 
 
 def _csv_kind(path: Path, header: list[str], rows: list[list[str]]) -> str:
@@ -218,7 +124,7 @@ def _csv_kind(path: Path, header: list[str], rows: list[list[str]]) -> str:
         return "places"
     if {"source", "target", "distance"} <= cols:
         return "pairs"
-    row_names = [row[0] for row in rows if row]
+    row_names = [row[0].strip() for row in rows[: len(header)] if row]
     if len(header) >= 2 and (header[0] == "" or (row_names and row_names == header[1 : 1 + len(row_names)])):
         return "matrix"
     raise DataError(
@@ -227,18 +133,45 @@ def _csv_kind(path: Path, header: list[str], rows: list[list[str]]) -> str:
     )
 
 
+_MISSING = ("", "nan", "na", "n/a")
+"""Cells read as an unknown value where unknown values are allowed (case-insensitive)."""
+
+
 def _number(path: Path, cell: str, where: str, decimal_comma: bool, allow_empty: bool = False) -> float:
     """Parse one numeric cell; empty cells are NaN (unknown) where allowed."""
+    cell = cell.strip()
     text = cell.replace(",", ".") if decimal_comma else cell
-    if text == "" or text.lower() in ("nan", "na", "n/a"):
+    if text.lower() in _MISSING:
         if allow_empty:
             return math.nan
         raise DataError(f"{path}: {where}: empty cell")
     try:
+        if "_" in text:
+            raise ValueError
         value = float(text)
     except ValueError:
         raise DataError(f"{path}: {where}: {cell!r} is not a number") from None
     return value
+
+
+def _numbers(
+    path: Path, cells: list[str], where: Callable[[int], str], decimal_comma: bool, allow_empty: bool
+) -> np.ndarray:
+    """Parse a column or row of numeric cells at once; on any odd cell, cell by cell for the exact message."""
+    array = np.asarray(cells, dtype=str)
+    if decimal_comma:
+        array = np.char.replace(array, ",", ".")
+    try:
+        if allow_empty:
+            array = np.where(np.char.str_len(array) == 0, "nan", array)
+        values = array.astype(np.float64)
+        if np.isnan(values).any() and not allow_empty:
+            raise ValueError
+        if any("_" in cell for cell in cells):
+            raise ValueError
+        return values
+    except ValueError:
+        return np.array([_number(path, c, where(k), decimal_comma, allow_empty) for k, c in enumerate(cells)])
 
 
 def _column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
@@ -257,102 +190,115 @@ def _cells(path: Path, rows: list[list[str]], width: int) -> None:
             raise DataError(f"{path}: row {r} has {len(row)} cells, expected at least {width}")
 
 
-def _places(
-    path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool, lazy: bool = False
-) -> DistanceTable:
+def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool) -> PlacesTable:
     """A places CSV: great-circle distances between ``name,latitude,longitude`` rows."""
     i_name, i_lat, i_lon = _column(path, header, ("name",)), _column(path, header, _LAT), _column(path, header, _LON)
     _cells(path, rows, max(i_name, i_lat, i_lon) + 1)
-    names = [row[i_name] for row in rows]
-    latlon = np.array(
-        [
-            [
-                _number(path, row[i_lat], f"row {r} ({row[i_name]}) latitude", decimal_comma),
-                _number(path, row[i_lon], f"row {r} ({row[i_name]}) longitude", decimal_comma),
-            ]
-            for r, row in enumerate(rows, start=2)
-        ],
-        dtype=np.float64,
-    ).reshape(-1, 2)
-    for r, (name, (lat, lon)) in enumerate(zip(names, latlon, strict=False), start=2):
-        if not (math.isfinite(lat) and -90 <= lat <= 90):
-            raise DataError(f"{path}: row {r} ({name}): latitude {lat:g} is outside [-90, 90]")
-        if not (math.isfinite(lon) and -180 <= lon <= 180):
-            raise DataError(f"{path}: row {r} ({name}): longitude {lon:g} is outside [-180, 180]")
-    _check_names(path, names)
-    return from_latlon(names, latlon, source=str(path), lazy=lazy)
+    names = [row[i_name].strip() for row in rows]
+    columns = []
+    for index, what in ((i_lat, "latitude"), (i_lon, "longitude")):
+        where = lambda r, what=what: f"row {r + 2} ({names[r]}) {what}"  # noqa: E731
+        columns.append(_numbers(path, [row[index] for row in rows], where, decimal_comma, allow_empty=False))
+    latlon = np.stack(columns, axis=1).reshape(-1, 2)
+    for k, (what, limit) in enumerate((("latitude", 90), ("longitude", 180))):
+        bad = np.flatnonzero(~(np.abs(latlon[:, k]) <= limit))
+        if bad.size:
+            r = int(bad[0])
+            raise DataError(f"{path}: row {r + 2} ({names[r]}): {what} {latlon[r, k]:g} is outside [-{limit}, {limit}]")
+    validation.check_names(str(path), names)
+    return from_latlon(names, latlon, source=str(path))
 
 
 def _matrix_csv(
     path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool, symmetrize: bool
-) -> DistanceTable:
-    """A square matrix CSV with names in the first row and the first column."""
+) -> MatrixTable:
+    """A square matrix CSV with names in the first row and the first column, parsed a row at a time."""
     names = header[1:]
     n = len(names)
     if len(rows) != n:
         raise DataError(f"{path}: not square: {n} names in the header but {len(rows)} rows")
     d = np.empty((n, n))
     for i, row in enumerate(rows):
+        name = row[0].strip() if row else ""
         if len(row) != n + 1:
-            raise DataError(
-                f"{path}: not square: row {i + 2} ({row[0] if row else ''}) has {len(row) - 1} values, expected {n}"
-            )
-        if row[0] != names[i]:
-            raise DataError(f"{path}: row {i + 2} is named {row[0]!r} but column {i + 2} is {names[i]!r}")
-        for j, cell in enumerate(row[1:]):
-            d[i, j] = _number(path, cell, f"row {i + 2} ({row[0]}), column {names[j]}", decimal_comma, True)
-    _check_names(path, names)
+            raise DataError(f"{path}: not square: row {i + 2} ({name}) has {len(row) - 1} values, expected {n}")
+        if name != names[i]:
+            raise DataError(f"{path}: row {i + 2} is named {name!r} but column {i + 2} is {names[i]!r}")
+        where = lambda j, i=i, name=name: f"row {i + 2} ({name}), column {names[j]}"  # noqa: E731
+        d[i] = _numbers(path, row[1:], where, decimal_comma, allow_empty=True)
+        rows[i] = []  # the cells are parsed: let them go
+    validation.check_names(str(path), names)
     return from_matrix(d, names, source=str(path), symmetrize=symmetrize)
 
 
-def _pairs(
-    path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool, symmetrize: bool
-) -> DistanceTable:
-    """A pair list ``source,target,distance[,weight]``: only the listed pairs are known."""
+def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool, symmetrize: bool) -> PairTable:
+    """A pair list ``source,target,distance[,weight]``: only the listed pairs are known, held as COO arrays.
+
+    Places are numbered in order of first appearance. A pair listed twice must have the same
+    distance (or is averaged with ``symmetrize``); its weights are averaged. Weight 0 or an empty
+    distance leaves a pair unknown.
+    """
     i_s, i_t = _column(path, header, ("source",)), _column(path, header, ("target",))
     i_d = _column(path, header, ("distance",))
     has_w = "weight" in [h.lower() for h in header]
     i_w = _column(path, header, ("weight",)) if has_w else -1
     _cells(path, rows, max(i_s, i_t, i_d, i_w) + 1)
+    sources, targets = [row[i_s].strip() for row in rows], [row[i_t].strip() for row in rows]
+    label = lambda r: f"row {r + 2} ({sources[r]} - {targets[r]})"  # noqa: E731
     index: dict[str, int] = {}
-    for row in rows:
-        for name in (row[i_s], row[i_t]):
-            if name == "":
-                raise DataError(f"{path}: a row has an empty place name")
-            index.setdefault(name, len(index))
+    for r, (a, b) in enumerate(zip(sources, targets, strict=True)):
+        if a == "" or b == "":
+            raise DataError(f"{path}: row {r + 2} has an empty place name")
+        index.setdefault(a, len(index))
+        index.setdefault(b, len(index))
+    a = np.fromiter((index[name] for name in sources), dtype=np.int64, count=len(rows))
+    b = np.fromiter((index[name] for name in targets), dtype=np.int64, count=len(rows))
+    d = _numbers(path, [row[i_d] for row in rows], lambda r: f"{label(r)} distance", decimal_comma, True)
+    w = np.ones(len(rows))
+    if has_w:
+        w = _numbers(path, [row[i_w] for row in rows], lambda r: f"{label(r)} weight", decimal_comma, True)
+        w = np.where(np.isnan(w), 1.0, w)
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        if bad.size:
+            r = int(bad[0])
+            raise DataError(f"{path}: {label(r)}: weight {w[r]:g} must be finite and >= 0")
+    for test, problem in ((np.isinf(d), "is infinite"), (d < 0, "is negative")):
+        bad = np.flatnonzero(test)
+        if bad.size:
+            r = int(bad[0])
+            raise DataError(f"{path}: {label(r)}: distance {d[r]:g} {problem}")
+    self_pair = a == b
+    bad = np.flatnonzero(self_pair & ~((d == 0) | np.isnan(d)))
+    if bad.size:
+        r = int(bad[0])
+        raise DataError(f"{path}: row {r + 2}: distance from {sources[r]} to itself is {d[r]:g}, not 0")
+    keep = ~self_pair & ~np.isnan(d)
+    rows_kept = np.flatnonzero(keep)
+    lo, hi = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
+    d, w = d[keep], w[keep]
     n = len(index)
-    d = np.full((n, n), np.nan)
-    w = np.ones((n, n))
-    np.fill_diagonal(d, 0.0)
-    for r, row in enumerate(rows, start=2):
-        a, b = index[row[i_s]], index[row[i_t]]
-        value = _number(path, row[i_d], f"row {r} ({row[i_s]} - {row[i_t]}) distance", decimal_comma, True)
-        weight = 1.0
-        if has_w:
-            weight = _number(path, row[i_w], f"row {r} ({row[i_s]} - {row[i_t]}) weight", decimal_comma, True)
-            weight = 1.0 if math.isnan(weight) else weight
-            if not math.isfinite(weight) or weight < 0:
-                raise DataError(f"{path}: row {r} ({row[i_s]} - {row[i_t]}): weight {weight:g} must be finite and >= 0")
-        if a == b:
-            if not (value == 0 or math.isnan(value)):
-                raise DataError(f"{path}: row {r}: distance from {row[i_s]} to itself is {value:g}, not 0")
-            continue
-        if math.isnan(value):
-            continue
-        for i, j in ((a, b), (b, a)):
-            if np.isfinite(d[i, j]) and d[i, j] != value and not symmetrize:
+    key = lo * n + hi
+    unique, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    if len(unique) < len(key):
+        if not symmetrize:
+            differ = np.flatnonzero(d != d[first][inverse])
+            if differ.size:
+                r = int(rows_kept[differ[0]])
                 raise DataError(
-                    f"{path}: row {r}: pair {row[i_s]} - {row[i_t]} is listed twice with different distances"
+                    f"{path}: row {r + 2}: pair {sources[r]} - {targets[r]} is listed twice with different distances"
                 )
-        if np.isfinite(d[a, b]) and symmetrize:
-            value = (d[a, b] + value) / 2
-        d[a, b] = d[b, a] = value
-        w[a, b] = w[b, a] = weight
-    table = DistanceTable(names=list(index), distances=d, weights=w, source=str(path), kind="pairs")
-    return validate(table)
+        d = np.bincount(inverse, weights=d) / counts
+        w = np.bincount(inverse, weights=w) / counts
+    else:
+        d, w = d[first], w[first]
+    known = w > 0
+    table = PairTable(
+        names=list(index), i=(unique // n)[known], j=(unique % n)[known], d=d[known], w=w[known], source=str(path)
+    )
+    return validation.validate_pairs(table)
 
 
-def _read_npy(path: Path, names_path: str | Path | None, symmetrize: bool) -> DistanceTable:
+def _read_npy(path: Path, names_path: str | Path | None, symmetrize: bool) -> MatrixTable:
     """A square ``.npy`` matrix, with names from a text file (one per line) or ``0..n-1``."""
     try:
         d = np.load(path, allow_pickle=False)
@@ -369,133 +315,10 @@ def _read_npy(path: Path, names_path: str | Path | None, symmetrize: bool) -> Di
             names = [line.strip() for line in names_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
         except UnicodeDecodeError:
             raise DataError(f"{names_file}: names file is not UTF-8 text") from None
-        _check_names(names_file, names)
+        validation.check_names(str(names_file), names)
         if d.ndim == 2 and d.shape[0] == d.shape[1] and len(names) != d.shape[0]:
             raise DataError(f"{names_file}: {len(names)} names for the {d.shape[0]} x {d.shape[0]} matrix in {path}")
     return from_matrix(d.astype(np.float64), names, source=str(path), symmetrize=symmetrize)
-
-
-def _check_names(path: Path | str, names: list[str]) -> None:
-    """Refuse empty or duplicate names."""
-    seen: dict[str, int] = {}
-    for i, name in enumerate(names):
-        if name == "":
-            raise DataError(f"{path}: place {i + 1} has an empty name")
-        if name in seen:
-            raise DataError(f"{path}: duplicate name {name!r} (places {seen[name] + 1} and {i + 1})")
-        seen[name] = i
-
-
-def validate(table: DistanceTable, symmetrize: bool = False, computed: bool = False) -> DistanceTable:
-    """Check a table's distances and structure; fix what may be fixed with a warning, refuse the rest.
-
-    Refused: fewer than 3 places, duplicate names, infinite or negative distances, a diagonal that
-    is not 0, asymmetry (unless ``symmetrize``), a place with no known distance, places split into
-    unconnected groups, and inputs whose known distances are all 0. A ``computed`` matrix (great-circle
-    distances of places) is finite, symmetric and complete by construction: only names and zero
-    distances are checked.
-    """
-    where, d, names = table.source or "input", table.distances, table.names
-    n = len(names)
-    if n < 3:
-        raise DataError(f"{where}: {n} place{'s' if n != 1 else ''}: a map needs at least 3")
-    _check_names(where, names)
-    if computed:
-        _, first, group = np.unique(table.latlon, axis=0, return_index=True, return_inverse=True)
-        if len(first) == 1:
-            raise DataError(f"{where}: every known distance is 0: nothing to map")
-        same = np.flatnonzero(first[group.ravel()] != np.arange(n))
-        _warn_zero_distances(table, where, np.stack([first[group.ravel()][same], same], axis=1))
-        return table
-    if np.isinf(d).any():
-        i, j = np.argwhere(np.isinf(d))[0]
-        raise DataError(f"{where}: infinite distance between {names[i]} and {names[j]}")
-    diag = np.diag(d)
-    bad = np.flatnonzero(~(diag == 0))
-    if bad.size:
-        raise DataError(f"{where}: distance from {names[bad[0]]} to itself is {diag[bad[0]]:g}, expected 0")
-    if (d < 0).any():
-        i, j = np.argwhere(d < 0)[0]
-        raise DataError(f"{where}: negative distance {d[i, j]:g} between {names[i]} and {names[j]}")
-    if (table.weights < 0).any() or not np.isfinite(table.weights).all():
-        raise DataError(f"{where}: weights must be finite and >= 0")
-    d = _symmetric(where, d, names, symmetrize, table.warnings)
-    table.distances = d
-    known = table.known
-    if not (d[known] > 0).any():
-        raise DataError(f"{where}: every known distance is 0: nothing to map")
-    counts = known.sum(axis=1)
-    for i in np.flatnonzero(counts == 0):
-        raise DataError(f"{where}: {names[i]} has no known distance to any other place")
-    groups = _components(known)
-    if len(groups) > 1:
-        examples = ", ".join(f"{names[g[0]]} ({len(g)} place{'s' if len(g) > 1 else ''})" for g in groups[:5])
-        raise DataError(
-            f"{where}: the known pairs split the places into {len(groups)} unconnected groups whose relative "
-            f"position is undetermined: {examples}"
-        )
-    for i in np.flatnonzero(counts < 3):
-        _warn(table, f"{where}: {names[i]} has only {counts[i]} known distance(s): its position may be mirrored")
-    _warn_zero_distances(table, where, np.argwhere(np.triu(known & (d == 0), 1)))
-    return table
-
-
-def _warn_zero_distances(table: DistanceTable, where: str, zero: np.ndarray) -> None:
-    """Warn about (a few of) the pairs of different places at distance 0."""
-    for i, j in zero[:5]:
-        _warn(table, f"{where}: {table.names[i]} and {table.names[j]} are at distance 0: they will share a point")
-    if len(zero) > 5:
-        _warn(table, f"{where}: {len(zero)} pairs in all are at distance 0")
-
-
-def _symmetric(where: str, d: np.ndarray, names: list[str], symmetrize: bool, notes: list[str]) -> np.ndarray:
-    """``d`` made symmetric: one-sided pairs are copied across; two-sided ones must agree unless averaged."""
-    d = d.copy()
-    t = d.T
-    one_sided = np.isnan(d) & ~np.isnan(t)
-    d[one_sided] = t[one_sided]
-    t = d.T
-    scale = np.maximum(np.abs(d), np.abs(t))
-    differ = np.abs(d - t) > SYMMETRY_RTOL * scale + 1e-12
-    differ &= np.isfinite(d) & np.isfinite(t)
-    if differ.any():
-        i, j = np.argwhere(np.triu(differ, 1))[0]
-        if not symmetrize:
-            raise DataError(
-                f"{where}: asymmetric: {names[i]} -> {names[j]} is {d[i, j]:g} but {names[j]} -> {names[i]} is "
-                f"{d[j, i]:g}; pass --data.symmetrize true to average both directions"
-            )
-        count = int(np.triu(differ, 1).sum())
-        message = f"{where}: {count} asymmetric pair(s) averaged (e.g. {names[i]} - {names[j]})"
-        log.warning(message)
-        notes.append(message)
-        d = (d + d.T) / 2
-    return d
-
-
-def _components(known: np.ndarray) -> list[list[int]]:
-    """Connected groups of places under the known pairs, largest first."""
-    n = known.shape[0]
-    label = np.full(n, -1)
-    groups: list[list[int]] = []
-    for start in range(n):
-        if label[start] >= 0:
-            continue
-        label[start] = len(groups)
-        group, frontier = [start], [start]
-        while frontier:
-            nxt = np.flatnonzero(known[frontier].any(axis=0) & (label < 0))
-            label[nxt] = len(groups)
-            group.extend(nxt.tolist())
-            frontier = nxt.tolist()
-        groups.append(sorted(group))
-    return sorted(groups, key=len, reverse=True)
-
-
-def _warn(table: DistanceTable, message: str) -> None:
-    """Log a warning about the data and keep it with the table."""
-    log.warning(message)
-    table.warnings.append(message)
 
 
 def packaged_path(kind: str, name: str) -> Path:

@@ -47,14 +47,22 @@ def geodesic_distances(coords: torch.Tensor, radius: torch.Tensor) -> torch.Tens
     return radius * torch.atan2(sine, cosine)
 
 
-def course_objective(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The course's objective: sum over pairs of ``w (|x_i - x_j|^2 - d_ij^2)^2``."""
-    return 0.5 * (weights * (fitted**2 - distances**2) ** 2).sum((-1, -2))
+def terms(name: str, fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Each pair's term of the loss ``name``, elementwise (``weights`` None means all ones).
 
-
-def raw_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Kruskal's raw stress: sum over pairs of ``w (|x_i - x_j| - d_ij)^2``."""
-    return 0.5 * (weights * (fitted - distances) ** 2).sum((-1, -2))
+    ``course``: ``w (dhat^2 - d^2)^2``, the course's objective on squared distances; ``stress``:
+    ``w (dhat - d)^2``, Kruskal's raw stress; ``weighted_stress``: raw stress with weights ``w / d^2``,
+    the graph-drawing standard that favours local accuracy (pairs at distance 0 are left out).
+    """
+    if name == "course":
+        term = (fitted**2 - distances**2) ** 2
+    elif name in ("stress", "weighted_stress"):
+        term = (fitted - distances) ** 2
+        if name == "weighted_stress":
+            weights = stress_weights(distances, torch.ones_like(distances) if weights is None else weights)
+    else:
+        raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
+    return term if weights is None else weights * term
 
 
 def stress_weights(distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -63,31 +71,11 @@ def stress_weights(distances: torch.Tensor, weights: torch.Tensor) -> torch.Tens
     return torch.where(distances > 0, weights / safe**2, torch.zeros_like(weights))
 
 
-def weighted_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Raw stress with weights ``1/d^2``, the graph-drawing standard that favours local accuracy."""
-    return raw_stress(fitted, distances, stress_weights(distances, weights))
-
-
 def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss function called ``name`` (one of :data:`LOSSES`)."""
-    table = {"course": course_objective, "stress": raw_stress, "weighted_stress": weighted_stress}
-    if name not in table:
+    """The loss ``name`` over whole symmetric matrices: half the sum of :func:`terms`, so each pair counts once."""
+    if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
-    return table[name]
-
-
-def stress1(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Kruskal's stress-1, ``sqrt(sum w (dhat - d)^2 / sum w d^2)``: scale-free, 0 for a perfect map."""
-    return torch.sqrt((weights * (fitted - distances) ** 2).sum((-1, -2)) / (weights * distances**2).sum())
-
-
-def city_stress(fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Each city's share of the residual: ``(restarts, n)``, summing to 1 over the cities of a map.
-
-    A pair's squared residual is split evenly between its two cities.
-    """
-    per_city = (weights * (fitted - distances) ** 2).sum(-1)
-    return per_city / per_city.sum(-1, keepdim=True).clamp_min(torch.finfo(per_city.dtype).tiny)
+    return lambda fitted, distances, weights: 0.5 * terms(name, fitted, distances, weights).sum((-1, -2))
 
 
 CDIST_LIMIT = 1000

@@ -9,46 +9,8 @@ set: the ranks together see exactly the pairs one process would.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from citymap_lightning import geo
-from citymap_lightning.data import DistanceTable
-
-BLOCK = 2**23
-"""Elements per block of rows when searching neighbours (64 MB of float64)."""
-
-
-def nearest_neighbours(table: DistanceTable, k: int) -> np.ndarray:
-    """``(n, k)``: each place's ``k`` nearest other places with a known distance (fewer columns if n is small).
-
-    With latitude/longitude, by the largest dot products of unit vectors (chord length is monotone in
-    great-circle distance), in blocks, without a distance matrix; otherwise from the matrix rows.
-    """
-    n = table.n
-    k = min(k, n - 1)
-    out = np.empty((n, k), dtype=np.int64)
-    if k == 0:
-        return out
-    rows = max(1, BLOCK // n)
-    if table.latlon is not None and table.n_known_pairs == table.n_pairs:
-        u = torch.from_numpy(geo.to_unit_vectors(table.latlon))
-        for start in range(0, n, rows):
-            similarity = u[start : start + rows] @ u.T
-            own = torch.arange(similarity.shape[0])
-            similarity[own, own + start] = -3.0
-            out[start : start + len(own)] = similarity.topk(k, dim=1).indices.numpy()
-        return out
-    known = table.known
-    for start in range(0, n, rows):
-        block = np.where(known[start : start + rows], table.distances[start : start + rows], np.inf)
-        nearest = np.argpartition(block, k - 1, axis=1)[:, :k] if k < n else np.argsort(block, axis=1)[:, :k]
-        out[start : start + len(block)] = nearest
-    return out
-
-
-def known_pair_list(table: DistanceTable) -> tuple[np.ndarray, np.ndarray]:
-    """Every known pair ``i < j`` of an incomplete table."""
-    return np.nonzero(np.triu(table.known, 1))
+from citymap_lightning.tables import DistanceTable
 
 
 def known_pairs_sample(table: DistanceTable, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,9 +18,9 @@ def known_pairs_sample(table: DistanceTable, count: int, seed: int = 0) -> tuple
 
     A complete table is sampled without building an ``n x n`` mask.
     """
-    if table.n_known_pairs == table.n_pairs:
+    if table.complete:
         return np.triu_indices(table.n, 1) if table.n_pairs <= count else evaluation_pairs(table.n, count, seed)
-    i, j = known_pair_list(table)
+    i, j = table.known_pairs()
     if len(i) > count:
         pick = np.sort(np.random.default_rng(seed).choice(len(i), count, replace=False))
         i, j = i[pick], j[pick]

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from citymap_lightning import geo
-from citymap_lightning.data import DistanceTable
+from citymap_lightning import geo, metrics
 from citymap_lightning.errors import ConfigError
+from citymap_lightning.tables import DistanceTable
 
 STARTS = ("random", "classical", "pivot", "mercator", "lambert")
 """Start names accepted by :func:`initial_coords`."""
@@ -22,15 +22,12 @@ def random_start(n: int, dim: int, rng: np.random.Generator) -> np.ndarray:
     return x / np.sqrt(max(frobenius_sq, np.finfo(float).tiny))
 
 
-def classical_mds(distances: np.ndarray, dim: int, known: np.ndarray | None = None) -> np.ndarray:
-    """Classical (Torgerson) MDS: the top eigenvectors of the double-centred squared distances.
+def classical_mds(distances: np.ndarray, dim: int) -> np.ndarray:
+    """Classical (Torgerson) MDS of a complete matrix: the top eigenvectors of the double-centred squared distances.
 
-    Unknown pairs (``known`` False) are filled with the shortest-path distance through known pairs,
-    which keeps the start on the right side of the map for sparse inputs.
+    Above :data:`CLASSICAL_LIMIT` places it is computed as :func:`pivot_mds` (the full eigendecomposition is O(n^3)).
     """
-    d = np.array(distances, dtype=np.float64)
-    if known is not None and not known.all():
-        d = _shortest_paths(np.where(known, d, np.inf))
+    d = np.asarray(distances, dtype=np.float64)
     n = d.shape[0]
     if n > CLASSICAL_LIMIT:
         return pivot_mds(d, dim)
@@ -43,6 +40,17 @@ def classical_mds(distances: np.ndarray, dim: int, known: np.ndarray | None = No
 
 CLASSICAL_LIMIT = 3000
 """Above this many places ``classical`` is computed as pivot MDS: a full eigendecomposition is O(n^3)."""
+
+SPARSE_CLASSICAL_LIMIT = 1000
+"""Above this many places of an incomplete table, ``classical`` is pivot MDS: all-pairs shortest paths cost O(n m)."""
+
+
+def full_distances(table: DistanceTable) -> np.ndarray:
+    """``(n, n)`` distances with unknown pairs filled by their shortest path through known pairs (Dijkstra)."""
+    if table.complete:
+        return table.matrix()
+    full = table.path_columns(np.arange(table.n))
+    return np.minimum(full, full.T)
 
 
 Columns = Callable[[np.ndarray], np.ndarray]
@@ -87,15 +95,6 @@ def pivot_mds(
     return np.ascontiguousarray(x * scale)
 
 
-def _shortest_paths(d: np.ndarray) -> np.ndarray:
-    """All-pairs shortest paths (Floyd-Warshall, vectorised); unreachable pairs stay infinite."""
-    d = d.copy()
-    np.fill_diagonal(d, 0.0)
-    for k in range(d.shape[0]):
-        np.minimum(d, d[:, k : k + 1] + d[k : k + 1, :], out=d)
-    return d
-
-
 def projection_start(latlon: np.ndarray, kind: str) -> np.ndarray:
     """Positions (km) of the places on a Mercator or Lambert conformal conic map about their centre."""
     centre = geo.spherical_centre(latlon)
@@ -109,9 +108,11 @@ def initial_coords(
 ) -> np.ndarray:
     """Initial positions of a table's places in the units of ``distances / scale``.
 
-    ``random`` ignores the distances; ``pivot`` needs only ``k`` columns of a complete table (so it
-    runs on a lazy one) and is classical MDS on an incomplete one; ``classical`` needs the matrix;
-    ``mercator`` and ``lambert`` need latitude/longitude and a 2-D map.
+    ``random`` ignores the distances; ``pivot`` is pivot MDS on the distances from about 100 pivots,
+    through the known pairs by Dijkstra where pairs are missing (the standard start of sparse
+    stress): O(pivots (m + n log n)), no ``n x n`` array; ``classical`` is Torgerson MDS on the whole
+    matrix (shortest paths where pairs are missing), and pivot MDS above a size; ``mercator`` and
+    ``lambert`` need latitude/longitude and a 2-D map.
     """
     n = table.n
     if method == "random":
@@ -124,36 +125,32 @@ def initial_coords(
         return np.ascontiguousarray(projection_start(table.latlon, method) / scale)
     if method not in ("classical", "pivot"):
         raise ConfigError(f"unknown start {method!r}: expected one of {', '.join(STARTS)}")
-    if method == "pivot" and table.n_known_pairs == table.n_pairs:
-        return pivot_mds(table.columns, dim, rng=rng, n=n) / scale
-    if table.lazy:
-        raise ConfigError(f"start {method!r} needs the distance matrix: use pivot, mercator, lambert or random")
-    known = table.known | np.eye(n, dtype=bool)
-    return np.ascontiguousarray(classical_mds(np.where(known, table.distances, np.nan), dim, known) / scale)
+    limit = CLASSICAL_LIMIT if table.complete else SPARSE_CLASSICAL_LIMIT
+    if method == "pivot" or n > limit:
+        return pivot_mds(table.path_columns, dim, rng=rng, n=n) / scale
+    return np.ascontiguousarray(classical_mds(full_distances(table), dim) / scale)
 
 
-def sphere_start(distances: np.ndarray, known: np.ndarray, radius: float | None = None) -> tuple[np.ndarray, float]:
+def sphere_start(table: DistanceTable, radius: float | None = None) -> tuple[np.ndarray, float]:
     """Unit vectors of places on a sphere from great-circle-like distances, and the radius used.
 
     Classical MDS in 3-D on the chord lengths ``2R sin(d / 2R)`` gives points on a sphere about an
     unknown centre (MDS centres them on their centroid); the centre is found by least squares and
-    each place becomes its direction from it.
+    each place becomes its direction from it. Unknown pairs are filled by shortest paths.
     Without a given radius, the radius is chosen among candidates (from a quarter to 40 great
-    circles' worth of the largest distance) by the stress of the start it gives.
+    circles' worth of the largest distance) by the stress-1 of the start it gives over the known pairs.
     """
-    d = np.where(known | np.eye(len(distances), dtype=bool), distances, np.nan)
-    full = d if known.all() else _shortest_paths(np.where(np.isnan(d), np.inf, d))
+    full = full_distances(table)
     full = np.where(np.isfinite(full), full, np.nanmax(full))
+    i, j, d, w = table.known_values()
     top = float(np.nanmax(full))
     candidates = [radius] if radius is not None else list(top / np.pi * np.geomspace(1.0, 40.0, 16))
     best: tuple[float, np.ndarray, float] | None = None
     for r in candidates:
         chords = 2 * r * np.sin(np.clip(full / (2 * r), 0, np.pi / 2))
-        x = classical_mds(chords, 3)
-        u = _directions_from_centre(x)
-        fitted = r * np.arctan2(np.linalg.norm(np.cross(u[:, None], u[None]), axis=-1), u @ u.T)
-        mask = np.triu(known, 1)
-        stress = float(np.sqrt(((fitted - distances)[mask] ** 2).sum() / (distances[mask] ** 2).sum()))
+        u = _directions_from_centre(classical_mds(chords, 3))
+        angle = np.arctan2(np.linalg.norm(np.cross(u[i], u[j]), axis=-1), (u[i] * u[j]).sum(-1))
+        stress = float(metrics.stress1(r * angle, d, w))
         if best is None or stress < best[0]:
             best = (stress, u, r)
     return np.ascontiguousarray(best[1]), float(best[2])

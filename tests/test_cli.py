@@ -46,7 +46,7 @@ def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, 
     for p in printed:
         assert tmp_path in p.parents
     table = load_table(ROOT / "data" / "europe36.csv")
-    assert stress1_of(log_dir / "coordinates.csv", table.distances, table.names) <= 0.0023
+    assert stress1_of(log_dir / "coordinates.csv", table.matrix(), table.names) <= 0.0023
     assert_course_orientation(read_coordinates(log_dir / "coordinates.csv"))
     config = yaml.safe_load((log_dir / "config.yaml").read_text())
     assert config["seed_everything"] == 0 and config["model"]["loss"] == "course"

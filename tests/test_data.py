@@ -30,7 +30,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def europe_matrix_csv(path: Path, sep: str = ",") -> Path:
-    names, d = EUROPE_TABLE.names, EUROPE_TABLE.distances
+    names, d = EUROPE_TABLE.names, EUROPE_TABLE.matrix()
     with open(path, "w", newline="", encoding="utf-8") as f:
         out = csv.writer(f, delimiter=sep)
         out.writerow(["", *names])
@@ -51,16 +51,16 @@ def test_places_csv_from_a_spreadsheet(tmp_path):
     path = write(tmp_path / "spreadsheet.csv", "\ufefflongitude;name;note;latitude\n" + "\n".join(rows) + "\n")
     table = load_table(path)
     assert table.names == EUROPE_TABLE.names
-    assert np.allclose(table.distances, EUROPE_TABLE.distances, atol=0.01)
+    assert np.allclose(table.matrix(), EUROPE_TABLE.matrix(), atol=0.01)
     log_dir = fit_file(tmp_path / "run", path)
-    assert stress1_of(log_dir / "coordinates.csv", EUROPE_TABLE.distances, EUROPE_TABLE.names) <= 0.0023
+    assert stress1_of(log_dir / "coordinates.csv", EUROPE_TABLE.matrix(), EUROPE_TABLE.names) <= 0.0023
 
 
 def test_matrix_csv(tmp_path):
     log_dir = fit_file(tmp_path / "run", europe_matrix_csv(tmp_path / "matrix.csv"))
     coords = read_coordinates(log_dir / "coordinates.csv")
     assert_course_orientation(coords)  # no latitude/longitude: the course's anchor rule orients the map
-    assert stress1_of(log_dir / "coordinates.csv", EUROPE_TABLE.distances, EUROPE_TABLE.names) <= 0.0023
+    assert stress1_of(log_dir / "coordinates.csv", EUROPE_TABLE.matrix(), EUROPE_TABLE.names) <= 0.0023
     assert not (log_dir / "pairs_fitted.csv").exists()
 
 
@@ -71,7 +71,7 @@ def test_course_reference_matrix_npy_with_names(tmp_path):
     log_dir = fit_file(tmp_path / "run", npy, "--data.names", str(names))
     table = load_table(npy, names=names)
     assert table.names[2] == "Barcelone"
-    assert stress1_of(log_dir / "coordinates.csv", table.distances, table.names) <= 0.0023
+    assert stress1_of(log_dir / "coordinates.csv", table.matrix(), table.names) <= 0.0023
     assert_course_orientation_course_names(read_coordinates(log_dir / "coordinates.csv"))
 
 
@@ -82,7 +82,7 @@ def assert_course_orientation_course_names(coords):
 
 def test_npy_without_names_numbers_the_places(tmp_path):
     npy = tmp_path / "d.npy"
-    np.save(npy, EUROPE_TABLE.distances)
+    np.save(npy, EUROPE_TABLE.matrix())
     log_dir = fit_file(tmp_path / "run", npy)
     names = list(read_coordinates(log_dir / "coordinates.csv"))
     assert names == [str(i) for i in range(36)]
@@ -90,7 +90,7 @@ def test_npy_without_names_numbers_the_places(tmp_path):
 
 def test_pair_list_with_missing_pairs_and_weights(tmp_path, caplog):
     rng = np.random.default_rng(0)
-    names, d = EUROPE_TABLE.names, EUROPE_TABLE.distances
+    names, d = EUROPE_TABLE.names, EUROPE_TABLE.matrix()
     i, j = np.triu_indices(36, 1)
     keep = rng.random(len(i)) < 0.6
     lines = ["source,target,distance,weight"]
@@ -102,7 +102,7 @@ def test_pair_list_with_missing_pairs_and_weights(tmp_path, caplog):
     path = write(tmp_path / "pairs.csv", "\n".join(lines) + "\n")
     table = load_table(path)
     assert table.n_known_pairs == int(keep.sum())
-    assert np.isnan(table.distances[0][~np.r_[True, keep[:35]]]).all()
+    assert np.isnan(table.matrix()[0][~np.r_[True, keep[:35]]]).all()
     with caplog.at_level(logging.INFO, logger="citymap_lightning"):
         log_dir = fit_file(tmp_path / "run", path, "--model.start", "classical", "--model.loss", "stress")
     assert f"{int(keep.sum())} of 630 pairs known" in caplog.text
@@ -122,7 +122,7 @@ def test_pair_list_with_missing_pairs_and_weights(tmp_path, caplog):
 def test_weights_multiply_each_term(tmp_path):
     text = "source,target,distance,weight\nA,B,1,1\nB,C,1,1\nA,C,1,0\nA,D,1,1\nB,D,1,1\nC,D,1,1\n"
     table = load_table(write(tmp_path / "w.csv", text))
-    assert table.weights[0, 2] == 0 and not table.known[0, 2]
+    assert table.weight_matrix()[0, 2] == 0 and np.isnan(table.matrix()[0, 2])
     assert table.n_known_pairs == 5
 
 
@@ -234,7 +234,7 @@ def test_unknown_extension(tmp_path, capsys):
 def test_npy_not_square_and_names_mismatch(tmp_path, capsys):
     np.save(tmp_path / "rect.npy", np.zeros((3, 4)))
     expect_error(tmp_path, capsys, tmp_path / "rect.npy", "not square (shape (3, 4))")
-    np.save(tmp_path / "sq.npy", EUROPE_TABLE.distances)
+    np.save(tmp_path / "sq.npy", EUROPE_TABLE.matrix())
     names = write(tmp_path / "names.txt", "A\nB\nC\n")
     root = tmp_path / "run"
     with pytest.raises(SystemExit):
@@ -256,7 +256,7 @@ def test_divergence_stops_with_a_plain_message(tmp_path, capsys):
 
 
 def test_haversine_matrix_is_what_places_give():
-    assert np.allclose(EUROPE_TABLE.distances, geo.distance_matrix(EUROPE_TABLE.latlon))
+    assert np.allclose(EUROPE_TABLE.matrix(), geo.distance_matrix(EUROPE_TABLE.latlon))
 
 
 def test_explicit_format_overrides_the_extension(tmp_path):

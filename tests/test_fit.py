@@ -97,7 +97,7 @@ def test_classical_start_begins_near_the_answer(tmp_path):
     trainer, model, renderer = fit(tmp_path, max_epochs=10, start="classical", loss="stress")
     first = renderer.history[0][0]
     dm = trainer.datamodule
-    d = torch.tensor(dm.table.distances / dm.scale, dtype=torch.float64)
+    d = torch.tensor(dm.table.matrix() / dm.scale, dtype=torch.float64)
     start_stress = torch.sqrt(
         (torch.triu(torch.cdist(torch.tensor(first), torch.tensor(first)) - d, 1) ** 2).sum()
         / torch.triu(d, 1).pow(2).sum()

@@ -71,7 +71,7 @@ def test_plane_geojson_through_the_inverse_projection(tmp_path):
 
 def test_no_geojson_without_latitude_longitude(tmp_path):
     npy = tmp_path / "d.npy"
-    np.save(npy, load_table(ROOT / "data" / "europe36.csv").distances)
+    np.save(npy, load_table(ROOT / "data" / "europe36.csv").matrix())
     log_dir = fit(tmp_path / "run", "--data.path", str(npy), "--trainer.max_epochs", "10")
     assert (log_dir / "coordinates.csv").exists() and not (log_dir / "coordinates.geojson").exists()
 

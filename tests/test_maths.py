@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from citymap_lightning import align, geo, losses, starts
+from citymap_lightning import align, geo, losses, metrics, starts
 
 
 def test_course_objective_by_hand():
@@ -14,9 +14,9 @@ def test_course_objective_by_hand():
     d = torch.tensor([[0.0, 2.0, 4.0], [2.0, 0.0, 5.0], [4.0, 5.0, 0.0]])
     w = torch.ones(3, 3)
     # squared distances 9, 16, 25 against 4, 16, 25: only the first pair is off, by 5
-    assert losses.course_objective(coords, d, w).item() == pytest.approx(25.0)
-    assert losses.raw_stress(coords, d, w).item() == pytest.approx(1.0)
-    assert losses.stress1(coords, d, w).item() == pytest.approx(np.sqrt(1 / (4 + 16 + 25)))
+    assert losses.loss_fn("course")(coords, d, w).item() == pytest.approx(25.0)
+    assert losses.loss_fn("stress")(coords, d, w).item() == pytest.approx(1.0)
+    assert metrics.stress1(coords, d, w).item() == pytest.approx(np.sqrt(1 / (4 + 16 + 25)))
 
 
 def test_weights_leave_out_pairs():
@@ -24,8 +24,8 @@ def test_weights_leave_out_pairs():
     d = torch.tensor([[0.0, 2.0, 4.0], [2.0, 0.0, 5.0], [4.0, 5.0, 0.0]])
     w = torch.ones(3, 3)
     w[0, 1] = w[1, 0] = 0.0
-    assert losses.course_objective(coords, d, w).item() == pytest.approx(0.0)
-    assert losses.stress1(coords, d, w).item() == pytest.approx(0.0)
+    assert losses.loss_fn("course")(coords, d, w).item() == pytest.approx(0.0)
+    assert metrics.stress1(coords, d, w).item() == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize("name", losses.LOSSES)
@@ -47,7 +47,7 @@ def test_geodesic_distance_gradient_and_values():
     d = torch.rand(5, 5, dtype=torch.float64, generator=gen)
     d = (d + d.T) / 2
     d.fill_diagonal_(0)
-    fn = losses.raw_stress
+    fn = losses.loss_fn("stress")
     assert torch.autograd.gradcheck(
         lambda x, r: fn(losses.geodesic_distances(x, r), d, torch.ones(5, 5)), (coords, radius)
     )
@@ -62,20 +62,21 @@ def test_restarts_are_independent():
     a, b = torch.randn(5, 2, generator=gen), torch.randn(5, 2, generator=gen)
     d = torch.cdist(a, a)
     w = torch.ones(5, 5)
-    both = losses.stress1(losses.pairwise_distances(torch.stack([a, b])), d, w)
+    both = metrics.stress1(losses.pairwise_distances(torch.stack([a, b])), d, w, dims=(-1, -2))
     assert both[0].item() == pytest.approx(0.0, abs=1e-6)
-    assert both[1].item() == pytest.approx(losses.stress1(losses.pairwise_distances(b[None]), d, w).item())
+    assert both[1].item() == pytest.approx(metrics.stress1(losses.pairwise_distances(b[None]), d, w).item())
 
 
-def test_city_stress_sums_to_one_and_finds_the_bad_city():
+def test_place_residuals_find_the_bad_city():
     gen = torch.Generator().manual_seed(2)
     truth = torch.randn(8, 2, generator=gen)
     d = torch.cdist(truth, truth)
     moved = truth.clone()
     moved[3] += torch.tensor([1.0, 1.0])
-    share = losses.city_stress(losses.pairwise_distances(moved[None]), d, torch.ones(8, 8))[0]
-    assert share.sum().item() == pytest.approx(1.0)
-    assert int(share.argmax()) == 3
+    per_place = losses.fused_city_residuals(moved[None].double(), d.double(), None)[0]
+    fitted = losses.pairwise_distances(moved[None].double())[0]
+    assert torch.allclose(per_place, metrics.stress1_sums(fitted, d.double(), dims=-1)[0])
+    assert int(per_place.argmax()) == 3
 
 
 def test_classical_mds_recovers_a_flat_configuration():

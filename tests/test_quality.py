@@ -17,7 +17,7 @@ def fit_stress(tmp_path, seed: int, *extra: str) -> float:
     main(["fit", "--seed_everything", str(seed), "--trainer.default_root_dir", str(root), *QUIET, *extra])
     coordinates = run_dir(root) / "coordinates.csv"
     assert_course_orientation(read_coordinates(coordinates))
-    return stress1_of(coordinates, TABLE.distances, TABLE.names)
+    return stress1_of(coordinates, TABLE.matrix(), TABLE.names)
 
 
 @pytest.mark.slow

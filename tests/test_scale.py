@@ -14,10 +14,11 @@ from conftest import EUROPE, ROOT, event_tags, read_coordinates
 
 from citymap_lightning import geo, losses, sampling
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_table
+from citymap_lightning.data import from_matrix, load_table
+from citymap_lightning.tables import PlacesTable
 
 QUIET = ["--trainer.enable_progress_bar", "false"]
-PAIRS = ["--data", "citymap_lightning.datamodule.PairDataModule", "--model.loss", "stress", "--model.start", "pivot"]
+PAIRS = ["--data.full_batch_limit", "0", "--model.loss", "stress", "--model.start", "pivot"]
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def map_stress1(coordinates: Path, places: Path) -> float:
     x = np.stack([coords[name] for name in table.names])
     i, j = np.triu_indices(table.n, 1)
     fitted = np.linalg.norm(x[i] - x[j], axis=1)
-    d = table.distances[i, j]
+    d = table.pair_distances(i, j)
     return float(np.sqrt(((fitted - d) ** 2).sum() / (d**2).sum()))
 
 
@@ -70,20 +71,22 @@ def test_fused_loss_matches_autograd_through_cdist(loss, weighted):
     assert torch.allclose(per_place, squared.sum(-1), rtol=1e-12)
 
 
-def test_lazy_table_holds_no_matrix_and_gives_the_same_distances():
-    dense, lazy = load_table(EUROPE), load_table(EUROPE, lazy=True)
-    assert lazy.distances is None and lazy.weights is None and lazy.lazy
-    assert lazy.n_known_pairs == lazy.n_pairs == 630
+def test_places_table_holds_no_matrix_and_gives_the_same_distances():
+    places = load_table(EUROPE)
+    assert isinstance(places, PlacesTable) and not hasattr(places, "distances")
+    dense = from_matrix(places.matrix(), places.names)
+    assert places.n_known_pairs == places.n_pairs == dense.n_known_pairs == 630
     i, j = np.triu_indices(36, 1)
-    assert np.allclose(lazy.pair_distances(i, j), dense.distances[i, j], atol=1e-6)
-    assert np.allclose(lazy.columns(np.array([3, 7])), dense.distances[:, [3, 7]], atol=1e-6)
-    assert (lazy.pair_weights(i, j) == 1).all()
+    assert np.allclose(places.pair_distances(i, j), dense.distances[i, j], atol=1e-6)
+    assert np.allclose(places.columns(np.array([3, 7])), dense.distances[:, [3, 7]], atol=1e-6)
+    assert (places.pair_weights(i, j) == 1).all()
+    assert (np.sort(places.nearest(4), axis=1) == np.sort(dense.nearest(4), axis=1)).all()
 
 
 def test_epoch_pairs_are_reproducible_new_each_epoch_and_shared_by_ranks():
-    table = load_table(EUROPE, lazy=True)
-    near = sampling.nearest_neighbours(table, 3)
-    dense = np.where(np.eye(36, dtype=bool), np.inf, load_table(EUROPE).distances)
+    table = load_table(EUROPE)
+    near = table.nearest(3)
+    dense = np.where(np.eye(36, dtype=bool), np.inf, table.matrix())
     assert (np.sort(near, axis=1) == np.sort(np.argsort(dense, axis=1)[:, :3], axis=1)).all()
     first = sampling.epoch_pairs(36, near, 5, seed=0, epoch=0)
     assert all((a == b).all() for a, b in zip(first, sampling.epoch_pairs(36, near, 5, seed=0, epoch=0), strict=True))
@@ -139,7 +142,7 @@ def test_pair_fit_of_a_pair_list_with_missing_pairs(tmp_path):
     i, j = np.triu_indices(36, 1)
     keep = rng.random(len(i)) < 0.6
     lines = ["source,target,distance"] + [
-        f"{table.names[a]},{table.names[b]},{table.distances[a, b]:.3f}" for a, b in zip(i[keep], j[keep], strict=True)
+        f"{table.names[a]},{table.names[b]},{table.matrix()[a, b]:.3f}" for a, b in zip(i[keep], j[keep], strict=True)
     ]
     path = tmp_path / "pairs.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -163,7 +166,7 @@ def test_pair_fit_resumes_exactly_where_an_uninterrupted_fit_ends(europe300, tmp
 
 def test_pair_fit_of_a_matrix_without_coordinates(tmp_path):
     table = load_table(EUROPE)
-    np.save(tmp_path / "d.npy", table.distances)
+    np.save(tmp_path / "d.npy", table.matrix())
     (tmp_path / "names.txt").write_text("\n".join(table.names) + "\n", encoding="utf-8")
     main(["fit", *PAIRS, "--data.path", str(tmp_path / "d.npy"), "--data.names", str(tmp_path / "names.txt"),
           "--trainer.max_epochs", "30", "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET])  # fmt: skip
@@ -175,10 +178,11 @@ def test_pair_fit_of_a_matrix_without_coordinates(tmp_path):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--optimizer", "LBFGS"], "L-BFGS needs the same objective at every evaluation"),
-        (["--model.loss", "course"], "pair batches fit one flat map"),
-        (["--model.geometry", "sphere"], "pair batches fit one flat map"),
-        (["--model.start", "classical"], "start 'classical' needs the distance matrix"),
+        (["--optimizer", "LBFGS"], "pair batches take their own step"),
+        (["--optimizer", "Adam"], "pair batches take their own step"),
+        (["--model.loss", "course"], "fit one flat map"),
+        (["--model.geometry", "sphere"], "fit one flat map"),
+        (["--model.restarts", "2"], "fit one flat map"),
     ],
 )
 def test_pair_fit_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):

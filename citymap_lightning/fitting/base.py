@@ -1,0 +1,103 @@
+"""What a fitting algorithm owns: its batches, loss, step rule, evaluation and default optimiser.
+
+:class:`~citymap_lightning.model.CityMap` holds the coordinates and what every algorithm shares
+(geometry, starts, logging of results); it hands each step to the :class:`Fitting` its data module
+chose, so no method of the model asks which algorithm runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from citymap_lightning.metrics import Stress1
+from citymap_lightning.tables import DistanceTable
+
+if TYPE_CHECKING:
+    from citymap_lightning.model import CityMap
+
+Batch = dict[str, torch.Tensor]
+RankFn = Callable[[], tuple[int, int, int]]
+"""Returns the current epoch, this process's rank and the number of ranks."""
+
+
+class Fitting:
+    """Base of the fitting algorithms (one module each: :mod:`.full`, :mod:`.pairs`).
+
+    Attributes:
+        table: the distance table being fitted.
+        scale: distances are divided by it while fitting (results are multiplied back).
+        evaluation_size: the number of pairs stress-1 is computed over.
+
+    """
+
+    name = ""
+
+    def __init__(self, table: DistanceTable) -> None:
+        self.table = table
+        self.scale = 1.0
+        self.evaluation_size = table.n_known_pairs
+
+    def describe(self) -> str:
+        """One line on how the fit runs, for the run's log."""
+        return self.name
+
+    def setup(self, hparams: Any) -> None:
+        """Refuse model settings this algorithm cannot fit, in one line; prepare what depends on them."""
+
+    def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
+        """The algorithm's own optimiser, used unless ``--optimizer`` chooses another."""
+        raise NotImplementedError
+
+    def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Refuse optimisers that cannot run this algorithm (called when the fit starts)."""
+
+    def train_loader(self, rank: RankFn) -> DataLoader:
+        """The training batches of each epoch."""
+        raise NotImplementedError
+
+    def evaluation_loader(self) -> DataLoader:
+        """The batches stress-1 is computed over (validation and prediction)."""
+        return DataLoader(Batches(self.evaluation_batches), batch_size=None)
+
+    def evaluation_batches(self) -> Iterator[Batch]:
+        """The batches of :meth:`evaluation_loader`, on the CPU."""
+        raise NotImplementedError
+
+    def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
+        """The loss of one step (Lightning's automatic optimisation does the backward pass and the step)."""
+        raise NotImplementedError
+
+    def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stress-1's two sums on one evaluation batch: ``sum w (dhat - d)^2`` per restart and ``sum w d^2``."""
+        raise NotImplementedError
+
+    def place_residuals(self, model: CityMap, restart: int) -> torch.Tensor:
+        """``(n,)``: each place's sum of ``w (dhat - d)^2`` over its known pairs, in one restart."""
+        raise NotImplementedError
+
+    def evaluate(self, model: CityMap) -> torch.Tensor:
+        """Stress-1 of every restart over the evaluation batches, in this process alone."""
+        metric = Stress1(model.coords.shape[0], sync_on_compute=False)
+        with torch.no_grad():
+            for batch in self.evaluation_batches():
+                metric.update(*self.batch_sums(model, {k: v.to(model.device) for k, v in batch.items()}))
+        return metric.compute().reshape(-1).float().to(model.device)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must keep for a resumed fit to end where an uninterrupted one ends."""
+        return {}
+
+
+class Batches(IterableDataset):
+    """An iterable dataset over the batches a function makes (called anew for each pass)."""
+
+    def __init__(self, make: Callable[[], Iterator[Batch]]) -> None:
+        super().__init__()
+        self.make = make
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.make()

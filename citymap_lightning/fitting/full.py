@@ -1,0 +1,144 @@
+"""Every known pair in every step: one fixed batch, so any optimiser works (L-BFGS by default).
+
+The batch is the table's own full form: the ``n x n`` matrix of a dense or latitude/longitude table
+(the loss through ``torch.cdist`` and autograd up to ``losses.CDIST_LIMIT`` places, above that the
+fused blockwise loss with its analytic gradient), or the list of known pairs of a sparse table
+(memory O(pairs), whatever the number of places). The evaluation is chosen once, at set-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import torch
+from torch.utils.data import DataLoader
+
+from citymap_lightning import losses, metrics
+from citymap_lightning.errors import ConfigError
+from citymap_lightning.fitting.base import Batch, Fitting, RankFn
+from citymap_lightning.tables import DistanceTable
+
+if TYPE_CHECKING:
+    from citymap_lightning.model import CityMap
+
+
+class FullBatch(Fitting):
+    """One batch holding every known pair, normalised by the Frobenius norm of the distances (the course's)."""
+
+    name = "full"
+
+    def __init__(self, table: DistanceTable) -> None:
+        super().__init__(table)
+        batch = table.full_batch()
+        d = batch["distances"]
+        self.pairs = "i" in batch
+        self._batch_sums = self._pair_sums if self.pairs else self._matrix_sums
+        self._terms = self._pair_terms if self.pairs else self._matrix_terms
+        # the course's normalisation: the Frobenius norm of the symmetric matrix (each pair twice)
+        self.scale = float(torch.linalg.vector_norm(d) * (2**0.5 if self.pairs else 1.0))
+        normalised = (d / self.scale).float()
+        self.batch: Batch = {**batch, "distances": normalised}
+        w = batch.get("weights")
+        if w is None:  # a complete unweighted matrix: the sum of d^2 is 1 by the choice of scale
+            self.batch["norm"] = torch.tensor(1.0, dtype=torch.float64)
+        else:
+            self.batch["weights"] = w.float()
+            self.batch["norm"] = (normalised.double().square() * w).sum()
+
+    def describe(self) -> str:
+        form = f"all {self.table.n_known_pairs} known pairs" if self.pairs else "the full matrix"
+        return f"one batch of {form}"
+
+    def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
+        """L-BFGS with a strong-Wolfe line search and no early stopping tolerances (Adam 0.1 for restarts).
+
+        The course objective ends near 1.2e-8 in normalised units, below which torch's default
+        tolerances (1e-7 on the gradient, 1e-9 on the change) stop some seeds early. With several
+        restarts the default is Adam (lr 0.1): one L-BFGS line search would couple the restarts.
+        """
+        if model.hparams.restarts > 1:
+            return torch.optim.Adam(model.parameters(), lr=0.1)
+        return torch.optim.LBFGS(
+            model.parameters(),
+            lr=1.0,
+            max_iter=5,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=0.0,
+            tolerance_change=0.0,
+        )
+
+    def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:
+        restarts = model.hparams.restarts
+        if restarts > 1 and any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
+            raise ConfigError(
+                f"restarts={restarts} needs a first-order optimiser: L-BFGS's single line search "
+                "would couple the restarts; use e.g. --optimizer Adam --optimizer.lr 0.1 --trainer.max_epochs 400"
+            )
+
+    def train_loader(self, rank: RankFn) -> DataLoader:
+        """The one batch, every epoch."""
+        return DataLoader([self.batch], batch_size=None)
+
+    def evaluation_loader(self) -> DataLoader:
+        return DataLoader([self.batch], batch_size=None)
+
+    def evaluation_batches(self) -> Iterator[Batch]:
+        yield self.batch
+
+    def _inputs(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        dtype = torch.float64 if model.hparams.geometry == "sphere" else model.coords.dtype
+        w = batch.get("weights")
+        return batch["distances"].to(dtype), None if w is None else w.to(dtype)
+
+    def _matrix_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and ``sum w (dhat - d)^2`` per restart over the matrix (each pair counted twice in the sum)."""
+        d, w = self._inputs(model, batch)
+        if model.hparams.geometry != "sphere" and d.shape[0] > losses.CDIST_LIMIT:
+            return losses.fused_loss(model.coords, d, w, model.hparams.loss)
+        fitted = model.fitted_distances()
+        loss = losses.loss_fn(model.hparams.loss)(fitted, d, w)
+        return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=(-1, -2))[0]
+
+    def _pair_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and ``sum w (dhat - d)^2`` per restart over the known pairs."""
+        d, w = self._inputs(model, batch)
+        fitted = model.pair_distances(batch["i"], batch["j"])
+        loss = losses.terms(model.hparams.loss, fitted, d, w).sum(-1)
+        return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=-1)[0]
+
+    def _matrix_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._matrix_terms(model, batch)[1], batch["norm"]
+
+    def _pair_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._pair_terms(model, batch)[1], batch["norm"]
+
+    def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._batch_sums(model, batch)
+
+    def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
+        """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
+        loss, residual = self._terms(model, batch)
+        total = loss.sum()
+        if model.logging_step():
+            model.check_finite(total)
+            stress1 = metrics.from_sums(residual.detach().double(), batch["norm"]).float()
+            model.record_stress1(stress1, loss.detach())
+        return total
+
+    def place_residuals(self, model: CityMap, restart: int) -> torch.Tensor:
+        batch = {k: v.to(model.device) for k, v in self.batch.items()}
+        d, w = self._inputs(model, batch)
+        with torch.no_grad():
+            if self.pairs:
+                i, j = batch["i"], batch["j"]
+                terms = (model.pair_distances(i, j)[restart] - d).square()
+                terms = terms if w is None else w * terms
+                places = torch.zeros(self.table.n, dtype=terms.dtype, device=terms.device)
+                return places.index_add_(0, i, terms).index_add_(0, j, terms)
+            coords = model.coords[restart : restart + 1].detach()
+            if model.hparams.geometry != "sphere":
+                return losses.fused_city_residuals(coords, d, w)[0]
+            fitted = model.fitted_distances()[restart]
+            return metrics.stress1_sums(fitted, d, w, dims=-1)[0]

@@ -1,0 +1,246 @@
+"""Batches of pairs with s_gd2's annealed, capped steps: memory O(n + pairs), for inputs of any size.
+
+Each epoch pairs every place of a complete table with its nearest neighbours and random partners
+(new each epoch), or takes every known pair of an incomplete one; the pairs are shuffled and cut
+into batches. The step is :class:`PairStep`, an optimiser of its own: each pair pulls both its
+places towards the given distance by ``mu = min(w eta, 1)`` times the residual, ``eta`` decaying
+exponentially from ``1 / w_min`` to ``eps / w_max`` (the loss's weights over every known pair,
+computed once at set-up), and each place's step is divided by the sum of its pairs' ``mu`` when
+that exceeds 1, since the pairs of a batch move together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from citymap_lightning import geo, losses, metrics, sampling
+from citymap_lightning.errors import ConfigError
+from citymap_lightning.fitting.base import Batch, Batches, Fitting, RankFn
+from citymap_lightning.tables import BLOCK, DistanceTable, PlacesTable
+
+if TYPE_CHECKING:
+    from citymap_lightning.model import CityMap
+
+
+class PairStep(torch.optim.Optimizer):
+    """s_gd2's step for a batch of pairs that move together: ``x -= grad / max(1, sum of the place's mu)``.
+
+    The gradient comes from the loss ``sum mu/2 (dhat - d)^2`` of :meth:`PairBatches.training_step`,
+    which also sets :attr:`caps`, each place's sum of ``mu`` over the batch (over all ranks).
+    """
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params, {"lr": 1.0})
+        self.caps: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        """Run the closure (the training step and its backward pass), then move each place."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                cap = 1.0 if self.caps is None else self.caps.clamp_min(1.0).reshape(-1, 1).to(p.dtype)
+                p[0].sub_(p.grad[0] / cap)
+        self.caps = None
+        return loss
+
+
+class PairBatches(Fitting):
+    """Batches of pairs; stress-1 over every pair up to ``exact_limit`` places, else on a fixed sample.
+
+    Distances are divided by their root mean square over (a sample of) the known pairs.
+    See :class:`~citymap_lightning.datamodule.DistanceDataModule` for the arguments.
+    """
+
+    name = "pairs"
+
+    def __init__(
+        self,
+        table: DistanceTable,
+        neighbours: int = 8,
+        random_pairs: int = 16,
+        batch_size: int = 16384,
+        min_steps: int = 16,
+        exact_limit: int = 20000,
+        sample_pairs: int = 1000000,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(table)
+        self.neighbours, self.random_pairs, self.batch_size = neighbours, random_pairs, batch_size
+        self.min_steps, self.seed = max(1, min_steps), seed
+        complete = table.complete
+        self.known_pairs = None if complete else table.known_pairs()
+        self.neighbour_index = table.nearest(neighbours) if complete else None
+        exact = table.n <= exact_limit or not complete
+        self._evaluation = self.known_pairs if exact else sampling.evaluation_pairs(table.n, sample_pairs)
+        sample = self._evaluation or sampling.evaluation_pairs(table.n, min(sample_pairs, 100000))
+        d = table.pair_distances(sample[0][:100000], sample[1][:100000])
+        self.scale = float(np.sqrt(np.mean(d**2)))
+        self.evaluation_size = table.n_known_pairs if exact else len(self._evaluation[0])
+        self.exact = exact
+        self.eta_range = (1.0, 1.0)
+        self.anneal_epochs, self.anneal_eps = 30, 0.01
+        self._evaluated: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def describe(self) -> str:
+        what = "every known pair" if self.exact else f"a fixed sample of {self.evaluation_size} pairs"
+        return f"pair batches of up to {self.batch_size}; stress-1 is computed over {what}"
+
+    def setup(self, hparams: Any) -> None:
+        if hparams.geometry == "sphere" or hparams.loss == "course" or hparams.restarts > 1:
+            raise ConfigError(
+                f"pair batches (inputs of more than --data.full_batch_limit places) fit one flat map with loss stress "
+                f"or weighted_stress: geometry={hparams.geometry}, loss={hparams.loss}, restarts={hparams.restarts} "
+                f"needs all {self.table.n} places in one batch: raise --data.full_batch_limit, or change those options"
+            )
+        self.eta_range = self.table.weight_range(hparams.loss)
+        self.anneal_epochs, self.anneal_eps = hparams.anneal_epochs, hparams.anneal_eps
+
+    def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
+        return PairStep(model.parameters())
+
+    def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:
+        for optimizer in optimizers:
+            if not isinstance(optimizer, PairStep):
+                raise ConfigError(
+                    f"pair batches take their own step (s_gd2's annealed, capped step), which --optimizer "
+                    f"{type(optimizer).__name__} would replace: leave the optimiser out, or fit every pair at once "
+                    "with --data.full_batch_limit above the number of places"
+                )
+
+    def eta(self, epoch: int) -> float:
+        """The annealed step size of an epoch: ``1 / w_min`` down to ``eps / w_max`` over ``anneal_epochs``."""
+        low, high = self.eta_range
+        top, bottom = 1.0 / low, self.anneal_eps / high
+        fraction = min(epoch, self.anneal_epochs - 1) / max(self.anneal_epochs - 1, 1)
+        return top * (bottom / top) ** fraction
+
+    def _pairs(self, i: np.ndarray, j: np.ndarray) -> Batch:
+        """A batch: the pairs, their normalised distances and their weights."""
+        return {
+            "i": torch.from_numpy(np.ascontiguousarray(i)),
+            "j": torch.from_numpy(np.ascontiguousarray(j)),
+            "distances": torch.from_numpy(self.table.pair_distances(i, j) / self.scale).float(),
+            "weights": torch.from_numpy(self.table.pair_weights(i, j)).float(),
+        }
+
+    def train_batches(self, rank: RankFn) -> Iterator[Batch]:
+        """The batches of the current epoch for this rank (the same number on every rank)."""
+        epoch, rank_index, world_size = rank()
+        i, j = sampling.epoch_pairs(
+            self.table.n, self.neighbour_index, self.random_pairs, self.seed, epoch, known=self.known_pairs
+        )
+        steps = max(self.min_steps, math.ceil(len(i) / self.batch_size))
+        i, j = sampling.shard(i, j, rank_index, world_size)
+        for part in np.array_split(np.arange(len(i)), steps):
+            yield self._pairs(i[part], j[part])
+
+    def train_loader(self, rank: RankFn) -> DataLoader:
+        return DataLoader(Batches(lambda: self.train_batches(rank)), batch_size=None)
+
+    def evaluation_batches(self) -> Iterator[Batch]:
+        """Every known pair (or the fixed sample); every pair of a complete table comes as blocks of whole rows.
+
+        Rows (``start`` and ``distances``) of a places table are computed from unit vectors by matrix
+        products: about 1 s per 10^8 pairs.
+        """
+        if self._evaluation is not None:
+            i, j = self._evaluation
+            for start in range(0, len(i), self.batch_size):
+                yield self._pairs(i[start : start + self.batch_size], j[start : start + self.batch_size])
+            return
+        n = self.table.n
+        rows = max(1, BLOCK // n)
+        places = isinstance(self.table, PlacesTable)
+        units = torch.from_numpy(geo.to_unit_vectors(self.table.latlon)) if places else None
+        for start in range(0, n, rows):
+            if units is None:
+                block = torch.from_numpy(self.table.columns(np.arange(start, min(n, start + rows))).T / self.scale)
+            else:
+                block = geo.great_circle_block(units[start : start + rows], units) / self.scale
+            yield {"start": torch.tensor(start), "distances": block.float()}
+
+    def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
+        """The loss ``sum mu/2 (dhat - d)^2`` whose gradient :class:`PairStep` turns into s_gd2's step.
+
+        Under DDP the loss is multiplied by the number of ranks (DDP averages gradients) and the
+        per-place sums of ``mu`` are added over the ranks, so the step is that of the union of the batches.
+        """
+        i, j, d, w = batch["i"], batch["j"], batch["distances"], batch["weights"]
+        x = model.coords[0]
+        fitted = (x[i] - x[j]).square().sum(-1).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
+        lw = w if model.hparams.loss == "stress" else losses.stress_weights(d, w)
+        eta = self.eta(model.current_epoch)
+        mu = (lw * eta).clamp(max=1.0)
+        residual = fitted - d
+        trainer = model.trainer
+        world_size = trainer.world_size
+        loss = 0.5 * (mu * residual.square()).sum() * world_size
+        node = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+        node.index_add_(0, i, mu).index_add_(0, j, mu)
+        for optimizer in trainer.optimizers:
+            optimizer.caps = trainer.strategy.reduce(node, reduce_op="sum") if world_size > 1 else node
+        if model.logging_step():
+            model.check_finite(loss)
+            with torch.no_grad():
+                batch_s1 = metrics.stress1(fitted, d, w)
+            model.log("train/batch_stress1", batch_s1, on_step=True, on_epoch=False, prog_bar=True)
+            model.log("train/loss", loss.detach() / world_size, on_step=True, on_epoch=False)
+            model.log("train/eta", eta, on_step=True, on_epoch=False)
+        return loss
+
+    def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._sums(model, [batch])[:2]
+
+    def _sums(self, model: CityMap, batches: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Over batches: ``sum w (dhat - d)^2``, ``sum w d^2`` and each place's residual (restart 0).
+
+        A batch is either pairs (``i``, ``j``) or a block of whole rows of the matrix (``start``);
+        rows count each pair twice, which leaves stress-1 and the places' shares unchanged.
+        """
+        residual = torch.zeros(1, dtype=torch.float64)
+        norm = torch.zeros((), dtype=torch.float64)
+        places = torch.zeros(self.table.n, dtype=torch.float64)
+        x = model.coords[0].detach()
+        with torch.no_grad():
+            for batch in batches:
+                if "start" in batch:
+                    start = int(batch["start"])
+                    rows, row_norm = losses.block_residuals(x, start, batch["distances"].to(x.device))
+                    places[start : start + len(rows)] += rows.double().cpu()
+                    residual += rows.double().sum().cpu()
+                    norm += row_norm.double().sum().cpu()
+                    continue
+                i, j = batch["i"].to(x.device), batch["j"].to(x.device)
+                fitted = (x[i] - x[j]).norm(dim=-1).double().cpu()
+                w, d = batch["weights"].double().cpu(), batch["distances"].double().cpu()
+                terms = w * (fitted - d).square()
+                residual += terms.sum()
+                norm += (w * d.square()).sum()
+                places.index_add_(0, i.cpu(), terms).index_add_(0, j.cpu(), terms)
+        return residual, norm, places
+
+    def _evaluation_pass(self, model: CityMap) -> tuple[torch.Tensor, torch.Tensor]:
+        """Stress-1 and each place's residual over the evaluation batches, computed once per step."""
+        step = model.global_step
+        if self._evaluated is None or self._evaluated[0] != step:
+            residual, norm, places = self._sums(model, self.evaluation_batches())
+            self._evaluated = (step, metrics.from_sums(residual, norm), places, residual)
+        return self._evaluated[1], self._evaluated[2]
+
+    def evaluate(self, model: CityMap) -> torch.Tensor:
+        return self._evaluation_pass(model)[0].float().to(model.device)
+
+    def place_residuals(self, model: CityMap, restart: int) -> torch.Tensor:
+        return self._evaluation_pass(model)[1]
