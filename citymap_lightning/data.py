@@ -39,8 +39,12 @@ def from_matrix(
     weights: np.ndarray | None = None,
     source: str = "",
     symmetrize: bool = False,
+    owned: bool = False,
 ) -> MatrixTable:
-    """A table from a square matrix (NaN marks unknown pairs); names default to ``0..n-1``."""
+    """A table from a square matrix (NaN marks unknown pairs); names default to ``0..n-1``.
+
+    The matrix is copied unless ``owned`` (a reader's own array, which the table may keep).
+    """
     d = np.asarray(distances, dtype=np.float64)
     where = source or "the matrix"
     if d.ndim != 2 or d.shape[0] != d.shape[1]:
@@ -48,8 +52,8 @@ def from_matrix(
     names = [str(i) for i in range(d.shape[0])] if names is None else list(names)
     if len(names) != d.shape[0]:
         raise DataError(f"{where}: {len(names)} names for a {d.shape[0]} x {d.shape[0]} matrix")
-    w = np.ones_like(d) if weights is None else np.asarray(weights, dtype=np.float64)
-    table = MatrixTable(names=names, distances=d.copy(), weights=w.copy(), source=source)
+    w = np.ones_like(d) if weights is None else np.array(weights, dtype=np.float64)
+    table = MatrixTable(names=names, distances=d if owned else d.copy(), weights=w, source=source)
     return validation.validate_matrix(table, symmetrize=symmetrize)
 
 
@@ -86,22 +90,23 @@ def load_table(
         return _read_npy(path, names, symmetrize)
     if format == "auto" and suffix not in (".csv", ".tsv", ".txt"):
         raise DataError(f"{path}: unknown extension {path.suffix!r}: expected .csv or .npy (or set --data.format)")
-    header, rows, decimal_comma = _read_csv(path)
-    kind = format if format != "auto" else _csv_kind(path, header, rows)
+    header, lines, separator = _read_csv(path)
+    kind = format if format != "auto" else _csv_kind(path, header, lines, separator)
+    decimal_comma = separator == ";"
     if kind == "places":
-        return _places(path, header, rows, decimal_comma)
+        return _places(path, header, _rows(lines, separator), decimal_comma)
     if kind == "pairs":
-        return _pairs(path, header, rows, decimal_comma, symmetrize)
+        return _pairs(path, header, _rows(lines, separator), decimal_comma, symmetrize)
     if kind == "matrix":
-        return _matrix_csv(path, header, rows, decimal_comma, symmetrize)
+        return _matrix_csv(path, header, lines, separator, symmetrize)
     raise DataError(f"{path}: format {kind!r} is not a CSV format")
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[list[str]], bool]:
-    """Header and rows of a CSV from a spreadsheet: UTF-8 with or without BOM, `,` `;` or tab separated.
+def _read_csv(path: Path) -> tuple[list[str], list[str], str]:
+    """Header cells, body lines and separator of a CSV from a spreadsheet.
 
-    Cells are not stripped here (a matrix of 25 million cells would spend seconds on it): each
-    reader strips the names it uses, and numbers are parsed with surrounding spaces allowed.
+    UTF-8 with or without BOM, `,` `;` or tab separated (`;` files may use decimal commas). The body
+    stays as lines: each reader parses them its own way (a matrix row at a time, in C).
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -113,18 +118,30 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], bool]:
         raise DataError(f"{path}: the file is empty")
     first = lines[0]
     separator = max((";", "\t", ","), key=first.count) if any(c in first for c in ";\t,") else ","
-    rows = list(csv.reader(lines, delimiter=separator))
-    return [cell.strip() for cell in rows[0]], rows[1:], separator == ";"
+    header = next(csv.reader([first], delimiter=separator))
+    return [cell.strip() for cell in header], lines[1:], separator
 
 
-def _csv_kind(path: Path, header: list[str], rows: list[list[str]]) -> str:
+def _first_cell(line: str, separator: str) -> str:
+    """The first cell of a CSV line, stripped (the whole line is parsed only when it starts with a quote)."""
+    if line.startswith('"'):
+        return next(csv.reader([line], delimiter=separator))[0].strip()
+    return line.split(separator, 1)[0].strip()
+
+
+def _rows(lines: list[str], separator: str) -> list[list[str]]:
+    """Parse CSV lines into cells (quotes as a spreadsheet writes them)."""
+    return list(csv.reader(lines, delimiter=separator))
+
+
+def _csv_kind(path: Path, header: list[str], lines: list[str], separator: str) -> str:
     """Tell places, pairs or matrix from a CSV header (a matrix: empty corner, or row names = column names)."""
     cols = {h.lower() for h in header}
     if "name" in cols and cols & set(_LAT) and cols & set(_LON):
         return "places"
     if {"source", "target", "distance"} <= cols:
         return "pairs"
-    row_names = [row[0].strip() for row in rows[: len(header)] if row]
+    row_names = [_first_cell(line, separator) for line in lines[: len(header) - 1]]
     if len(header) >= 2 and (header[0] == "" or (row_names and row_names == header[1 : 1 + len(row_names)])):
         return "matrix"
     raise DataError(
@@ -209,26 +226,51 @@ def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma:
     return from_latlon(names, latlon, source=str(path))
 
 
-def _matrix_csv(
-    path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool, symmetrize: bool
-) -> MatrixTable:
-    """A square matrix CSV with names in the first row and the first column, parsed a row at a time."""
+def _matrix_csv(path: Path, header: list[str], lines: list[str], separator: str, symmetrize: bool) -> MatrixTable:
+    """A square matrix CSV with names in the first row and the first column.
+
+    Each row's numbers are parsed in C (``numpy.fromstring``); a row with anything unusual (an empty
+    or non-numeric cell, a quoted name, a trailing separator) is parsed cell by cell instead, which
+    also gives the exact message for a bad cell.
+    """
     names = header[1:]
     n = len(names)
-    if len(rows) != n:
-        raise DataError(f"{path}: not square: {n} names in the header but {len(rows)} rows")
+    if len(lines) != n:
+        raise DataError(f"{path}: not square: {n} names in the header but {len(lines)} rows")
+    decimal_comma = separator == ";"
     d = np.empty((n, n))
-    for i, row in enumerate(rows):
-        name = row[0].strip() if row else ""
-        if len(row) != n + 1:
-            raise DataError(f"{path}: not square: row {i + 2} ({name}) has {len(row) - 1} values, expected {n}")
+    for i, line in enumerate(lines):
+        values = None if line.startswith('"') else _fast_row(line, separator, decimal_comma, n)
+        if values is not None:
+            name = _first_cell(line, separator)
+        else:
+            row = next(csv.reader([line], delimiter=separator))
+            name = row[0].strip() if row else ""
+            if len(row) != n + 1:
+                raise DataError(f"{path}: not square: row {i + 2} ({name}) has {len(row) - 1} values, expected {n}")
         if name != names[i]:
             raise DataError(f"{path}: row {i + 2} is named {name!r} but column {i + 2} is {names[i]!r}")
-        where = lambda j, i=i, name=name: f"row {i + 2} ({name}), column {names[j]}"  # noqa: E731
-        d[i] = _numbers(path, row[1:], where, decimal_comma, allow_empty=True)
-        rows[i] = []  # the cells are parsed: let them go
+        if values is None:
+            where = lambda j, i=i, name=name: f"row {i + 2} ({name}), column {names[j]}"  # noqa: E731
+            values = _numbers(path, row[1:], where, decimal_comma, allow_empty=True)
+        d[i] = values
     validation.check_names(str(path), names)
-    return from_matrix(d, names, source=str(path), symmetrize=symmetrize)
+    return from_matrix(d, names, source=str(path), symmetrize=symmetrize, owned=True)
+
+
+def _fast_row(line: str, separator: str, decimal_comma: bool, n: int) -> np.ndarray | None:
+    """The ``n`` numbers after a row's name, parsed in C; None when the row needs a careful look."""
+    start = line.find(separator)
+    if start < 0 or line.rstrip().endswith(separator):
+        return None
+    rest = line[start + 1 :]
+    if decimal_comma:
+        rest = rest.replace(",", ".")
+    try:
+        values = np.fromstring(rest, sep=separator)
+    except ValueError:
+        return None
+    return values if len(values) == n else None
 
 
 def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool, symmetrize: bool) -> PairTable:
@@ -318,7 +360,7 @@ def _read_npy(path: Path, names_path: str | Path | None, symmetrize: bool) -> Ma
         validation.check_names(str(names_file), names)
         if d.ndim == 2 and d.shape[0] == d.shape[1] and len(names) != d.shape[0]:
             raise DataError(f"{names_file}: {len(names)} names for the {d.shape[0]} x {d.shape[0]} matrix in {path}")
-    return from_matrix(d.astype(np.float64), names, source=str(path), symmetrize=symmetrize)
+    return from_matrix(d.astype(np.float64), names, source=str(path), symmetrize=symmetrize, owned=True)
 
 
 def packaged_path(kind: str, name: str) -> Path:

@@ -90,8 +90,9 @@ def _check_graph(table: DistanceTable, where: str, i: np.ndarray, j: np.ndarray,
     counts = np.bincount(i, minlength=n) + np.bincount(j, minlength=n)
     for place in np.flatnonzero(counts == 0)[:1]:
         raise DataError(f"{where}: {names[place]} has no known distance to any other place")
-    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-    count, labels = connected_components(graph, directed=False)
+    count, labels = 1, None
+    if len(i) < n * (n - 1) // 2:  # a complete table is connected
+        count, labels = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
     if count > 1:
         sizes = np.bincount(labels)
         order = np.argsort(-sizes, kind="stable")
@@ -124,6 +125,8 @@ def _warn_zero_distances(table: DistanceTable, where: str, a: np.ndarray, b: np.
 
 def _symmetric(table: MatrixTable, where: str, symmetrize: bool) -> np.ndarray:
     """The matrix made symmetric: one-sided pairs are copied across; two-sided ones must agree unless averaged."""
+    if np.array_equal(table.distances, table.distances.T, equal_nan=True):
+        return table.distances
     d, names = table.distances.copy(), table.names
     t = d.T
     one_sided = np.isnan(d) & ~np.isnan(t)
