@@ -201,6 +201,14 @@ BAD_CSV = {
         "A (3 places), D (3 places)",
     ),
     "pair_twice": ("source,target,distance\nA,B,1\nB,A,2\nB,C,1\nA,C,1\n", "listed twice with different distances"),
+    "pair_negative": ("source,target,distance\nA,B,-1\nB,C,1\nA,C,1\n", "row 2 (A - B): distance -1 is negative"),
+    "pair_self": ("source,target,distance\nA,A,3\nA,B,1\nB,C,1\nA,C,1\n", "row 2: distance from A to itself is 3"),
+    "pair_weight": (
+        "source,target,distance,weight\nA,B,1,1\nB,C,1,-2\nA,C,1,1\n",
+        "row 3 (B - C): weight -2 must be finite and >= 0",
+    ),
+    "pair_underscore": ("source,target,distance\nA,B,4_5\nB,C,1\nA,C,1\n", "row 2 (A - B) distance: '4_5' is not"),
+    "matrix_underscore": (matrix_text(with_cell(0, 1, "4_5")), "row 2 (P0), column P1: '4_5' is not a number"),
 }
 
 
