@@ -222,7 +222,6 @@ def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma:
         if bad.size:
             r = int(bad[0])
             raise DataError(f"{path}: row {r + 2} ({names[r]}): {what} {latlon[r, k]:g} is outside [-{limit}, {limit}]")
-    validation.check_names(str(path), names)
     return from_latlon(names, latlon, source=str(path))
 
 
@@ -254,7 +253,6 @@ def _matrix_csv(path: Path, header: list[str], lines: list[str], separator: str,
             where = lambda j, i=i, name=name: f"row {i + 2} ({name}), column {names[j]}"  # noqa: E731
             values = _numbers(path, row[1:], where, decimal_comma, allow_empty=True)
         d[i] = values
-    validation.check_names(str(path), names)
     return from_matrix(d, names, source=str(path), symmetrize=symmetrize, owned=True)
 
 
