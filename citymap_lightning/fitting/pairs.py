@@ -179,7 +179,7 @@ class PairBatches(Fitting):
         """
         i, j, d, w = batch["i"], batch["j"], batch["distances"], batch["weights"]
         x = model.coords[0]
-        fitted = (x[i] - x[j]).square().sum(-1).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
+        fitted = model.pair_distances(i, j)[0]
         lw = w if model.hparams.loss == "stress" else losses.stress_weights(d, w)
         eta = self.eta(model.current_epoch)
         mu = (lw * eta).clamp(max=1.0)
@@ -222,8 +222,8 @@ class PairBatches(Fitting):
                     residual += rows.double().sum().cpu()
                     norm += row_norm.double().sum().cpu()
                     continue
-                i, j = batch["i"].to(x.device), batch["j"].to(x.device)
-                fitted = (x[i] - x[j]).norm(dim=-1).double().cpu()
+                i, j = batch["i"], batch["j"]
+                fitted = model.pair_distances(i, j)[0].double().cpu()
                 w, d = batch["weights"].double().cpu(), batch["distances"].double().cpu()
                 terms = w * (fitted - d).square()
                 residual += terms.sum()
