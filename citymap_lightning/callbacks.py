@@ -19,7 +19,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
 from citymap_lightning import geo, output, render, result, sampling
-from citymap_lightning.errors import FitDivergedError
+from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
 
 
@@ -58,6 +58,12 @@ class MapRenderer(pl.Callback):
         gif: bool = False,
         gif_frames: int = 80,
     ) -> None:
+        for name, value, low in (("snapshots", snapshots, 1), ("max_labels", max_labels, 0),
+                                 ("max_pairs_places", max_pairs_places, 0), ("max_trajectories", max_trajectories, 0),
+                                 ("diagnostics_every_n_epochs", diagnostics_every_n_epochs, 0),
+                                 ("gif_frames", gif_frames, 2)):  # fmt: skip
+            if value < low:
+                raise ConfigError(f"map.{name} is {value}: it must be at least {low}")
         self.snapshots = snapshots
         self.max_labels = max_labels
         self.max_pairs_places = max_pairs_places
@@ -141,32 +147,35 @@ class MapRenderer(pl.Callback):
             with torch.no_grad():
                 fitted = pl_module.fitted_distances()[best].double().cpu().numpy() * pl_module.fitting.scale
             self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, table.matrix(), fitted))
-        if fit.geometry == "plane" and coords.shape[1] == 2:
+        if fit.geometry == "sphere":
+            figure = render.draw_globe(
+                fit.latlon, table.names, title=f"{title}, radius {fit.radius:.1f}", max_labels=self.max_labels
+            )
+        elif coords.shape[1] <= 2:  # a flat map; a 1-D ordering is drawn along x
+            flat = _as_plane(coords)
             history = None
             if self.history:
                 history = fit.orientation.apply(np.stack([h[best] for h in self.history]) * pl_module.fitting.scale)
+                history = _as_plane(history)
             coloured = table.n > self.max_labels
             figure = render.draw_map(
-                coords, table.names, history, values=100 * fit.place_share if coloured else None,
+                flat, table.names, history, values=100 * fit.place_share if coloured else None,
                 value_label="share of the residual (%)", title=title, unit=table.unit,
                 max_labels=self.max_labels, max_trajectories=self.max_trajectories,
             )  # fmt: skip
             if self.gif and history is not None and len(history) > 1:
                 self.written.append(_write_gif(log_dir / "fit.gif", history, table.names, self.gif_frames, table.unit))
-        elif fit.geometry == "sphere":
-            figure = render.draw_globe(
-                fit.latlon, table.names, title=f"{title}, radius {fit.radius:.1f}", max_labels=self.max_labels
-            )
         else:
-            figure = render.draw_space(coords, table.names, title=title, unit=table.unit)
+            figure = render.draw_space(coords[:, :3], table.names, title=title, unit=table.unit)
         self._publish(trainer, "map", figure, log_dir)
         self._diagnostics(trainer, pl_module, fit, log_dir)
         self._log_position_error(trainer, fit.latlon)
         for logger in _tensorboard(trainer):
             embedding = torch.from_numpy(coords).float()
             logger.experiment.add_embedding(
-                embedding, metadata=table.names, tag="coordinates", global_step=trainer.global_step
-            )
+                embedding, metadata=[render.display_name(name) for name in table.names], tag="coordinates",
+                global_step=trainer.global_step,
+            )  # fmt: skip
 
     def _publish(self, trainer: pl.Trainer, tag: str, figure: Any, log_dir: Path | None) -> None:
         """Render a figure once; write it as ``TAG.png`` when ``log_dir`` is set and add it to TensorBoard."""
@@ -199,16 +208,17 @@ class MapRenderer(pl.Callback):
             table.pair_distances(i, j), fitted * pl_module.fitting.scale, unit=table.unit, title=title
         )
         figures = {"shepard": shepard}
-        if fit.coords.shape[1] == 2:
+        if fit.coords.shape[1] <= 2 and fit.geometry != "sphere":
             figures["city_error"] = render.city_error_map(
-                fit.coords, table.names, share, unit=table.unit, max_labels=min(60, self.max_labels)
+                _as_plane(fit.coords), table.names, share, unit=table.unit, max_labels=min(60, self.max_labels)
             )
         for tag, figure in figures.items():
             self._publish(trainer, tag, figure, log_dir)
         for logger in _tensorboard(trainer):
             logger.experiment.add_histogram("diagnostics/city_stress", share, global_step=trainer.global_step)
             worst = np.argsort(share)[::-1][:10]
-            rows = "\n".join(f"| {table.names[i]} | {100 * share[i]:.2f} % |" for i in worst)
+            cells = [render.display_name(table.names[i]).replace("|", "\\|") for i in worst]
+            rows = "\n".join(f"| {cell} | {100 * share[i]:.2f} % |" for cell, i in zip(cells, worst, strict=True))
             logger.experiment.add_text(
                 "diagnostics/worst_cities", f"| city | share of residual |\n|---|---|\n{rows}", trainer.global_step
             )
@@ -237,6 +247,13 @@ def _log_dir(trainer: pl.Trainer) -> Path:
 def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
     """The run's TensorBoard loggers."""
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+
+def _as_plane(coords: np.ndarray) -> np.ndarray:
+    """``(..., n, 2)`` positions to draw: a 1-D ordering gets y = 0."""
+    if coords.shape[-1] == 2:
+        return coords
+    return np.concatenate([coords, np.zeros_like(coords)], axis=-1)
 
 
 def _write_gif(path: Path, history: np.ndarray, names: list[str], frames: int, unit: str) -> Path:

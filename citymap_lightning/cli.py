@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import signal
 import sys
+import threading
 import warnings
+from argparse import ArgumentError
 from pathlib import Path
 from typing import Any
 
+import torch
 from jsonargparse import Namespace
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
+from citymap_lightning import paths, starts
 from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.data import packaged_path
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.errors import CitymapError, ConfigError
-from citymap_lightning.model import CityMap
+from citymap_lightning.model import CityMap, match_checkpoint
 from citymap_lightning.progress import EpochProgressBar
 
 DEFAULT_CONFIG = "default.yaml"
@@ -68,13 +75,37 @@ class CityMapCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
-        """Resolve ``--ckpt_path last`` to the newest earlier run's ``last.ckpt`` under the same log root.
+        """Refuse a fit of no epochs; resolve ``--ckpt_path last`` and check the checkpoint before anything runs.
 
-        Lightning itself looks in the new run's own (empty) folder and only warns.
+        Lightning itself looks for ``last`` in the new run's own (empty) folder and only warns. A
+        checkpoint that cannot be resumed is refused here, so no new ``last.ckpt`` is written for it.
         """
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs == 0:
+            raise ConfigError("trainer.max_epochs is 0: nothing would be fitted; give at least 1")
+        model, fitting = self.model, self.datamodule.fitting
+        hp = model.hparams
+        fitting.setup(hp)  # settings the algorithm refuses, before any file is written
+        starts.check_start(hp.start, self.datamodule.table, model.coords.shape[-1], hp.geometry)
+        model.fitting = fitting
+        fitting.check_optimizers(model, [o for o in [_first_optimizer(model.configure_optimizers())] if o])
+        self._checkpoint(required=False, resume=True)
+
+    def before_predict(self) -> None:
+        """``predict`` draws a fitted map: it needs a checkpoint, checked before anything runs."""
+        self._checkpoint(required=True, resume=False)
+
+    def _checkpoint(self, required: bool, resume: bool) -> None:
         config = self.config_init[self.subcommand]
-        if config.get("ckpt_path") == "last":
+        if not config.get("ckpt_path"):
+            if required:
+                raise ConfigError(
+                    f"{self.subcommand} needs --ckpt_path CKPT (or last): a checkpoint of a fit; without one "
+                    "it would draw the random start"
+                )
+            return
+        if config["ckpt_path"] == "last":
             config["ckpt_path"] = str(find_last_checkpoint(self.trainer))
+        check_checkpoint(Path(config["ckpt_path"]), self.model, self.datamodule, resume=resume)
 
     def after_fit(self) -> None:
         """Print the files the run wrote, as absolute paths."""
@@ -108,6 +139,56 @@ def find_last_checkpoint(trainer: Trainer) -> Path:
     return candidates[-1]
 
 
+def check_checkpoint(
+    path: Path, model: CityMap | None = None, datamodule: Any = None, resume: bool = True
+) -> dict[str, Any]:
+    """Load a checkpoint weights-only (an untrusted file never runs code) and refuse one that cannot be used.
+
+    With ``model`` and ``datamodule``: a checkpoint of other places is refused (one of the same places
+    in another order only for resuming), and, to resume, one made with another optimiser, whose
+    saved state would not fit the configured optimiser.
+    """
+    paths.check_file(path, "checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many kinds here, for truncated, random or hostile files
+        raise ConfigError(f"{path}: not a checkpoint of this program, or a damaged one ({type(e).__name__})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "coords" not in checkpoint["state_dict"]:
+        raise ConfigError(f"{path}: not a checkpoint of this program (no fitted coordinates in it)")
+    if model is None or datamodule is None:
+        return checkpoint
+    match_checkpoint(dict(checkpoint), model, datamodule.table.names, reorder=not resume)
+    saved = checkpoint.get("optimizer_states") or []
+    if not resume or not saved:
+        return checkpoint
+    if getattr(model, "fitting", None) is None and datamodule is not None:
+        model.fitting = datamodule.fitting
+    configured = _first_optimizer(model.configure_optimizers())
+    saved_keys = set(saved[0].get("param_groups", [{}])[0]) - {"params"}
+    wanted_keys = set(configured.param_groups[0]) - {"params"} if configured is not None else saved_keys
+    if saved_keys != wanted_keys:
+        raise ConfigError(
+            f"{path}: the checkpoint was made with another optimiser than {type(configured).__name__} (its settings: "
+            f"{', '.join(sorted(saved_keys))}): resume with the config it was made with, or fit anew without "
+            "--ckpt_path"
+        )
+    return checkpoint
+
+
+def _first_optimizer(value: Any) -> torch.optim.Optimizer | None:
+    """The first optimiser in what ``configure_optimizers`` returned (an optimiser, a list, a tuple or a dict)."""
+    if isinstance(value, torch.optim.Optimizer):
+        return value
+    if isinstance(value, dict):
+        return _first_optimizer(value.get("optimizer"))
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            found = _first_optimizer(item)
+            if found is not None:
+                return found
+    return None
+
+
 def cli_kwargs() -> dict[str, Any]:
     """The keyword arguments of :class:`CityMapCLI` that make this package's defaults."""
     default_config = str(packaged_path("configs", DEFAULT_CONFIG))
@@ -118,25 +199,132 @@ def cli_kwargs() -> dict[str, Any]:
         "seed_everything_default": 0,
         "save_config_kwargs": {"overwrite": True},
         "parser_kwargs": {
-            sub: {"default_config_files": [default_config]} for sub in ("fit", "validate", "test", "predict")
+            "exit_on_error": False,
+            **{
+                sub: {"default_config_files": [default_config], "exit_on_error": False}
+                for sub in ("fit", "validate", "test", "predict")
+            },
         },
     }
 
 
+EXIT_INPUT = 2
+"""Exit status of an error the user can fix (input, option, file, resources): one line on stderr."""
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
+"""Exit status after an interruption: the shell's 128 + signal number, for Ctrl-C (SIGINT) and SIGTERM."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, raised where the program is, so that Lightning's interrupt path writes the results."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+_received: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    """Raise :class:`Interrupted` once; a second signal while the results are written is ignored."""
+    if _received:
+        return
+    _received.append(signum)
+    raise Interrupted(signum)
+
+
 def main(args: ArgsType = None) -> None:
-    """Run the CLI; errors caused by the input are one line on stderr and a non-zero exit."""
+    """Run the CLI; errors caused by the input are one line on stderr and a non-zero exit.
+
+    Exit statuses: 0 done; 2 an error the user can fix (one line, ``error: WHAT: problem``, and no
+    result files); 130 after Ctrl-C and 143 after SIGTERM (once the fit has started, the map and
+    coordinates of where it got to are written first). Only bugs print tracebacks.
+    """
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    _received.clear()
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        # a signal the caller chose to ignore (a background job's SIGINT, nohup) stays ignored
+        handlers = {s: signal.signal(s, _on_signal) for s in EXIT_SIGNAL if signal.getsignal(s) is not signal.SIG_IGN}
     try:
+        check_arguments(sys.argv[1:] if args is None else list(args))
         CityMapCLI(args=args, **cli_kwargs())
+    except (KeyboardInterrupt, SystemExit) as stop:
+        if not _received:
+            if isinstance(stop, SystemExit):
+                raise
+            _received.append(signal.SIGINT)  # a KeyboardInterrupt raised without our handler
+        signum = _received[0]
+        print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        sys.exit(EXIT_SIGNAL[signum])
     except Exception as error:
-        cause = input_error(error)
-        if cause is None:
+        message = user_error(error)
+        if message is None:
             raise
-        print(f"error: {cause}", file=sys.stderr)
-        sys.exit(2)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(EXIT_INPUT)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+PATH_OPTIONS = {"--config": "config file", "--ckpt_path": "checkpoint", "--data.path": "data file",
+                "--data.names": "names file"}  # fmt: skip
+"""Options that name a file, checked before anything reads them (``--ckpt_path last`` is resolved later)."""
+
+
+def check_arguments(argv: list[str]) -> None:
+    """Refuse path options that name no regular file, before jsonargparse or torch opens them."""
+    for k, arg in enumerate(argv):
+        option, _, value = arg.partition("=")
+        if option in PATH_OPTIONS and not value and k + 1 < len(argv):
+            value = argv[k + 1]
+        if option in PATH_OPTIONS and value and not (option == "--ckpt_path" and value in ("last", "best")):
+            paths.check_file(value, PATH_OPTIONS[option])
+
+
+def user_error(error: BaseException) -> str | None:
+    """The one-line message for an error the user caused (input, option, resources), or None for a bug."""
+    cause = input_error(error)
+    if cause is not None:
+        return str(cause)
+    chain = _chain(error)
+    for e in chain:
+        if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "out of memory" in str(e).lower()):
+            return ("out of memory: reduce the number of places, or fit by pair batches (--config configs/large.yaml, "
+                    "--data.full_batch_limit), or --data.batch_size")  # fmt: skip
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"{e.filename or 'output'}: the disk is full: free space or choose --trainer.default_root_dir"
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM) and e.filename:
+            return f"{e.filename}: cannot write here ({e.strerror}): choose --trainer.default_root_dir"
+        if isinstance(e, ArgumentError):
+            return " ".join(str(e).split())
+        if isinstance(e, MisconfigurationException):
+            return f"trainer: {str(e).splitlines()[0]}"
+        if isinstance(e, ValueError) and str(e).startswith("Invalid ") and "optim" in _origin(e):
+            return f"optimizer: {e}"
+        if isinstance(e, ValueError) and "is not in bounds, numpy accepts" in str(e):
+            return f"seed_everything: {e}"
+    return None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while error is not None and all(error is not s for s in seen):
+        seen.append(error)
+        error = error.__cause__ or error.__context__
+    return seen
+
+
+def _origin(error: BaseException) -> str:
+    """The module the exception was raised in (the innermost frame of its traceback)."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
 
 
 def input_error(error: BaseException) -> CitymapError | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import validation
+from citymap_lightning import paths, validation
 from citymap_lightning.errors import DataError
 from citymap_lightning.tables import DistanceTable, MatrixTable, PairTable, PlacesTable
 
@@ -79,12 +79,7 @@ def load_table(
     path = Path(path)
     if format not in FORMATS:
         raise DataError(f"{path}: unknown format {format!r}: expected one of {', '.join(FORMATS)}")
-    if not path.exists():
-        raise DataError(f"{path}: file not found")
-    if path.is_dir():
-        raise DataError(f"{path}: is a folder, not a data file")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty")
+    paths.check_file(path, "data file")
     suffix = path.suffix.lower()
     if format == "npy" or (format == "auto" and suffix == ".npy"):
         return _read_npy(path, names, symmetrize)
@@ -108,10 +103,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[str], str]:
     UTF-8 with or without BOM, `,` `;` or tab separated (`;` files may use decimal commas). The body
     stays as lines: each reader parses them its own way (a matrix row at a time, in C).
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+    text = paths.read_text(path, "data file")
     lines = [line for line in text.splitlines() if line and not line.isspace()]
     del text
     if not lines:
@@ -339,24 +331,43 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
 
 
 def _read_npy(path: Path, names_path: str | Path | None, symmetrize: bool) -> MatrixTable:
-    """A square ``.npy`` matrix, with names from a text file (one per line) or ``0..n-1``."""
+    """A square ``.npy`` matrix, with names from a text file (one per line) or ``0..n-1``.
+
+    The header is read first: a file that is not a plain ``.npy`` array (a ``.npz``, a pickle), whose
+    shape is not square, or that is shorter than its header claims is refused before any memory is
+    set aside for it. Complex numbers are taken when every imaginary part is 0, refused otherwise.
+    """
+    size = paths.check_file(path, "data file").stat().st_size
+    with open(path, "rb") as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+        except (ValueError, OSError) as e:
+            raise DataError(f"{path}: not a NumPy .npy array ({str(e).splitlines()[0]})") from None
+        offset = f.tell()
+    if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
+        raise DataError(f"{path}: the array holds {dtype}, not numbers")
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise DataError(f"{path}: the distance matrix is not square (shape {tuple(shape)})")
+    if offset + shape[0] * shape[1] * dtype.itemsize > size:
+        raise DataError(f"{path}: the file is shorter than the {shape[0]} x {shape[1]} array its header declares")
     try:
         d = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as e:
         raise DataError(f"{path}: not a NumPy .npy array ({str(e).splitlines()[0]})") from None
-    if not np.issubdtype(d.dtype, np.number):
-        raise DataError(f"{path}: the array holds {d.dtype}, not numbers")
+    if np.iscomplexobj(d):
+        if np.any(d.imag != 0):
+            raise DataError(f"{path}: the array holds complex numbers with non-zero imaginary parts")
+        d = d.real
     names = None
     if names_path is not None:
         names_file = Path(names_path)
-        if not names_file.exists():
-            raise DataError(f"{names_file}: names file not found")
-        try:
-            names = [line.strip() for line in names_file.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
-        except UnicodeDecodeError:
-            raise DataError(f"{names_file}: names file is not UTF-8 text") from None
+        names = [line.strip() for line in paths.read_text(names_file, "names file").splitlines() if line.strip()]
         validation.check_names(str(names_file), names)
-        if d.ndim == 2 and d.shape[0] == d.shape[1] and len(names) != d.shape[0]:
+        if len(names) != d.shape[0]:
             raise DataError(f"{names_file}: {len(names)} names for the {d.shape[0]} x {d.shape[0]} matrix in {path}")
     return from_matrix(d.astype(np.float64), names, source=str(path), symmetrize=symmetrize, owned=True)
 

@@ -65,6 +65,8 @@ class DistanceDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
+        if full_batch_limit < 0:
+            raise ConfigError(f"data.full_batch_limit is {full_batch_limit}: it must be >= 0")
         if min(neighbours, random_pairs) < 0 or neighbours + random_pairs < 1 or min(batch_size, sample_pairs) < 1:
             raise ConfigError("neighbours and random_pairs must be >= 0 (one of them > 0); batch_size and "
                               "sample_pairs must be positive")  # fmt: skip

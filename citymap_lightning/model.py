@@ -16,6 +16,41 @@ from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
 
 GEOMETRIES = ("plane", "space", "sphere")
+
+
+def match_checkpoint(
+    checkpoint: dict[str, Any], model: CityMap, names: list[str] | None, reorder: bool = False
+) -> None:
+    """Refuse a checkpoint of other places (in one line); with ``reorder``, permute its places into ``names``' order.
+
+    A checkpoint of the same places listed in another order (a pair list read in another row order)
+    is reordered for ``predict`` and refused for resuming a fit, whose recorded history keeps the old order.
+    """
+    coords = checkpoint.get("state_dict", {}).get("coords")
+    saved = tuple(coords.shape) if coords is not None else ()
+    if saved != tuple(model.coords.shape):
+        restarts, places, dim = saved if len(saved) == 3 else (None, None, None)
+        raise ConfigError(
+            f"the checkpoint holds {places} places x {dim} dimensions ({restarts} restart(s)), but this run has "
+            f"{model.hparams.num_places} places x {model.coords.shape[-1]} ({model.hparams.restarts}): "
+            "was it made from other data?"
+        )
+    kept = checkpoint.get("place_names")
+    if kept is None or names is None or list(kept) == list(names):
+        return
+    position = {name: k for k, name in enumerate(kept)}
+    missing = [name for name in names if name not in position]
+    if missing:
+        raise ConfigError(f"the checkpoint was made from other places: {missing[0]!r} is not among them")
+    if not reorder:
+        raise ConfigError(
+            "the checkpoint lists the same places in another order: resume with the file it was made from "
+            "(predict takes either order)"
+        )
+    checkpoint["state_dict"]["coords"] = coords[:, [position[name] for name in names]]
+    checkpoint["place_names"] = list(names)
+
+
 """Values of ``model.geometry``."""
 
 
@@ -112,8 +147,7 @@ class CityMap(pl.LightningModule):
             self.fixed_radius.fill_(given / scale)
         if stage != "fit":
             return
-        if self.hparams.start not in ("random", "classical"):
-            raise ConfigError(f"start {self.hparams.start!r} makes a flat map: use random or classical on a sphere")
+        starts.check_start(self.hparams.start, table, 3, "sphere")
         vectors, radius = starts.sphere_start(table, given)
         with torch.no_grad():
             if self.log_radius is not None:
@@ -242,16 +276,17 @@ class CityMap(pl.LightningModule):
             params["data"] = str(dm.path)
         self.logger.log_hyperparams(params, {"hp/stress1": float("nan"), "hp/wall_time_s": float("nan")})
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep the places' names, so that a checkpoint is only ever used with the same places."""
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        if dm is not None:
+            checkpoint["place_names"] = list(dm.table.names)
+
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Refuse a checkpoint of another data set with a plain message, not a size-mismatch traceback."""
-        saved = tuple(checkpoint.get("state_dict", {}).get("coords", self.coords).shape)
-        if saved != tuple(self.coords.shape):
-            restarts, places, dim = saved if len(saved) == 3 else (None, None, None)
-            raise ConfigError(
-                f"the checkpoint holds {places} places x {dim} dimensions ({restarts} restart(s)), but this run has "
-                f"{self.hparams.num_places} places x {self.coords.shape[-1]} ({self.hparams.restarts}): "
-                "was it made from other data?"
-            )
+        """Refuse a checkpoint of other data in one line; for ``predict``, take its places in this input's order."""
+        dm = self.trainer.datamodule if self._trainer is not None else None
+        predicting = self._trainer is not None and self.trainer.state.fn == "predict"
+        match_checkpoint(checkpoint, self, dm.table.names if dm is not None else None, reorder=predicting)
 
     def on_train_end(self) -> None:
         """Log the final stress-1 and wall time as the hparams metrics."""

@@ -47,9 +47,12 @@ def write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence
 
 
 def write_coordinates(path: str | Path, names: Sequence[str], coords: np.ndarray) -> Path:
-    """``coordinates.csv``: ``name,x,y`` (``,z`` and more for higher dimensions), one row per place."""
+    """``coordinates.csv``: ``name,x,y`` (``name,x`` in 1-D, ``,z`` and more in higher dimensions), one row per place.
+
+    Numbers have 10 significant digits, so that any unit, from 1e-30 to 1e30, keeps its precision.
+    """
     axes = ["x", "y", "z"] + [f"x{k}" for k in range(4, coords.shape[1] + 1)]
-    rows = [[name, *(f"{v:.6f}" for v in row)] for name, row in zip(names, coords, strict=False)]
+    rows = [[name, *(f"{v:.10g}" for v in row)] for name, row in zip(names, coords, strict=False)]
     return write_table(path, ["name", *axes[: coords.shape[1]]], rows)
 
 
@@ -64,7 +67,7 @@ def write_pairs(path: str | Path, names: Sequence[str], given: np.ndarray, fitte
     """``pairs_fitted.csv``: every pair once, its given distance (empty when unknown) and the fitted one."""
     i, j = np.triu_indices(len(names), 1)
     rows = (
-        [names[a], names[b], "" if np.isnan(g) else f"{g:.6g}", f"{f:.6g}"]
+        [names[a], names[b], "" if np.isnan(g) else f"{g:.10g}", f"{f:.10g}"]
         for a, b, g, f in zip(i, j, given[i, j], fitted[i, j], strict=True)
     )
     return write_table(path, ["source", "target", "distance", "fitted"], rows)

@@ -10,6 +10,17 @@ MARGIN = 0.08
 """Fraction of the cities' extent added around them; trajectories beyond that are cut."""
 
 
+def display_name(name: str) -> str:
+    """A place name as text to draw or to write into a line-based format: control characters made visible.
+
+    Drawn names are also never parsed as mathtext (``parse_math=False`` wherever a name is drawn),
+    so ``$x$`` is drawn as it is written.
+    """
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A figure with its own Agg canvas: no pyplot state, safe in threads and without a display."""
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
@@ -109,7 +120,8 @@ def place_labels(ax, coords: np.ndarray, names: list[str]) -> list:  # noqa: ANN
         ax.text(
             x,
             y,
-            name,
+            display_name(name),
+            parse_math=False,
             fontsize=9,
             zorder=4,
             bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6},
@@ -183,7 +195,10 @@ def animate(history: np.ndarray, names: list[str], path, frames: int = 80, unit:
     points = ax.scatter(history[0, :, 0], history[0, :, 1], s=18, c=colours, edgecolors="black", linewidths=0.4)
     trails = [ax.plot([], [], color=c, lw=0.8, alpha=0.6)[0] for c in colours]
     title = ax.set_title("")
-    labels = [ax.text(x, y, n, fontsize=7, alpha=0.0) for (x, y), n in zip(history[-1], names, strict=True)]
+    labels = [
+        ax.text(x, y, display_name(n), fontsize=7, alpha=0.0, parse_math=False)
+        for (x, y), n in zip(history[-1], names, strict=True)
+    ]
 
     def frame(k: int) -> list:
         step = picks[k]
@@ -217,7 +232,10 @@ def draw_globe(latlon: np.ndarray, names: list[str], title: str = "", max_labels
         ax.grid(True, lw=0.4, alpha=0.6)
         if n <= max_labels:
             for x, y, name in zip(lon, lat, names, strict=True):
-                ax.annotate(name, (x, y), xytext=(2, 2), textcoords="offset points", fontsize=5.5)
+                ax.annotate(
+                    display_name(name), (x, y), xytext=(2, 2), textcoords="offset points", fontsize=5.5,
+                    parse_math=False,
+                )  # fmt: skip
         ax.set_title(title or "Fitted sphere (Mollweide equal-area view)")
         return fig
 
@@ -258,7 +276,7 @@ def draw_space(coords: np.ndarray, names: list[str], title: str = "", unit: str 
     ax.scatter(coords[:, 0], coords[:, 1], coords[:, 2], s=16, c=city_colours(len(names)), depthshade=True)
     if len(names) <= max_labels:
         for (x, y, z), name in zip(coords[:, :3], names, strict=True):
-            ax.text(x, y, z, name, fontsize=7)
+            ax.text(x, y, z, display_name(name), fontsize=7, parse_math=False)
     ax.set_xlabel(f"x ({unit})")
     ax.set_ylabel(f"y ({unit})")
     ax.set_zlabel(f"z ({unit})")

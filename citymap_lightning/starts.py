@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import numpy as np
@@ -9,6 +10,8 @@ import numpy as np
 from citymap_lightning import geo, metrics
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.tables import DistanceTable
+
+log = logging.getLogger("citymap_lightning")
 
 STARTS = ("random", "classical", "pivot", "mercator", "lambert")
 """Start names accepted by :func:`initial_coords`."""
@@ -85,7 +88,11 @@ def pivot_mds(
     if isinstance(distances, np.ndarray):
         matrix, n = distances, distances.shape[0]
         distances = lambda cols: matrix[:, cols]  # noqa: E731
-    pivots, target = maxmin_pivots(distances, n, k, rng)
+    return pivot_embedding(*maxmin_pivots(distances, n, k, rng), dim)
+
+
+def pivot_embedding(pivots: np.ndarray, target: np.ndarray, dim: int) -> np.ndarray:
+    """Pivot MDS from the ``(n, k)`` distances ``target`` of every place to the places ``pivots``."""
     sq = target**2
     c = -0.5 * (sq - sq.mean(axis=0, keepdims=True) - sq.mean(axis=1, keepdims=True) + sq.mean())
     _, _, vt = np.linalg.svd(c, full_matrices=False)
@@ -103,6 +110,19 @@ def projection_start(latlon: np.ndarray, kind: str) -> np.ndarray:
     return geo.lambert_conformal_conic(latlon, centre)
 
 
+def check_start(method: str, table: DistanceTable, dim: int, geometry: str = "plane") -> None:
+    """Refuse, in one line, a start that cannot be made for this table, dimension and geometry."""
+    if method not in STARTS:
+        raise ConfigError(f"unknown start {method!r}: expected one of {', '.join(STARTS)}")
+    if geometry == "sphere" and method not in ("random", "classical"):
+        raise ConfigError(f"start {method!r} makes a flat map: use random or classical on a sphere")
+    if method in ("mercator", "lambert"):
+        if table.latlon is None:
+            raise ConfigError(f"start {method!r} needs latitude/longitude in the input")
+        if dim != 2:
+            raise ConfigError(f"start {method!r} makes a 2-D map, but the model has dim={dim}")
+
+
 def initial_coords(
     method: str, table: DistanceTable, dim: int, rng: np.random.Generator, scale: float = 1.0
 ) -> np.ndarray:
@@ -115,17 +135,14 @@ def initial_coords(
     ``lambert`` need latitude/longitude and a 2-D map.
     """
     n = table.n
+    check_start(method, table, dim)
     if method == "random":
         return random_start(n, dim, rng)
     if method in ("mercator", "lambert"):
-        if table.latlon is None:
-            raise ConfigError(f"start {method!r} needs latitude/longitude in the input")
-        if dim != 2:
-            raise ConfigError(f"start {method!r} makes a 2-D map, but the model has dim={dim}")
         return np.ascontiguousarray(projection_start(table.latlon, method) / scale)
-    if method not in ("classical", "pivot"):
-        raise ConfigError(f"unknown start {method!r}: expected one of {', '.join(STARTS)}")
     limit = CLASSICAL_LIMIT if table.complete else SPARSE_CLASSICAL_LIMIT
+    if method == "classical" and n > limit:
+        log.info(f"start classical on {n} places{'' if table.complete else ' with missing pairs'}: pivot MDS")
     if method == "pivot" or n > limit:
         return pivot_mds(table.path_columns, dim, rng=rng, n=n) / scale
     return np.ascontiguousarray(classical_mds(full_distances(table), dim) / scale)
@@ -136,19 +153,26 @@ def sphere_start(table: DistanceTable, radius: float | None = None) -> tuple[np.
 
     Classical MDS in 3-D on the chord lengths ``2R sin(d / 2R)`` gives points on a sphere about an
     unknown centre (MDS centres them on their centroid); the centre is found by least squares and
-    each place becomes its direction from it. Unknown pairs are filled by shortest paths.
+    each place becomes its direction from it. Unknown pairs are filled by shortest paths. Above
+    :data:`CLASSICAL_LIMIT` places (:data:`SPARSE_CLASSICAL_LIMIT` with missing pairs), pivot MDS on
+    the chords of the distances to 100 pivots replaces classical MDS: no ``n x n`` array.
     Without a given radius, the radius is chosen among candidates (from a quarter to 40 great
     circles' worth of the largest distance) by the stress-1 of the start it gives over the known pairs.
     """
-    full = full_distances(table)
-    full = np.where(np.isfinite(full), full, np.nanmax(full))
+    limit = CLASSICAL_LIMIT if table.complete else SPARSE_CLASSICAL_LIMIT
+    if table.n > limit:
+        pivots, columns = maxmin_pivots(table.path_columns, table.n, 100, np.random.default_rng(0))
+        embed = lambda chords: pivot_embedding(pivots, chords, 3)  # noqa: E731
+    else:
+        pivots, columns = np.arange(table.n), full_distances(table)
+        embed = lambda chords: classical_mds(chords, 3)  # noqa: E731
+    columns = np.where(np.isfinite(columns), columns, np.nanmax(columns))
     i, j, d, w = table.known_values()
-    top = float(np.nanmax(full))
+    top = float(np.nanmax(columns))
     candidates = [radius] if radius is not None else list(top / np.pi * np.geomspace(1.0, 40.0, 16))
     best: tuple[float, np.ndarray, float] | None = None
     for r in candidates:
-        chords = 2 * r * np.sin(np.clip(full / (2 * r), 0, np.pi / 2))
-        u = _directions_from_centre(classical_mds(chords, 3))
+        u = _directions_from_centre(embed(2 * r * np.sin(np.clip(columns / (2 * r), 0, np.pi / 2))))
         angle = np.arctan2(np.linalg.norm(np.cross(u[i], u[j]), axis=-1), (u[i] * u[j]).sum(-1))
         stress = float(metrics.stress1(r * angle, d, w))
         if best is None or stress < best[0]:

@@ -85,6 +85,8 @@ def validate_pairs(table: PairTable) -> PairTable:
 def _check_graph(table: DistanceTable, where: str, i: np.ndarray, j: np.ndarray, d: np.ndarray) -> None:
     """Refuse inputs with nothing to map, a place without known distance or unconnected groups; warn of weak places."""
     names, n = table.names, table.n
+    if len(d) == 0:
+        raise DataError(f"{where}: no pair has a known distance (every distance is empty or every weight 0)")
     if not (d > 0).any():
         raise DataError(f"{where}: every known distance is 0: nothing to map")
     counts = np.bincount(i, minlength=n) + np.bincount(j, minlength=n)
@@ -133,7 +135,7 @@ def _symmetric(table: MatrixTable, where: str, symmetrize: bool) -> np.ndarray:
     d[one_sided] = t[one_sided]
     t = d.T
     scale = np.maximum(np.abs(d), np.abs(t))
-    differ = np.abs(d - t) > SYMMETRY_RTOL * scale + 1e-12
+    differ = np.abs(d - t) > SYMMETRY_RTOL * scale
     differ &= np.isfinite(d) & np.isfinite(t)
     if differ.any():
         i, j = np.argwhere(np.triu(differ, 1))[0]

@@ -121,7 +121,8 @@ def test_python_dash_m_fit_with_no_arguments(tmp_path):
     assert (tmp_path / "lightning_logs" / "version_0" / "map.png").exists()
 
 
-def test_ctrl_c_writes_the_map_of_where_the_fit_got(tmp_path):
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_a_signal_writes_the_map_of_where_the_fit_got(tmp_path, signum, status):
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "citymap_lightning", "fit", "--config", str(ROOT / "configs" / "sgd.yaml"),
@@ -135,14 +136,31 @@ def test_ctrl_c_writes_the_map_of_where_the_fit_got(tmp_path):
     while not list(tmp_path.rglob("events.out.tfevents*")) and time.time() < deadline:
         time.sleep(0.2)
     time.sleep(3)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     try:
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()  # no runaway fit when the test fails
-    assert proc.returncode == 1
+    assert proc.returncode == status
     assert "Traceback" not in err
+    assert f"interrupted by {signal.Signals(signum).name}" in err
     log_dir = run_dir(tmp_path)
     assert (log_dir / "map.png").exists() and (log_dir / "coordinates.csv").exists()
     assert f"wrote {log_dir / 'map.png'}" in out
     assert (log_dir / "checkpoints" / "last.ckpt").exists()
+
+
+def test_sigterm_before_the_fit_writes_nothing(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "citymap_lightning", "fit", "--trainer.default_root_dir", str(tmp_path), *QUIET],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(1.0)  # importing torch and Lightning: before any data is read
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode not in (0, None)
+    assert "Traceback" not in err
+    assert not list(tmp_path.rglob("coordinates.csv")) and not list(tmp_path.rglob("*.ckpt"))

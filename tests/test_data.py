@@ -177,7 +177,7 @@ def with_cell(i: int, j: int, value: str, both: bool = True) -> list[list[str]]:
 
 
 BAD_CSV = {
-    "empty": ("", "the file is empty"),
+    "empty": ("", "the data file is empty"),
     "header": ("city,lat_deg,lon_deg\nA,1,2\n", "unrecognised header"),
     "not_square": (matrix_text([r[:3] for r in GOOD]), "not square"),
     "asymmetric": (matrix_text(with_cell(0, 1, "3.5", both=False)), "asymmetric: P0 -> P1 is 3.5 but P1 -> P0 is 3"),

@@ -180,9 +180,9 @@ def test_pair_fit_of_a_matrix_without_coordinates(tmp_path):
     [
         (["--optimizer", "LBFGS"], "pair batches take their own step"),
         (["--optimizer", "Adam"], "pair batches take their own step"),
-        (["--model.loss", "course"], "fit one flat map"),
-        (["--model.geometry", "sphere"], "fit one flat map"),
-        (["--model.restarts", "2"], "fit one flat map"),
+        (["--model.loss", "course"], "which take one flat map"),
+        (["--model.geometry", "sphere"], "which take one flat map"),
+        (["--model.restarts", "2"], "which take one flat map"),
     ],
 )
 def test_pair_fit_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
@@ -22,6 +23,14 @@ if TYPE_CHECKING:
 Batch = dict[str, torch.Tensor]
 RankFn = Callable[[], tuple[int, int, int]]
 """Returns the current epoch, this process's rank and the number of ranks."""
+
+
+def robust_norm(values: torch.Tensor) -> float:
+    """The Euclidean norm of ``values`` without overflow or underflow, whatever their unit (1e-150 to 1e150)."""
+    top = float(values.abs().max()) if values.numel() else 0.0
+    if top == 0.0 or not np.isfinite(top):
+        return top
+    return top * float(torch.linalg.vector_norm(values / top))
 
 
 class Fitting:

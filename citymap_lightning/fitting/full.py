@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from citymap_lightning import losses, metrics
 from citymap_lightning.errors import ConfigError
-from citymap_lightning.fitting.base import Batch, Fitting, RankFn
+from citymap_lightning.fitting.base import Batch, Fitting, RankFn, robust_norm
 from citymap_lightning.tables import DistanceTable
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class FullBatch(Fitting):
         self._batch_sums = self._pair_sums if self.pairs else self._matrix_sums
         self._terms = self._pair_terms if self.pairs else self._matrix_terms
         # the course's normalisation: the Frobenius norm of the symmetric matrix (each pair twice)
-        self.scale = float(torch.linalg.vector_norm(d) * (2**0.5 if self.pairs else 1.0))
+        self.scale = robust_norm(d) * (2**0.5 if self.pairs else 1.0)
         normalised = (d / self.scale).float()
         self.batch: Batch = {**batch, "distances": normalised}
         w = batch.get("weights")

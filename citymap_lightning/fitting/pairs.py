@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from citymap_lightning import geo, losses, metrics, sampling
 from citymap_lightning.errors import ConfigError
-from citymap_lightning.fitting.base import Batch, Batches, Fitting, RankFn
+from citymap_lightning.fitting.base import Batch, Batches, Fitting, RankFn, robust_norm
 from citymap_lightning.tables import BLOCK, DistanceTable, PlacesTable
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class PairBatches(Fitting):
         self._evaluation = self.known_pairs if exact else sampling.evaluation_pairs(table.n, sample_pairs)
         sample = self._evaluation or sampling.evaluation_pairs(table.n, min(sample_pairs, 100000))
         d = table.pair_distances(sample[0][:100000], sample[1][:100000])
-        self.scale = float(np.sqrt(np.mean(d**2)))
+        self.scale = robust_norm(torch.from_numpy(d)) / np.sqrt(len(d))  # the root mean square
         self.evaluation_size = table.n_known_pairs if exact else len(self._evaluation[0])
         self.exact = exact
         self.eta_range = (1.0, 1.0)
@@ -98,11 +98,18 @@ class PairBatches(Fitting):
         return f"pair batches of up to {self.batch_size}; stress-1 is computed over {what}"
 
     def setup(self, hparams: Any) -> None:
-        if hparams.geometry == "sphere" or hparams.loss == "course" or hparams.restarts > 1:
+        refused = {
+            "loss": hparams.loss if hparams.loss == "course" else None,
+            "geometry": hparams.geometry if hparams.geometry == "sphere" else None,
+            "restarts": hparams.restarts if hparams.restarts > 1 else None,
+        }
+        refused = {k: v for k, v in refused.items() if v is not None}
+        if refused:
+            settings = ", ".join(f"{k} {v!r}" for k, v in refused.items())
             raise ConfigError(
-                f"pair batches (inputs of more than --data.full_batch_limit places) fit one flat map with loss stress "
-                f"or weighted_stress: geometry={hparams.geometry}, loss={hparams.loss}, restarts={hparams.restarts} "
-                f"needs all {self.table.n} places in one batch: raise --data.full_batch_limit, or change those options"
+                f"{self.table.n} places are fitted by pair batches (above data.full_batch_limit), which take one flat "
+                f"map with loss stress or weighted_stress, not {settings}: use --config configs/large.yaml (or "
+                "--model.loss stress), or raise --data.full_batch_limit to fit every pair at once"
             )
         self.eta_range = self.table.weight_range(hparams.loss)
         self.anneal_epochs, self.anneal_eps = hparams.anneal_epochs, hparams.anneal_eps
