@@ -284,6 +284,8 @@ def check_arguments(argv: list[str]) -> None:
             value = argv[k + 1]
         if option in PATH_OPTIONS and value and not (option == "--ckpt_path" and value in ("last", "best")):
             paths.check_file(value, PATH_OPTIONS[option])
+            if option == "--ckpt_path":  # LightningCLI loads it before any hook: check it here, weights-only
+                check_checkpoint(Path(value))
 
 
 def user_error(error: BaseException) -> str | None:

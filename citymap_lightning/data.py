@@ -104,7 +104,8 @@ def _read_csv(path: Path) -> tuple[list[str], list[str], str]:
     stays as lines: each reader parses them its own way (a matrix row at a time, in C).
     """
     text = paths.read_text(path, "data file")
-    lines = [line for line in text.splitlines() if line and not line.isspace()]
+    # line ends kept: a quoted name may hold a line break, which the csv module then keeps
+    lines = [line for line in text.splitlines(keepends=True) if not line.isspace()]
     del text
     if not lines:
         raise DataError(f"{path}: the file is empty")
@@ -184,11 +185,16 @@ def _numbers(
 
 
 def _column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
-    """Index of the first header column named one of ``options`` (case-insensitive)."""
+    """Index of the header column named one of ``options`` (case-insensitive); two such columns are refused."""
     lower = [h.lower() for h in header]
-    for name in options:
-        if name in lower:
-            return lower.index(name)
+    found = [k for k, h in enumerate(lower) if h in options]
+    if len(found) > 1:
+        raise DataError(
+            f"{path}: the header has {len(found)} columns for {options[0]!r} ({', '.join(header[k] for k in found)}): "
+            "keep one"
+        )
+    if found:
+        return found[0]
     raise DataError(f"{path}: no {options[0]!r} column in the header {','.join(header)!r}")
 
 
@@ -288,7 +294,12 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
     d = _numbers(path, [row[i_d] for row in rows], lambda r: f"{label(r)} distance", decimal_comma, True)
     w = np.ones(len(rows))
     if has_w:
-        w = _numbers(path, [row[i_w] for row in rows], lambda r: f"{label(r)} weight", decimal_comma, True)
+        cells = [row[i_w].strip() for row in rows]
+        w = _numbers(path, cells, lambda r: f"{label(r)} weight", decimal_comma, True)
+        stated = np.flatnonzero(np.isnan(w) & np.array([cell != "" for cell in cells], dtype=bool))
+        if stated.size:
+            r = int(stated[0])
+            raise DataError(f"{path}: {label(r)}: weight {cells[r]!r} is not a number (leave it empty for weight 1)")
         w = np.where(np.isnan(w), 1.0, w)
         bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
         if bad.size:
@@ -312,7 +323,11 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
     key = lo * n + hi
     unique, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
     if len(unique) < len(key):
-        if not symmetrize:
+        if symmetrize:
+            averaged = int((np.bincount(inverse, weights=d) / counts != d[first]).sum())
+            if averaged:
+                log.warning(f"{path}: {averaged} pair(s) listed twice with different distances were averaged")
+        else:
             differ = np.flatnonzero(d != d[first][inverse])
             if differ.size:
                 r = int(rows_kept[differ[0]])

@@ -49,8 +49,10 @@ def validate_places(table: PlacesTable) -> PlacesTable:
     _, first, group = np.unique(table.latlon, axis=0, return_index=True, return_inverse=True)
     if len(first) == 1:
         raise DataError(f"{where}: every known distance is 0: nothing to map")
-    same = np.flatnonzero(first[group.ravel()] != np.arange(table.n))
-    _warn_zero_distances(table, where, first[group.ravel()][same], same)
+    group = group.ravel()
+    same = np.flatnonzero(first[group] != np.arange(table.n))
+    sizes = np.bincount(group)
+    _warn_zero_distances(table, where, first[group][same], same, int((sizes * (sizes - 1) // 2).sum()))
     return table
 
 
@@ -117,12 +119,15 @@ def _check_graph(table: DistanceTable, where: str, i: np.ndarray, j: np.ndarray,
     _warn_zero_distances(table, where, i[zero], j[zero])
 
 
-def _warn_zero_distances(table: DistanceTable, where: str, a: np.ndarray, b: np.ndarray) -> None:
-    """Warn about (a few of) the pairs of different places at distance 0."""
+def _warn_zero_distances(
+    table: DistanceTable, where: str, a: np.ndarray, b: np.ndarray, count: int | None = None
+) -> None:
+    """Warn about (a few of) the ``count`` pairs of different places at distance 0 (``a``, ``b``: examples)."""
+    count = len(a) if count is None else count
     for i, j in zip(a[:5], b[:5], strict=True):
         _warn(table, f"{where}: {table.names[i]} and {table.names[j]} are at distance 0: they will share a point")
-    if len(a) > 5:
-        _warn(table, f"{where}: {len(a)} pairs in all are at distance 0")
+    if count > 5:
+        _warn(table, f"{where}: {count} pairs in all are at distance 0")
 
 
 def _symmetric(table: MatrixTable, where: str, symmetrize: bool) -> np.ndarray:

@@ -1,0 +1,288 @@
+"""Hostile inputs, options and files: each ends in one plain line, exit status 2, no traceback, no result files.
+
+The files are made here, in the test; every case takes a second or two.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+import pytest
+import torch
+from conftest import EUROPE, ROOT, read_coordinates
+
+from citymap_lightning import output
+from citymap_lightning.cli import main
+from citymap_lightning.data import load_table
+
+QUIET = ["--trainer.enable_progress_bar", "false"]
+TABLE = load_table(EUROPE)
+
+
+def refused(tmp_path, capsys, args: list[str], message: str, subcommand: str = "fit") -> str:
+    """Run the CLI and check the promise: one line naming the problem, status 2, no results."""
+    root = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        main([subcommand, *args, "--trainer.default_root_dir", str(root), *QUIET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ") and message in err[0], err[0]
+    assert "Traceback" not in err[0] and "weights_only=False" not in err[0]
+    assert not list(root.rglob("coordinates.csv")) and not list(root.rglob("map.png"))
+    return err[0]
+
+
+def write(path, text: str):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def npy_with_names(tmp_path, d: np.ndarray, name: str = "d.npy") -> list[str]:
+    np.save(tmp_path / name, d)
+    (tmp_path / "names.txt").write_text("\n".join(TABLE.names) + "\n", encoding="utf-8")
+    return ["--data.path", str(tmp_path / name), "--data.names", str(tmp_path / "names.txt")]
+
+
+# ---- paths that are not regular files, or too large ------------------------------------------------------------
+
+
+def test_names_from_a_device_is_refused_at_once(tmp_path, capsys):
+    args = npy_with_names(tmp_path, TABLE.matrix())
+    args[-1] = "/dev/zero"
+    refused(tmp_path, capsys, args, "/dev/zero: is not a regular file")
+
+
+def test_a_fifo_as_data_does_not_hang(tmp_path, capsys):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    refused(tmp_path, capsys, ["--data.path", str(fifo)], "is not a regular file")
+
+
+def test_a_folder_as_names(tmp_path, capsys):
+    args = npy_with_names(tmp_path, TABLE.matrix())
+    args[-1] = str(tmp_path)
+    refused(tmp_path, capsys, args, "is a folder, not a names file")
+
+
+def test_a_config_from_a_device(tmp_path, capsys):
+    refused(tmp_path, capsys, ["--config", "/dev/zero"], "/dev/zero: is not a regular file")
+
+
+def test_the_size_ceiling_names_its_override(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CITYMAP_MAX_FILE_MB", "0.0001")
+    refused(tmp_path, capsys, ["--data.path", str(EUROPE)], "above the 0 MB ceiling; set CITYMAP_MAX_FILE_MB")
+
+
+# ---- .npy files that are not what they claim ---------------------------------------------------------------------
+
+
+def test_an_npz_named_npy(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", d=TABLE.matrix())
+    os.replace(tmp_path / "d.npz", tmp_path / "d.npy")
+    refused(tmp_path, capsys, ["--data.path", str(tmp_path / "d.npy")], "not a NumPy .npy array")
+
+
+def test_an_npy_header_claiming_a_huge_shape(tmp_path, capsys):
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000, 100000000), }"
+    header += " " * (118 - len(header)) + "\n"
+    (tmp_path / "huge.npy").write_bytes(
+        b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 64
+    )
+    refused(tmp_path, capsys, ["--data.path", str(tmp_path / "huge.npy")], "shorter than the 100000000 x 100000000")
+
+
+def test_complex_npy(tmp_path, capsys):
+    d = TABLE.matrix().astype(complex)
+    d[0, 1] += 1j
+    refused(tmp_path, capsys, npy_with_names(tmp_path, d), "complex numbers with non-zero imaginary parts")
+    np.save(tmp_path / "real.npy", TABLE.matrix().astype(complex))
+    assert np.allclose(load_table(tmp_path / "real.npy").matrix(), TABLE.matrix())
+
+
+def test_object_npy_is_never_unpickled(tmp_path, capsys):
+    np.save(tmp_path / "o.npy", np.array([[0, "a"], ["a", 0]], dtype=object), allow_pickle=True)
+    refused(tmp_path, capsys, ["--data.path", str(tmp_path / "o.npy")], "holds object, not numbers")
+
+
+# ---- values taken silently before --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name,latitude,longitude,latitude\nA,1,2,3\nB,2,3,4\nC,3,1,2\n", "2 columns for 'latitude'"),
+        ("source,target,distance,weight\nA,B,1,nan\nB,C,1,1\nA,C,1,1\n", "weight 'nan' is not a number"),
+        ("source,target,distance,weight\nA,B,1,0\nB,C,1,0\nA,C,1,0\n", "no pair has a known distance"),
+        ("source,target,distance\nA,B,\nB,C,\nA,C,\n", "no pair has a known distance"),
+        ("source,target,distance\nA,B,4_5\nB,C,1\nA,C,1\n", "'4_5' is not a number"),
+    ],
+    ids=["duplicate-latitude", "nan-weight", "zero-weights", "empty-distances", "underscore"],
+)
+def test_values_refused_instead_of_read_silently(tmp_path, capsys, text, message):
+    refused(tmp_path, capsys, ["--data.path", str(write(tmp_path / "in.csv", text))], message)
+
+
+def test_the_zero_distance_warning_counts_every_pair(tmp_path, caplog):
+    rows = [f"P{k},10,10" for k in range(50)] + ["Q,12,10", "R,10,13"]
+    load_table(write(tmp_path / "same.csv", "name,latitude,longitude\n" + "\n".join(rows) + "\n"))
+    assert "1225 pairs in all are at distance 0" in caplog.text
+
+
+# ---- options -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed_everything", "-5"], "seed_everything: -5 is not in bounds"),
+        (["--optimizer", "Adam", "--optimizer.lr", "-1"], "optimizer: Invalid learning rate: -1.0"),
+        (["--trainer.max_epochs", "0"], "trainer.max_epochs is 0"),
+        (["--trainer.max_epochs", "abc"], 'Parser key "trainer.max_epochs"'),
+        (["--map.gif_frames", "0"], "map.gif_frames is 0: it must be at least 2"),
+        (["--data.full_batch_limit", "-1"], "data.full_batch_limit is -1"),
+        (["--model.start", "mercator", "--data.path", "NPY"], "start 'mercator' needs latitude/longitude"),
+        (["--model.radius", "-3", "--model.geometry", "sphere"], "radius must be positive"),
+        (["--no-such-option", "1"], "unrecognized arguments"),
+    ],
+    ids=["seed", "lr", "epochs-0", "epochs-text", "gif-frames", "limit", "mercator", "radius", "unknown"],
+)
+def test_options_refused_in_one_line(tmp_path, capsys, args, message):
+    if "NPY" in args:
+        args = [a for a in args if a not in ("--data.path", "NPY")] + npy_with_names(tmp_path, TABLE.matrix())
+    refused(tmp_path, capsys, args, message)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_asked_for_on_a_machine_without_one(tmp_path, capsys):
+    refused(tmp_path, capsys, ["--trainer.accelerator", "gpu"], "trainer: ")
+
+
+def test_a_one_dimensional_ordering(tmp_path):
+    main(["fit", "--model.dim", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    (coordinates,) = list(tmp_path.rglob("coordinates.csv"))
+    assert coordinates.read_text(encoding="utf-8").splitlines()[0] == "name,x"
+    x = read_coordinates(coordinates)
+    # Europe laid on a line: Lisbon and Moscow, far apart, end far apart
+    assert abs(x["Lisbon"][0] - x["Moscow"][0]) > 2000
+    assert (coordinates.parent / "map.png").exists()
+
+
+# ---- checkpoints -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("fitted")
+    main(["fit", "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(root), *QUIET])
+    (last,) = list(root.rglob("last.ckpt"))
+    return last
+
+
+def damaged(tmp_path, kind: str, checkpoint) -> str:
+    path = tmp_path / f"{kind}.ckpt"
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "truncated":
+        path.write_bytes(checkpoint.read_bytes()[:2000])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "pickle":  # a pickle that would run code if unpickled without weights_only
+        import pickle
+
+        path.write_bytes(pickle.dumps(os.system))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("random", "not a checkpoint of this program"),
+        ("truncated", "not a checkpoint of this program"),
+        ("empty", "the checkpoint is empty"),
+        ("folder", "is a folder, not a checkpoint"),
+        ("missing", "checkpoint not found"),
+        ("pickle", "not a checkpoint of this program"),
+    ],
+)
+def test_checkpoints_that_are_not_checkpoints(tmp_path, capsys, checkpoint, kind, message):
+    refused(tmp_path, capsys, ["--ckpt_path", damaged(tmp_path, kind, checkpoint)], message, subcommand="predict")
+
+
+def test_predict_needs_a_checkpoint(tmp_path, capsys):
+    refused(tmp_path, capsys, [], "predict needs --ckpt_path", subcommand="predict")
+
+
+def test_a_resume_under_another_optimiser_leaves_the_last_checkpoint_alone(tmp_path, capsys):
+    root = tmp_path / "run"
+    main(["fit", "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(root), *QUIET])
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / "configs" / "adam.yaml"), "--ckpt_path", "last",
+              "--trainer.default_root_dir", str(root), *QUIET])  # fmt: skip
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "made with another optimiser than Adam" in err[0], err
+    # nothing new, nothing changed: the earlier run's last.ckpt is still the newest
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
+def test_a_checkpoint_of_other_places(tmp_path, capsys, checkpoint):
+    text = "name,latitude,longitude\nA,1,2\nB,2,3\nC,3,1\n"
+    args = ["--data.path", str(write(tmp_path / "abc.csv", text)), "--ckpt_path", str(checkpoint)]
+    refused(tmp_path, capsys, args, "was it made from other data?", subcommand="predict")
+
+
+# ---- resources ---------------------------------------------------------------------------------------------------
+
+
+def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
+    def full(path, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(output, "atomic_write", full)
+    refused(tmp_path, capsys, ["--trainer.max_epochs", "2"], "the disk is full")
+
+
+def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
+    from citymap_lightning.fitting import full
+
+    def huge(*args, **kwargs):
+        raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")
+
+    monkeypatch.setattr(full.FullBatch, "__init__", huge)
+    refused(tmp_path, capsys, [], "out of memory: reduce the number of places")
+
+
+# ---- scale and names ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factor", [1e-30, 1e-20, 1e20, 1e30, 1e150])
+def test_the_unit_does_not_matter(tmp_path, factor):
+    main(["fit", *npy_with_names(tmp_path, TABLE.matrix() * factor), "--trainer.default_root_dir", str(tmp_path / "r"),
+          *QUIET])  # fmt: skip
+    coords = read_coordinates(next((tmp_path / "r").rglob("coordinates.csv")))
+    x = np.stack([coords[name] for name in TABLE.names]) / factor
+    i, j = np.triu_indices(36, 1)
+    d = TABLE.matrix()[i, j]
+    stress1 = np.sqrt(((np.linalg.norm(x[i] - x[j], axis=1) - d) ** 2).sum() / (d**2).sum())
+    assert stress1 == pytest.approx(0.002167, abs=2e-5)  # the course's optimum, in any unit
+
+
+def test_names_are_data_not_markup(tmp_path):
+    names = ["$x^2$", "Line\nbreak", "Tab\there", "Bell\x07", r"$\frac{a}{b}$", "Plain"]
+    rows = [f'"{name}",{40 + k},{k * 3}' for k, name in enumerate(names)]
+    path = write(tmp_path / "odd.csv", "name,latitude,longitude\n" + "\n".join(rows) + "\n")
+    main(["fit", "--data.path", str(path), "--trainer.max_epochs", "5", "--trainer.default_root_dir",
+          str(tmp_path / "r"), *QUIET])  # fmt: skip
+    coordinates = next((tmp_path / "r").rglob("coordinates.csv"))
+    assert list(read_coordinates(coordinates)) == names  # given back unchanged
+    (metadata,) = list((tmp_path / "r").rglob("metadata.tsv"))
+    lines = metadata.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(names) and "Line\\nbreak" in lines and "Tab\\there" in lines
+    assert (coordinates.parent / "map.png").exists()
