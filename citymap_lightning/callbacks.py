@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from citymap_lightning import geo, output, render, result, sampling
 from citymap_lightning.errors import ConfigError, FitDivergedError
@@ -106,8 +107,8 @@ class MapRenderer(pl.Callback):
         self.render(trainer, pl_module, _log_dir(trainer))
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """On Ctrl-C, write the map of where the fit got to; after a divergence or an error, write nothing."""
-        if isinstance(exception, FitDivergedError) or not isinstance(exception, KeyboardInterrupt):
+        """On Ctrl-C or SIGTERM, write the map of where the fit got to; after a divergence or error, write nothing."""
+        if isinstance(exception, FitDivergedError) or not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             return
         if not torch.isfinite(pl_module.coords).all() or trainer.fast_dev_run:
             return

@@ -18,7 +18,7 @@ from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from citymap_lightning import paths, starts
 from citymap_lightning.callbacks import MapRenderer
@@ -32,6 +32,8 @@ DEFAULT_CONFIG = "default.yaml"
 """The packaged configuration every subcommand starts from; ``--config`` files override it."""
 
 QUIET_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    ".*Trying to infer the `batch_size`.*",
     ".*does not have many workers.*",
     ".*is smaller than the logging interval.*",
     ".*Checkpoint directory .* exists and is not empty.*",
@@ -85,7 +87,7 @@ class CityMapCLI(LightningCLI):
         model, fitting = self.model, self.datamodule.fitting
         hp = model.hparams
         fitting.setup(hp)  # settings the algorithm refuses, before any file is written
-        starts.check_start(hp.start, self.datamodule.table, model.coords.shape[-1], hp.geometry)
+        starts.check_start(model.start, self.datamodule.table, model.coords.shape[-1], hp.geometry)
         model.fitting = fitting
         fitting.check_optimizers(model, [o for o in [_first_optimizer(model.configure_optimizers())] if o])
         self._checkpoint(required=False, resume=True)
@@ -214,6 +216,15 @@ EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
 """Exit status after an interruption: the shell's 128 + signal number, for Ctrl-C (SIGINT) and SIGTERM."""
 
 
+class _QuietLightning(logging.Filter):
+    """Drop Lightning's advertisement and its report of accelerators a CPU run does not have."""
+
+    NOISE = ("💡 Tip:", "GPU available: False", "TPU available: False", "HPU available: False")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self.NOISE)
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM, raised where the program is, so that Lightning's interrupt path writes the results."""
 
@@ -244,6 +255,9 @@ def main(args: ArgsType = None) -> None:
         warnings.filterwarnings("ignore", message=pattern)
     logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        if not any(isinstance(f, _QuietLightning) for f in logging.getLogger(name).filters):
+            logging.getLogger(name).addFilter(_QuietLightning())
     _received.clear()
     handlers = {}
     if threading.current_thread() is threading.main_thread():
@@ -254,9 +268,12 @@ def main(args: ArgsType = None) -> None:
         CityMapCLI(args=args, **cli_kwargs())
     except (KeyboardInterrupt, SystemExit) as stop:
         if not _received:
-            if isinstance(stop, SystemExit):
+            if isinstance(stop, SIGTERMException):  # Lightning's own SIGTERM path, where ours did not run
+                _received.append(signal.SIGTERM)
+            elif isinstance(stop, SystemExit):
                 raise
-            _received.append(signal.SIGINT)  # a KeyboardInterrupt raised without our handler
+            else:
+                _received.append(signal.SIGINT)  # a KeyboardInterrupt raised without our handler
         signum = _received[0]
         print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
         sys.exit(EXIT_SIGNAL[signum])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -16,6 +17,12 @@ from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
 
 GEOMETRIES = ("plane", "space", "sphere")
+"""Values of ``model.geometry``."""
+
+GUARD_RATIO = 1.1
+"""A fit whose stress-1 exceeds this times the classical start's is reported as a probable local minimum."""
+
+log = logging.getLogger("citymap_lightning")
 
 
 def match_checkpoint(
@@ -51,9 +58,6 @@ def match_checkpoint(
     checkpoint["place_names"] = list(names)
 
 
-"""Values of ``model.geometry``."""
-
-
 class CityMap(pl.LightningModule):
     """Metric multidimensional scaling by gradient descent on the places' coordinates.
 
@@ -72,9 +76,11 @@ class CityMap(pl.LightningModule):
             when not given.
         loss: ``course`` (squared distances, the course's objective), ``stress`` (Kruskal raw
             stress) or ``weighted_stress`` (raw stress with weights 1/d^2).
-        start: ``random`` (the course's), ``classical`` (Torgerson MDS), ``pivot`` (pivot MDS on
-            shortest paths through the known pairs), or, when the input has latitude/longitude,
-            ``mercator`` or ``lambert``. Restarts after the first are random.
+        start: ``auto`` (random for the course objective on a flat map, else classical: see
+            :func:`~citymap_lightning.starts.resolve_start`), ``random`` (the course's), ``classical``
+            (Torgerson MDS), ``pivot`` (pivot MDS on shortest paths through the known pairs), or,
+            when the input has latitude/longitude, ``mercator`` or ``lambert``. Restarts after the
+            first are random.
         restarts: number of maps fitted at once; the best is kept.
         anneal_epochs: with pair batches, the epochs over which the step size decays, as in s_gd2,
             from ``1 / w_min`` to ``eps / w_max``.
@@ -89,7 +95,7 @@ class CityMap(pl.LightningModule):
         dim: int | None = None,
         radius: float | None = None,
         loss: str = "course",
-        start: str = "random",
+        start: str = "auto",
         restarts: int = 1,
         anneal_epochs: int = 30,
         anneal_eps: float = 0.01,
@@ -112,6 +118,7 @@ class CityMap(pl.LightningModule):
         if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
             raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
         self.save_hyperparameters()
+        self.start = starts.resolve_start(start, loss, geometry)
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
         rng = np.random.default_rng(seed)
         init = np.stack([starts.random_start(num_places, dim, rng) for _ in range(restarts)])
@@ -123,6 +130,7 @@ class CityMap(pl.LightningModule):
         self.fitting: Fitting | None = None
         self._fit_started = 0.0
         self._stress1_step = -1
+        self._reference: np.ndarray | None = None
 
     def setup(self, stage: str) -> None:
         """Take the data module's fitting algorithm; set the radius; before fitting, place restart 0 by its start."""
@@ -132,11 +140,13 @@ class CityMap(pl.LightningModule):
         if self.hparams.geometry == "sphere":
             self._setup_sphere(dm.table, stage)
             return
-        if stage != "fit" or self.hparams.start == "random":
+        if stage != "fit" or self.start == "random":
             return
         init = starts.initial_coords(
-            self.hparams.start, dm.table, self.coords.shape[-1], np.random.default_rng(0), scale=self.fitting.scale
+            self.start, dm.table, self.coords.shape[-1], np.random.default_rng(0), scale=self.fitting.scale
         )
+        if self.start in ("classical", "pivot"):
+            self._reference = init  # the quality guard's reference: no need to compute it again
         with torch.no_grad():
             self.coords[0].copy_(torch.from_numpy(init))
 
@@ -147,12 +157,13 @@ class CityMap(pl.LightningModule):
             self.fixed_radius.fill_(given / scale)
         if stage != "fit":
             return
-        starts.check_start(self.hparams.start, table, 3, "sphere")
+        starts.check_start(self.start, table, 3, "sphere")
         vectors, radius = starts.sphere_start(table, given)
+        self._reference = vectors
         with torch.no_grad():
             if self.log_radius is not None:
                 self.log_radius.fill_(float(np.log(radius / scale)))
-            if self.hparams.start == "classical":
+            if self.start == "classical":
                 self.coords[0].copy_(torch.from_numpy(vectors))
 
     @property
@@ -274,7 +285,8 @@ class CityMap(pl.LightningModule):
         dm = self.trainer.datamodule
         if dm is not None and hasattr(dm, "path"):
             params["data"] = str(dm.path)
-        self.logger.log_hyperparams(params, {"hp/stress1": float("nan"), "hp/wall_time_s": float("nan")})
+        keys = ("hp/stress1", "hp/reference_stress1", "hp/wall_time_s")
+        self.logger.log_hyperparams(params, dict.fromkeys(keys, float("nan")))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Keep the places' names, so that a checkpoint is only ever used with the same places."""
@@ -289,14 +301,47 @@ class CityMap(pl.LightningModule):
         match_checkpoint(checkpoint, self, dm.table.names if dm is not None else None, reorder=predicting)
 
     def on_train_end(self) -> None:
-        """Log the final stress-1 and wall time as the hparams metrics."""
+        """Log the final stress-1 and wall time as the hparams metrics; warn when the fit missed the optimum."""
         self.refresh_stress1()
+        stress1 = float(self.stress1[self.best_restart()])
+        reference = self.reference_stress1()
+        metrics = {"hp/stress1": stress1, "hp/reference_stress1": reference}
+        message = ""
+        if stress1 > GUARD_RATIO * reference:
+            fix = "--model.start classical" if self.start == "random" else "--model.start classical and more epochs"
+            message = (
+                f"the fit probably ended in a local minimum: stress-1 {stress1:.4g}, while the classical start "
+                f"alone has {reference:.4g}; {fix} avoids it"
+            )
+            if self.trainer.global_rank == 0:
+                log.warning(message)
         if self.logger is None:
             return
-        self.logger.log_metrics(
-            {
-                "hp/stress1": float(self.stress1[self.best_restart()]),
-                "hp/wall_time_s": time.perf_counter() - self._fit_started,
-            },
-            step=self.global_step,
-        )
+        metrics["hp/wall_time_s"] = time.perf_counter() - self._fit_started
+        self.logger.log_metrics(metrics, step=self.global_step)
+        experiment = getattr(self.logger, "experiment", None)
+        if message and hasattr(experiment, "add_text"):
+            experiment.add_text("diagnostics/quality", message, self.global_step)
+
+    def reference_stress1(self) -> float:
+        """Stress-1 of the cheap reference map for this table: classical MDS (chord MDS on a sphere, pivot at scale).
+
+        The fit's own start when it was that start, else computed now; restart 0's coordinates are
+        swapped for it while it is evaluated.
+        """
+        if self._reference is None:
+            table, dim = self.trainer.datamodule.table, self.coords.shape[-1]
+            if self.hparams.geometry == "sphere":
+                self._reference = starts.sphere_start(table, self.hparams.radius)[0]
+            else:
+                rng = np.random.default_rng(0)
+                self._reference = starts.initial_coords("classical", table, dim, rng, scale=self.fitting.scale)
+        saved, stress1 = self.coords.detach().clone(), self.stress1.clone()
+        self.fitting.invalidate()
+        with torch.no_grad():
+            self.coords[0].copy_(torch.from_numpy(self._reference))
+            value = float(self.fitting.evaluate(self)[0])
+            self.coords.copy_(saved)
+        self.fitting.invalidate()
+        self.stress1 = stress1
+        return value

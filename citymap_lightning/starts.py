@@ -13,7 +13,7 @@ from citymap_lightning.tables import DistanceTable
 
 log = logging.getLogger("citymap_lightning")
 
-STARTS = ("random", "classical", "pivot", "mercator", "lambert")
+STARTS = ("auto", "random", "classical", "pivot", "mercator", "lambert")
 """Start names accepted by :func:`initial_coords`."""
 
 
@@ -108,6 +108,19 @@ def projection_start(latlon: np.ndarray, kind: str) -> np.ndarray:
     if kind == "mercator":
         return geo.mercator(latlon, centre)
     return geo.lambert_conformal_conic(latlon, centre)
+
+
+def resolve_start(start: str, loss: str, geometry: str) -> str:
+    """The start that ``auto`` stands for (an explicit start is kept).
+
+    The course objective on a flat map keeps the course's random start, so the course is reproduced
+    exactly; everything else starts from classical MDS (chord MDS on a sphere, pivot MDS at scale):
+    random starts of raw stress or of a sphere end in local minima on a few hundred places, while a
+    classical start begins in the optimum's basin.
+    """
+    if start != "auto":
+        return start
+    return "random" if loss == "course" and geometry != "sphere" else "classical"
 
 
 def check_start(method: str, table: DistanceTable, dim: int, geometry: str = "plane") -> None:

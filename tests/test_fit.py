@@ -81,7 +81,7 @@ def test_event_file_has_scalars_image_and_hparams(tmp_path):
 
     content = acc.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert {m.name.tag for m in experiment.metric_infos} == {"hp/stress1", "hp/wall_time_s"}
+    assert {m.name.tag for m in experiment.metric_infos} == {"hp/stress1", "hp/reference_stress1", "hp/wall_time_s"}
     assert {"optimizer", "lr", "loss", "start", "max_epochs"} <= {h.name for h in experiment.hparam_infos}
 
 

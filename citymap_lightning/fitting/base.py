@@ -96,9 +96,8 @@ class Fitting:
                 metric.update(*self.batch_sums(model, {k: v.to(model.device) for k, v in batch.items()}))
         return metric.compute().reshape(-1).float().to(model.device)
 
-    def state(self) -> dict[str, Any]:
-        """What a checkpoint must keep for a resumed fit to end where an uninterrupted one ends."""
-        return {}
+    def invalidate(self) -> None:
+        """Forget what was computed for the current coordinates (they are about to change outside a step)."""
 
 
 class Batches(IterableDataset):

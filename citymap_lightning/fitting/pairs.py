@@ -246,6 +246,9 @@ class PairBatches(Fitting):
             self._evaluated = (step, metrics.from_sums(residual, norm), places, residual)
         return self._evaluated[1], self._evaluated[2]
 
+    def invalidate(self) -> None:
+        self._evaluated = None
+
     def evaluate(self, model: CityMap) -> torch.Tensor:
         return self._evaluation_pass(model)[0].float().to(model.device)
 
