@@ -67,6 +67,19 @@ def principal_axes(coords: np.ndarray) -> Orientation:
     return Orientation(rotation=rotation, centre=centre, offset=np.zeros(coords.shape[1]))
 
 
+def similarity(source: np.ndarray, target: np.ndarray) -> tuple[Orientation, float]:
+    """The rotation/reflection, scale and translation that best map ``source`` onto ``target``, and the scale.
+
+    The returned orientation rotates only (``(x - centre) @ rotation + offset`` with no scaling);
+    ``scale * (x - centre) @ rotation + offset`` lands on ``target``.
+    """
+    mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
+    a, b = source - mu_s, target - mu_t
+    u, singular, vt = np.linalg.svd(a.T @ b)
+    scale = float(singular.sum() / max((a * a).sum(), np.finfo(float).tiny))
+    return Orientation(rotation=u @ vt, centre=mu_s, offset=mu_t), scale
+
+
 def true_plane(latlon: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
     """The places' true positions (km) on an azimuthal equidistant map about their spherical centre."""
     centre = geo.spherical_centre(latlon)

@@ -6,6 +6,7 @@ Runs at the end of fitting, on Ctrl-C (Lightning then calls only ``on_exception`
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -22,6 +23,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from citymap_lightning import geo, output, render, result, sampling
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
+
+log = logging.getLogger("citymap_lightning")
 
 
 class MapRenderer(pl.Callback):
@@ -94,7 +97,7 @@ class MapRenderer(pl.Callback):
             self._record(pl_module)
             table = trainer.datamodule.table
             if table.latlon is not None and torch.isfinite(pl_module.coords).all():
-                self._log_position_error(trainer, result.aligned(pl_module, table)[2])
+                self._log_position_error(trainer, geo.haversine(result.aligned(pl_module, table)[2], table.latlon))
         if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:
             self._diagnostics(trainer, pl_module, pl_module.fitted_map(), log_dir=None)
 
@@ -142,8 +145,8 @@ class MapRenderer(pl.Callback):
         coords, best = fit.coords, pl_module.best_restart()
         title = f"{table.n} places, stress-1 {fit.stress1:.3g}" if math.isfinite(fit.stress1) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
-        if fit.latlon is not None and table.latlon is not None:
-            self.written.append(output.write_geojson(log_dir / "coordinates.geojson", table.names, fit.latlon))
+        if fit.located_by is not None:
+            self.written.append(_write_geojson(log_dir / "coordinates.geojson", table, fit))
         if (table.kind == "pairs" or not table.complete) and table.n <= self.max_pairs_places:
             with torch.no_grad():
                 fitted = pl_module.fitted_distances()[best].double().cpu().numpy() * pl_module.fitting.scale
@@ -161,7 +164,8 @@ class MapRenderer(pl.Callback):
             coloured = table.n > self.max_labels
             figure = render.draw_map(
                 flat, table.names, history, values=100 * fit.place_share if coloured else None,
-                value_label="share of the residual (%)", title=title, unit=table.unit,
+                value_label="share of the residual (%)", title=title,
+                unit=table.unit or ("input units" if fit.located_by else ""),
                 max_labels=self.max_labels, max_trajectories=self.max_trajectories,
             )  # fmt: skip
             if self.gif and history is not None and len(history) > 1:
@@ -170,7 +174,17 @@ class MapRenderer(pl.Callback):
             figure = render.draw_space(coords[:, :3], table.names, title=title, unit=table.unit)
         self._publish(trainer, "map", figure, log_dir)
         self._diagnostics(trainer, pl_module, fit, log_dir)
-        self._log_position_error(trainer, fit.latlon)
+        self._log_position_error(trainer, fit.position_error_km)
+        if fit.km_per_unit is not None:
+            errors = fit.position_error_km[np.isfinite(fit.position_error_km)]
+            log.info(
+                f"map put north up on the {len(errors)} places found by name: the distances are "
+                f"{1 / fit.km_per_unit:.4g} times the great-circle km ({fit.km_per_unit:.4g} km per unit: the unit, "
+                f"or a detour factor); found places lie a median {np.median(errors):.0f} km (at most "
+                f"{errors.max():.0f} km) from their GeoNames positions"
+            )
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({"geo/km_per_unit": fit.km_per_unit}, step=trainer.global_step)
         for logger in _tensorboard(trainer):
             embedding = torch.from_numpy(coords).float()
             logger.experiment.add_embedding(
@@ -225,16 +239,15 @@ class MapRenderer(pl.Callback):
             )
 
     @staticmethod
-    def _log_position_error(trainer: pl.Trainer, estimate: np.ndarray | None) -> None:
-        """Mean and max great-circle distance (km) of the aligned fit's places from their true positions."""
-        table = trainer.datamodule.table
-        if estimate is None or table.latlon is None or trainer.logger is None or not np.isfinite(estimate).all():
+    def _log_position_error(trainer: pl.Trainer, errors: np.ndarray | None) -> None:
+        """Mean and max great-circle distance (km) of the aligned fit's places from their known positions."""
+        known = np.isfinite(errors) if errors is not None else None
+        if errors is None or trainer.logger is None or not known.any():
             return
-        errors = geo.haversine(estimate, table.latlon)
         trainer.logger.log_metrics(
             {
-                "diagnostics/position_error_mean_km": float(errors.mean()),
-                "diagnostics/position_error_max_km": float(errors.max()),
+                "diagnostics/position_error_mean_km": float(errors[known].mean()),
+                "diagnostics/position_error_max_km": float(errors[known].max()),
             },
             step=trainer.global_step,
         )
@@ -248,6 +261,18 @@ def _log_dir(trainer: pl.Trainer) -> Path:
 def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
     """The run's TensorBoard loggers."""
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
+
+
+def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
+    """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched."""
+    if fit.located_by != "names":
+        return output.write_geojson(path, table.names, fit.latlon)
+    labels = dict(zip(table.located.places.tolist(), table.located.labels, strict=True))
+    properties = [
+        {"estimated_from": "names", "gazetteer": labels.get(k), "km_per_unit": round(fit.km_per_unit, 6)}
+        for k in range(table.n)
+    ]
+    return output.write_geojson(path, table.names, fit.latlon, properties)
 
 
 def _as_plane(coords: np.ndarray) -> np.ndarray:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
-from citymap_lightning import fitting
+from citymap_lightning import fitting, gazetteer
 from citymap_lightning.data import load_table, packaged_path
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.tables import DistanceTable
@@ -17,6 +18,22 @@ log = logging.getLogger("citymap_lightning")
 
 DEFAULT_DATA = "europe36.csv"
 """The bundled data set fitted when no ``--data.path`` is given."""
+
+
+def locate(table: DistanceTable, where: str) -> Any:
+    """The places of ``table`` found by name in the gazetteer, or None when they cannot fix a frame; says which."""
+    found = gazetteer.match(table)
+    matched = len(found.places)
+    unmatched = ", ".join(found.unmatched[:8]) + (", ..." if len(found.unmatched) > 8 else "")
+    if matched == 0:
+        return None
+    line = f"{where}: {matched} of {table.n} names found in the GeoNames gazetteer"
+    line += f" (not found: {unmatched})" if found.unmatched else ""
+    if not gazetteer.non_collinear(found.latlon):
+        log.info(f"{line}: too few, or on one line, to put the map north up")
+        return None
+    log.info(f"{line}: the map is put north up on them")
+    return found
 
 
 class DistanceDataModule(pl.LightningDataModule):
@@ -46,6 +63,9 @@ class DistanceDataModule(pl.LightningDataModule):
         exact_limit: pair batches: up to this many places, stress-1 is computed over every pair.
         sample_pairs: pair batches: beyond ``exact_limit``, stress-1 is estimated on this many random pairs.
         seed: seed of the pair sampling (the same pairs whatever the number of ranks).
+        gazetteer: for inputs without latitude/longitude, look the names up in the bundled GeoNames
+            gazetteer; with 3 or more non-collinear places found, the map is put north up and east
+            right, scaled onto them (the scale is reported), and written as GeoJSON too.
 
     """
 
@@ -63,6 +83,7 @@ class DistanceDataModule(pl.LightningDataModule):
         exact_limit: int = 20000,
         sample_pairs: int = 1000000,
         seed: int = 0,
+        gazetteer: bool = True,
     ) -> None:
         super().__init__()
         if full_batch_limit < 0:
@@ -74,6 +95,8 @@ class DistanceDataModule(pl.LightningDataModule):
         self.path = str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
         self.table: DistanceTable = load_table(self.path, format=format, names=names, symmetrize=symmetrize)
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
+        if gazetteer and self.table.latlon is None:
+            self.table.located = locate(self.table, self.path)
         self.fitting = fitting.choose(
             self.table, full_batch_limit, neighbours=neighbours, random_pairs=random_pairs, batch_size=batch_size,
             min_steps=min_steps, exact_limit=exact_limit, sample_pairs=sample_pairs, seed=seed,

@@ -73,17 +73,22 @@ def write_pairs(path: str | Path, names: Sequence[str], given: np.ndarray, fitte
     return write_table(path, ["source", "target", "distance", "fitted"], rows)
 
 
-def write_geojson(path: str | Path, names: Sequence[str], latlon: np.ndarray, properties: dict | None = None) -> Path:
-    """``coordinates.geojson``: an RFC 7946 FeatureCollection of Points (longitude first, WGS84)."""
+def write_geojson(
+    path: str | Path, names: Sequence[str], latlon: np.ndarray, properties: Sequence[dict] | None = None
+) -> Path:
+    """``coordinates.geojson``: an RFC 7946 FeatureCollection of Points (longitude first, WGS84).
+
+    ``properties``: one dict per place, added to its ``name``.
+    """
     import json
 
     features = [
         {
             "type": "Feature",
             "geometry": {"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]},
-            "properties": {"name": name, **(properties or {})},
+            "properties": {"name": name, **(properties[k] if properties else {})},
         }
-        for name, (lat, lon) in zip(names, latlon, strict=True)
+        for k, (name, (lat, lon)) in enumerate(zip(names, latlon, strict=True))
     ]
     text = json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, indent=1)
     return atomic_write(path, lambda f: f.write(text + "\n"))

@@ -13,6 +13,7 @@ that hold none, and it is meant for small inputs (``pairs_fitted.csv``, tests).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ class DistanceTable:
         unit: the distances' unit when known ("km" for great-circle distances), else "".
         kind: ``places``, ``matrix`` or ``pairs``: the input's format.
         warnings: what validation found worth telling about the data.
+        located: for inputs without latitude/longitude, the places found by name in the gazetteer
+            (a :class:`~citymap_lightning.gazetteer.Match`), which fix the map's frame and scale.
 
     """
 
@@ -45,6 +48,7 @@ class DistanceTable:
     unit: str = ""
     kind: str = "matrix"
     warnings: list[str] = field(default_factory=list)
+    located: Any = None
 
     @property
     def n(self) -> int:
