@@ -1,0 +1,147 @@
+"""Right by default: starts that suit loss and geometry, the local-minimum guard, maps from names, a quiet console."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, event_tags, read_coordinates
+
+from citymap_lightning import geo, starts
+from citymap_lightning.cli import main
+from citymap_lightning.data import load_table
+
+QUIET = ["--trainer.enable_progress_bar", "false"]
+WORLD = ROOT / "data" / "world200.csv"  # every continent: nothing here was tuned on it
+EURODIST = ROOT / "data" / "eurodist.csv"  # R's road distances between 21 European cities, names only
+
+
+def run_dir(root):
+    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
+    return log_dir
+
+
+def stress1_of(log_dir, table) -> float:
+    coords = read_coordinates(log_dir / "coordinates.csv")
+    x = np.stack([coords[name] for name in table.names])
+    i, j = np.triu_indices(table.n, 1)
+    d = table.pair_distances(i, j)
+    return float(np.sqrt(((np.linalg.norm(x[i] - x[j], axis=1) - d) ** 2).sum() / (d**2).sum()))
+
+
+def test_the_auto_start_rule():
+    assert starts.resolve_start("auto", "course", "plane") == "random"  # the course, exactly
+    assert starts.resolve_start("auto", "stress", "plane") == "classical"
+    assert starts.resolve_start("auto", "weighted_stress", "space") == "classical"
+    assert starts.resolve_start("auto", "course", "sphere") == "classical"
+    assert starts.resolve_start("pivot", "course", "plane") == "pivot"  # an explicit start wins
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_raw_stress_reaches_the_optimum_from_the_default_start(tmp_path, seed, caplog):
+    path = tmp_path / "europe500.csv"
+    path.write_text("\n".join((ROOT / "data" / "europe5000.csv").read_text(encoding="utf-8").splitlines()[:501]) + "\n")
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        main(["fit", "--data.path", str(path), "--model.loss", "stress", "--seed_everything", str(seed),
+              "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])  # fmt: skip
+    # the raw-stress optimum of these 500 places on a plane (s_gd2: 0.0011544)
+    assert stress1_of(run_dir(tmp_path / "r"), load_table(path)) <= 0.0011544 * 1.01
+    assert "local minimum" not in caplog.text
+
+
+def test_the_guard_warns_of_a_local_minimum_and_records_it(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        main(["fit", "--data.path", str(WORLD), "--model.loss", "stress", "--model.start", "random",
+              "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if "local minimum" in r.getMessage()]
+    assert len(lines) == 1 and "--model.start classical" in lines[0]
+    acc = event_tags(run_dir(tmp_path))
+    fitted, reference = acc.Scalars("hp/stress1")[-1].value, acc.Scalars("hp/reference_stress1")[-1].value
+    assert fitted > 1.1 * reference and f"{fitted:.4g}" in lines[0] and f"{reference:.4g}" in lines[0]
+    assert "diagnostics/quality/text_summary" in acc.Tags()["tensors"]
+
+
+def test_the_guard_is_silent_on_the_course(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        main(["fit", "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    assert "local minimum" not in caplog.text
+
+
+def test_a_sphere_from_its_geometry_alone(tmp_path):
+    main(["fit", "--data.path", str(WORLD), "--model.geometry", "sphere", "--trainer.default_root_dir", str(tmp_path),
+          *QUIET])  # fmt: skip
+    table = load_table(WORLD)
+    features = json.loads((run_dir(tmp_path) / "coordinates.geojson").read_text(encoding="utf-8"))["features"]
+    estimate = np.array([f["geometry"]["coordinates"][::-1] for f in features])
+    assert np.median(geo.haversine(estimate, table.latlon)) < 5  # km, after alignment
+
+
+def test_a_names_only_table_comes_out_north_up(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+        main(["fit", "--data.path", str(EURODIST), "--trainer.default_root_dir", str(tmp_path), *QUIET])
+    log_dir = run_dir(tmp_path)
+    x = read_coordinates(log_dir / "coordinates.csv")
+    assert x["Lisbon"][0] < x["Madrid"][0] < x["Rome"][0] < x["Athens"][0]  # east right
+    assert x["Stockholm"][1] > x["Hamburg"][1] > x["Munich"][1] > x["Rome"][1]  # north up
+    assert "20 of 21 names found" in caplog.text and "not found: Hook of Holland" in caplog.text
+    scale = [r.getMessage() for r in caplog.records if "times the great-circle km" in r.getMessage()]
+    assert len(scale) == 1
+    features = json.loads((log_dir / "coordinates.geojson").read_text(encoding="utf-8"))["features"]
+    assert len(features) == 21 and all(f["properties"]["estimated_from"] == "names" for f in features)
+    ratio = 1 / features[0]["properties"]["km_per_unit"]  # road km per great-circle km: a detour factor
+    assert 1.2 < ratio < 1.5
+    hook = next(f for f in features if f["properties"]["name"] == "Hook of Holland")
+    lon, lat = hook["geometry"]["coordinates"]
+    assert geo.haversine(np.array([lat, lon]), np.array([51.98, 4.13])) < 300  # placed by its distances alone
+    acc = event_tags(log_dir)
+    assert acc.Scalars("geo/km_per_unit")[-1].value == pytest.approx(1 / ratio, rel=1e-4)
+    assert acc.Scalars("diagnostics/position_error_mean_km")[-1].value < 300
+
+
+def test_miles_exonyms_and_ambiguous_names(tmp_path, caplog):
+    """Lyons, Marseilles, Cologne, Munich; Birmingham and Valencia exist on two continents; the table is in miles."""
+    places = {
+        "London": (51.51, -0.13), "Birmingham": (52.48, -1.9), "Paris": (48.85, 2.35), "Lyons": (45.75, 4.85),
+        "Marseilles": (43.3, 5.37), "Cologne": (50.94, 6.96), "Munich": (48.14, 11.58), "Valencia": (39.47, -0.38),
+        "Madrid": (40.42, -3.7), "Rome": (41.9, 12.5), "Vienna": (48.2, 16.37), "Berlin": (52.52, 13.4),
+    }  # fmt: skip
+    names, latlon = list(places), np.array(list(places.values()))
+    miles = geo.distance_matrix(latlon) / 1.609344
+    rows = [",".join(["", *names])] + [
+        ",".join([n, *(f"{v:.1f}" for v in r)]) for n, r in zip(names, miles, strict=True)
+    ]
+    path = tmp_path / "miles.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    main(["fit", "--data.path", str(path), "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])
+    features = json.loads((run_dir(tmp_path / "r") / "coordinates.geojson").read_text(encoding="utf-8"))["features"]
+    labels = {f["properties"]["name"]: f["properties"]["gazetteer"] for f in features}
+    assert labels["Birmingham"].endswith("(GB)") and labels["Valencia"].endswith("(ES)")
+    assert labels["Cologne"].endswith("(DE)") and labels["Lyons"] == "Lyon (FR)"
+    assert features[0]["properties"]["km_per_unit"] == pytest.approx(1.609, rel=0.02)
+    estimate = np.array([f["geometry"]["coordinates"][::-1] for f in features])
+    assert np.median(geo.haversine(estimate, latlon)) < 25  # km
+
+
+def test_the_gazetteer_can_be_turned_off(tmp_path):
+    main(["fit", "--data.path", str(EURODIST), "--data.gazetteer", "false", "--trainer.default_root_dir",
+          str(tmp_path), *QUIET])  # fmt: skip
+    assert not (run_dir(tmp_path) / "coordinates.geojson").exists()
+
+
+def test_a_default_run_prints_no_warning_deprecation_or_tip(tmp_path):
+    command = [sys.executable, "-m", "citymap_lightning", "fit", "--trainer.default_root_dir", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = (done.stdout + done.stderr).lower()
+    assert not any(word in text for word in ("warn", "deprecat", "tip"))
+    assert "outputs in" in text and "630 of 630 pairs known" in text
+    summary = subprocess.run(
+        [sys.executable, "-m", "citymap_lightning", "fit", "--trainer.max_epochs", "1",
+         "--trainer.enable_model_summary", "true", "--trainer.default_root_dir", str(tmp_path / "s")],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert "Trainable params" in summary.stdout + summary.stderr
