@@ -1,5 +1,11 @@
 """``python -m citymap_lightning``."""
 
-from citymap_lightning.cli import main
+import sys
+
+try:  # importing torch and Lightning takes seconds: Ctrl-C then ends quietly too
+    from citymap_lightning.cli import main
+except KeyboardInterrupt:
+    print("interrupted by SIGINT", file=sys.stderr)
+    sys.exit(130)
 
 main()

@@ -97,7 +97,9 @@ class MapRenderer(pl.Callback):
             self._record(pl_module)
             table = trainer.datamodule.table
             if table.latlon is not None and torch.isfinite(pl_module.coords).all():
-                self._log_position_error(trainer, geo.haversine(result.aligned(pl_module, table)[2], table.latlon))
+                estimate = result.aligned(pl_module, table)[2]
+                if estimate is not None:
+                    self._log_position_error(trainer, geo.haversine(estimate, table.latlon))
         if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:
             self._diagnostics(trainer, pl_module, pl_module.fitted_map(), log_dir=None)
 

@@ -42,6 +42,18 @@ QUIET_WARNINGS = (
 )
 
 
+class Checkpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, saving on an exception only when the user stopped the fit.
+
+    After a divergence or an error the coordinates are garbage: a ``last.ckpt`` of them would be
+    what the next ``--ckpt_path last`` resumes from.
+    """
+
+    def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            super().on_exception(trainer, pl_module, exception)
+
+
 class CityMapCLI(LightningCLI):
     """LightningCLI with the data's size linked to the model and every output under the run's root."""
 
@@ -49,7 +61,7 @@ class CityMapCLI(LightningCLI):
         """Link the number of places; make the map renderer and the checkpoints configurable."""
         parser.link_arguments("data.num_places", "model.num_places", apply_on="instantiate")
         parser.add_lightning_class_args(MapRenderer, "map")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_on_exception": True})
 
     def before_instantiate_classes(self) -> None:
@@ -84,12 +96,24 @@ class CityMapCLI(LightningCLI):
         """
         if self.trainer.max_epochs is not None and self.trainer.max_epochs == 0:
             raise ConfigError("trainer.max_epochs is 0: nothing would be fitted; give at least 1")
+        every = self.trainer.check_val_every_n_epoch
+        if every is not None and every < 1:
+            raise ConfigError("trainer.check_val_every_n_epoch must be at least 1")
         model, fitting = self.model, self.datamodule.fitting
+        if model.coords.shape[-1] >= self.datamodule.table.n and model.hparams.geometry != "sphere":
+            raise ConfigError(
+                f"model.dim is {model.coords.shape[-1]}, but {self.datamodule.table.n} places fit exactly in "
+                f"{self.datamodule.table.n - 1} dimensions: give a smaller dim"
+            )
         hp = model.hparams
         fitting.setup(hp)  # settings the algorithm refuses, before any file is written
         starts.check_start(model.start, self.datamodule.table, model.coords.shape[-1], hp.geometry)
         model.fitting = fitting
-        fitting.check_optimizers(model, [o for o in [_first_optimizer(model.configure_optimizers())] if o])
+        optimizer = _first_optimizer(model.configure_optimizers())
+        if optimizer is not None and optimizer.param_groups[0].get("lr", 1.0) == 0:
+            raise ConfigError("optimizer.lr is 0: nothing would move")
+        fitting.check_optimizers(model, [optimizer] if optimizer is not None else [])
+        _fitting[:] = [self.trainer]
         self._checkpoint(required=False, resume=True)
 
     def before_predict(self) -> None:
@@ -212,8 +236,8 @@ def cli_kwargs() -> dict[str, Any]:
 
 EXIT_INPUT = 2
 """Exit status of an error the user can fix (input, option, file, resources): one line on stderr."""
-EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}
-"""Exit status after an interruption: the shell's 128 + signal number, for Ctrl-C (SIGINT) and SIGTERM."""
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
+"""Exit status after an interruption: the shell's 128 + signal number (Ctrl-C, SIGTERM, a closed terminal)."""
 
 
 class _QuietLightning(logging.Filter):
@@ -236,12 +260,38 @@ class Interrupted(KeyboardInterrupt):
 _received: list[int] = []
 
 
+_fitting: list[Trainer] = []
+"""The trainer whose fit is running: SIGTERM then stops it at the end of a step, through Lightning."""
+
+
 def _on_signal(signum: int, frame: Any) -> None:
-    """Raise :class:`Interrupted` once; a second signal while the results are written is ignored."""
+    """Raise :class:`Interrupted` once; a second signal while the results are written is ignored.
+
+    During a fit, SIGTERM and SIGHUP raise nothing here: Lightning's own handler (which runs first)
+    has marked the trainer, which raises at the end of the step, a safe point (an exception raised
+    anywhere could interrupt TensorBoard's writer in the middle of its bookkeeping).
+    """
     if _received:
         return
     _received.append(signum)
+    if signum != signal.SIGINT and _fitting:
+        _fitting[0]._signal_connector.received_sigterm = True  # Lightning's own flag, checked after each step
+        return
     raise Interrupted(signum)
+
+
+def _log_to_console() -> None:
+    """Information to stdout, warnings and errors to stderr: an error is the only line on stderr."""
+    root = logging.getLogger()
+    if root.handlers:  # a notebook or pytest set logging up already
+        root.setLevel(min(root.level, logging.INFO) if root.level else logging.INFO)
+        return
+    out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+    out.addFilter(lambda record: record.levelno < logging.WARNING)
+    err.setLevel(logging.WARNING)
+    for handler in (out, err):
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[out, err])
 
 
 def main(args: ArgsType = None) -> None:
@@ -253,12 +303,13 @@ def main(args: ArgsType = None) -> None:
     """
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
-    logging.basicConfig(format="%(levelname)s: %(message)s", level=logging.INFO)
+    _log_to_console()
     logging.getLogger("lightning.fabric.utilities.seed").setLevel(logging.WARNING)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         if not any(isinstance(f, _QuietLightning) for f in logging.getLogger(name).filters):
             logging.getLogger(name).addFilter(_QuietLightning())
     _received.clear()
+    _fitting.clear()
     handlers = {}
     if threading.current_thread() is threading.main_thread():
         # a signal the caller chose to ignore (a background job's SIGINT, nohup) stays ignored
@@ -281,7 +332,8 @@ def main(args: ArgsType = None) -> None:
         message = user_error(error)
         if message is None:
             raise
-        print(f"error: {message}", file=sys.stderr)
+        line = " ".join(message.split())  # one line, whatever the names in it hold
+        print(f"error: {line if len(line) <= 1000 else line[:1000] + ' ...'}", file=sys.stderr)
         sys.exit(EXIT_INPUT)
     finally:
         for signum, handler in handlers.items():
@@ -299,8 +351,12 @@ def check_arguments(argv: list[str]) -> None:
         option, _, value = arg.partition("=")
         if option in PATH_OPTIONS and not value and k + 1 < len(argv):
             value = argv[k + 1]
+        if option in PATH_OPTIONS and (value or k + 1 < len(argv)) and not value.strip():
+            raise ConfigError(f"{option} is empty: give a file")
         if option in PATH_OPTIONS and value and not (option == "--ckpt_path" and value in ("last", "best")):
             paths.check_file(value, PATH_OPTIONS[option])
+            if option == "--config":
+                paths.read_text(value, "config file")
             if option == "--ckpt_path":  # LightningCLI loads it before any hook: check it here, weights-only
                 check_checkpoint(Path(value))
 
@@ -317,8 +373,10 @@ def user_error(error: BaseException) -> str | None:
                     "--data.full_batch_limit), or --data.batch_size")  # fmt: skip
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
             return f"{e.filename or 'output'}: the disk is full: free space or choose --trainer.default_root_dir"
-        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM) and e.filename:
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOTDIR) and e.filename:
             return f"{e.filename}: cannot write here ({e.strerror}): choose --trainer.default_root_dir"
+        if isinstance(e, RuntimeError) and "cannot be converted to type float without overflow" in str(e):
+            return "optimizer: a setting (the learning rate?) is too large for single precision"
         if isinstance(e, ArgumentError):
             return " ".join(str(e).split())
         if isinstance(e, MisconfigurationException):

@@ -7,6 +7,7 @@ and the problem in one line; the CLI prints it without a traceback.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 from collections.abc import Callable
@@ -83,11 +84,13 @@ def load_table(
     suffix = path.suffix.lower()
     if format == "npy" or (format == "auto" and suffix == ".npy"):
         return _read_npy(path, names, symmetrize)
+    if names is not None:
+        raise DataError(f"{names}: a names file goes with a .npy matrix; a CSV names its places itself")
     if format == "auto" and suffix not in (".csv", ".tsv", ".txt"):
         raise DataError(f"{path}: unknown extension {path.suffix!r}: expected .csv or .npy (or set --data.format)")
     header, lines, separator = _read_csv(path)
     kind = format if format != "auto" else _csv_kind(path, header, lines, separator)
-    decimal_comma = separator == ";"
+    decimal_comma = separator == ";" and any("," in line for line in lines)
     if kind == "places":
         return _places(path, header, _rows(lines, separator), decimal_comma)
     if kind == "pairs":
@@ -104,8 +107,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[str], str]:
     stays as lines: each reader parses them its own way (a matrix row at a time, in C).
     """
     text = paths.read_text(path, "data file")
-    # line ends kept: a quoted name may hold a line break, which the csv module then keeps
-    lines = [line for line in text.splitlines(keepends=True) if not line.isspace()]
+    # line ends kept (a quoted name may hold a line break, which the csv module then keeps), and only
+    # \n, \r and \r\n end a line, as for the csv module: a form feed or U+2028 inside a name does not
+    lines = [line for line in io.StringIO(text, newline=None) if line.strip("\r\n")]
     del text
     if not lines:
         raise DataError(f"{path}: the file is empty")
@@ -123,7 +127,8 @@ def _first_cell(line: str, separator: str) -> str:
 
 
 def _rows(lines: list[str], separator: str) -> list[list[str]]:
-    """Parse CSV lines into cells (quotes as a spreadsheet writes them)."""
+    """Parse CSV lines into cells (quotes as a spreadsheet writes them; a cell may be as long as the file)."""
+    csv.field_size_limit(max(csv.field_size_limit(), paths.max_file_bytes()))
     return list(csv.reader(lines, delimiter=separator))
 
 
@@ -150,11 +155,16 @@ _MISSING = ("", "nan", "na", "n/a")
 def _number(path: Path, cell: str, where: str, decimal_comma: bool, allow_empty: bool = False) -> float:
     """Parse one numeric cell; empty cells are NaN (unknown) where allowed."""
     cell = cell.strip()
+    if decimal_comma and "." in cell and "," not in cell and cell.lower() not in _MISSING:
+        raise DataError(
+            f"{path}: {where}: {cell!r} has a '.' in a file whose numbers use decimal commas: write "
+            "numbers without thousands separators"
+        )
     text = cell.replace(",", ".") if decimal_comma else cell
     if text.lower() in _MISSING:
         if allow_empty:
             return math.nan
-        raise DataError(f"{path}: {where}: empty cell")
+        raise DataError(f"{path}: {where}: {'empty cell' if not cell else f'{cell!r} is not a number'}")
     try:
         if "_" in text:
             raise ValueError
@@ -168,6 +178,8 @@ def _numbers(
     path: Path, cells: list[str], where: Callable[[int], str], decimal_comma: bool, allow_empty: bool
 ) -> np.ndarray:
     """Parse a column or row of numeric cells at once; on any odd cell, cell by cell for the exact message."""
+    if decimal_comma and any("." in cell for cell in cells):
+        return np.array([_number(path, c, where(k), decimal_comma, allow_empty) for k, c in enumerate(cells)])
     array = np.asarray(cells, dtype=str)
     if decimal_comma:
         array = np.char.replace(array, ",", ".")
@@ -198,17 +210,22 @@ def _column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
     raise DataError(f"{path}: no {options[0]!r} column in the header {','.join(header)!r}")
 
 
-def _cells(path: Path, rows: list[list[str]], width: int) -> None:
-    """Refuse rows shorter than the header needs."""
+def _cells(path: Path, rows: list[list[str]], width: int, header: int) -> None:
+    """Refuse rows shorter than the header needs, or longer than the header (the columns would shift)."""
     for r, row in enumerate(rows, start=2):
         if len(row) < width:
             raise DataError(f"{path}: row {r} has {len(row)} cells, expected at least {width}")
+        if len(row) > header and any(cell.strip() for cell in row[header:]):
+            raise DataError(
+                f"{path}: row {r} has {len(row)} cells but the header {header}: a separator inside a value "
+                "(a decimal comma in a comma-separated file?) would shift the columns"
+            )
 
 
 def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool) -> PlacesTable:
     """A places CSV: great-circle distances between ``name,latitude,longitude`` rows."""
     i_name, i_lat, i_lon = _column(path, header, ("name",)), _column(path, header, _LAT), _column(path, header, _LON)
-    _cells(path, rows, max(i_name, i_lat, i_lon) + 1)
+    _cells(path, rows, max(i_name, i_lat, i_lon) + 1, len(header))
     names = [row[i_name].strip() for row in rows]
     columns = []
     for index, what in ((i_lat, "latitude"), (i_lon, "longitude")):
@@ -234,7 +251,7 @@ def _matrix_csv(path: Path, header: list[str], lines: list[str], separator: str,
     n = len(names)
     if len(lines) != n:
         raise DataError(f"{path}: not square: {n} names in the header but {len(lines)} rows")
-    decimal_comma = separator == ";"
+    decimal_comma = separator == ";" and any("," in line for line in lines)
     d = np.empty((n, n))
     for i, line in enumerate(lines):
         values = None if line.startswith('"') else _fast_row(line, separator, decimal_comma, n)
@@ -261,6 +278,8 @@ def _fast_row(line: str, separator: str, decimal_comma: bool, n: int) -> np.ndar
         return None
     rest = line[start + 1 :]
     if decimal_comma:
+        if "." in rest:
+            return None  # thousands dots: the careful path refuses them by name
         rest = rest.replace(",", ".")
     try:
         values = np.fromstring(rest, sep=separator)
@@ -280,7 +299,7 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
     i_d = _column(path, header, ("distance",))
     has_w = "weight" in [h.lower() for h in header]
     i_w = _column(path, header, ("weight",)) if has_w else -1
-    _cells(path, rows, max(i_s, i_t, i_d, i_w) + 1)
+    _cells(path, rows, max(i_s, i_t, i_d, i_w) + 1, len(header))
     sources, targets = [row[i_s].strip() for row in rows], [row[i_t].strip() for row in rows]
     label = lambda r: f"row {r + 2} ({sources[r]} - {targets[r]})"  # noqa: E731
     index: dict[str, int] = {}
@@ -380,7 +399,8 @@ def _read_npy(path: Path, names_path: str | Path | None, symmetrize: bool) -> Ma
     names = None
     if names_path is not None:
         names_file = Path(names_path)
-        names = [line.strip() for line in paths.read_text(names_file, "names file").splitlines() if line.strip()]
+        text = paths.read_text(names_file, "names file")
+        names = [line.strip() for line in io.StringIO(text, newline=None) if line.strip()]
         validation.check_names(str(names_file), names)
         if len(names) != d.shape[0]:
             raise DataError(f"{names_file}: {len(names)} names for the {d.shape[0]} x {d.shape[0]} matrix in {path}")

@@ -101,7 +101,8 @@ def match(table: DistanceTable, gazetteer: Gazetteer | None = None) -> Match:
     distances still disagree by more than a factor e^0.5 (median) is dropped as unmatched.
     """
     gazetteer = gazetteer or load()
-    candidates = [gazetteer.index.get(fold(name), []) for name in table.names]
+    keys = [fold(name) for name in table.names]  # names that are numbers (places called 0..n-1) match nothing
+    candidates = [[] if not re.search(r"[^\W\d_]", key) else gazetteer.index.get(key, []) for key in keys]
     choice = np.array([max(c, key=lambda r: gazetteer.population[r]) if c else -1 for c in candidates])
     found = np.flatnonzero(choice >= 0)
     unique = np.array([p for p in found if len(candidates[p]) == 1], dtype=np.int64)

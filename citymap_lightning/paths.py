@@ -25,8 +25,10 @@ def max_file_bytes() -> int:
     try:
         mb = float(text) if text else DEFAULT_MAX_FILE_MB
     except ValueError:
-        raise DataError(f"{MAX_FILE_MB_ENV}={text!r}: not a number of megabytes") from None
-    return int(mb * 2**20)
+        mb = float("nan")
+    if not mb > 0:
+        raise DataError(f"{MAX_FILE_MB_ENV}={text!r}: expected a positive number of megabytes (inf for no ceiling)")
+    return int(min(mb * 2**20, 2**50))  # "inf": a petabyte
 
 
 def check_file(path: str | Path, what: str = "data file", allow_empty: bool = False) -> Path:
@@ -49,7 +51,7 @@ def check_file(path: str | Path, what: str = "data file", allow_empty: bool = Fa
     ceiling = max_file_bytes()
     if info.st_size > ceiling:
         raise DataError(
-            f"{path}: the {what} is {info.st_size / 2**20:.0f} MB, above the {ceiling / 2**20:.0f} MB ceiling; "
+            f"{path}: the {what} is {info.st_size / 2**20:.3g} MB, above the {ceiling / 2**20:.3g} MB ceiling; "
             f"set {MAX_FILE_MB_ENV} to a larger number of MB if you mean it"
         )
     return path
@@ -60,9 +62,9 @@ def read_bytes(path: str | Path, what: str = "data file") -> bytes:
     path = check_file(path, what)
     ceiling = max_file_bytes()
     with open(path, "rb") as f:
-        data = f.read(ceiling + 1)
-    if len(data) > ceiling:
-        raise DataError(f"{path}: the {what} grew past the {ceiling / 2**20:.0f} MB ceiling while it was read")
+        data = f.read(min(ceiling, path.stat().st_size) + 1)
+    if len(data) > ceiling or len(data) > path.stat().st_size:
+        raise DataError(f"{path}: the {what} grew while it was read: read it again once it is written")
     return data
 
 

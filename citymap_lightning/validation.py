@@ -91,6 +91,12 @@ def _check_graph(table: DistanceTable, where: str, i: np.ndarray, j: np.ndarray,
         raise DataError(f"{where}: no pair has a known distance (every distance is empty or every weight 0)")
     if not (d > 0).any():
         raise DataError(f"{where}: every known distance is 0: nothing to map")
+    positive = d[d > 0]
+    if positive.max() > 1e150 or positive.min() < 1e-150:
+        raise DataError(
+            f"{where}: distances from {positive.min():.3g} to {positive.max():.3g}: beyond 1e-150 to 1e150, their "
+            "squares leave double precision; rescale them (any unit gives the same map)"
+        )
     counts = np.bincount(i, minlength=n) + np.bincount(j, minlength=n)
     for place in np.flatnonzero(counts == 0)[:1]:
         raise DataError(f"{where}: {names[place]} has no known distance to any other place")

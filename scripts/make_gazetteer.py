@@ -34,8 +34,17 @@ def main() -> None:
         seen: set[str] = set()
         kept = [a for a in alternates if a.isascii() and fold(a) not in seen and not seen.add(fold(a))]
         rows.append(
-            "\t".join([str(city["geonameid"]), f"{city['latitude']:.5f}", f"{city['longitude']:.5f}",
-                       str(city["population"]), city["countrycode"], name, "|".join(kept)])  # fmt: skip
+            "\t".join(
+                [
+                    str(city["geonameid"]),
+                    f"{city['latitude']:.5f}",
+                    f"{city['longitude']:.5f}",
+                    str(city["population"]),
+                    city["countrycode"],
+                    name,
+                    "|".join(kept),
+                ]
+            )  # fmt: skip
         )
     with gzip.open(OUT, "wt", encoding="utf-8", compresslevel=9) as f:
         f.write("geonameid\tlatitude\tlongitude\tpopulation\tcountry\tname\talternates\n")

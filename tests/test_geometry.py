@@ -69,7 +69,7 @@ def test_plane_geojson_through_the_inverse_projection(tmp_path):
     assert np.median(errors) < 60 and errors.max() < 200  # a flat map of Europe, read back on the globe
 
 
-def test_no_geojson_without_latitude_longitude(tmp_path):
+def test_no_geojson_without_latitude_longitude_or_names(tmp_path):
     npy = tmp_path / "d.npy"
     np.save(npy, load_table(ROOT / "data" / "europe36.csv").matrix())
     log_dir = fit(tmp_path / "run", "--data.path", str(npy), "--trainer.max_epochs", "10")

@@ -73,7 +73,7 @@ def test_a_config_from_a_device(tmp_path, capsys):
 
 def test_the_size_ceiling_names_its_override(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CITYMAP_MAX_FILE_MB", "0.0001")
-    refused(tmp_path, capsys, ["--data.path", str(EUROPE)], "above the 0 MB ceiling; set CITYMAP_MAX_FILE_MB")
+    refused(tmp_path, capsys, ["--data.path", str(EUROPE)], "above the 9.92e-05 MB ceiling; set CITYMAP_MAX_FILE_MB")
 
 
 # ---- .npy files that are not what they claim ---------------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
 # ---- scale and names ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("factor", [1e-30, 1e-20, 1e20, 1e30, 1e150])
+@pytest.mark.parametrize("factor", [1e-30, 1e-20, 1e20, 1e30, 1e140])
 def test_the_unit_does_not_matter(tmp_path, factor):
     main(["fit", *npy_with_names(tmp_path, TABLE.matrix() * factor), "--trainer.default_root_dir", str(tmp_path / "r"),
           *QUIET])  # fmt: skip
@@ -286,3 +286,67 @@ def test_names_are_data_not_markup(tmp_path):
     lines = metadata.read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(names) and "Line\\nbreak" in lines and "Tab\\there" in lines
     assert (coordinates.parent / "map.png").exists()
+
+
+# ---- found by an adversarial tester beyond the examples ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model.dim", "40"], "model.dim is 40, but 36 places fit exactly in 35 dimensions"),
+        (["--trainer.check_val_every_n_epoch", "0"], "check_val_every_n_epoch must be at least 1"),
+        (["--optimizer", "SGD", "--optimizer.lr", "0"], "optimizer.lr is 0"),
+        (["--data.path", ""], "--data.path is empty"),
+        (["--data.names", str(ROOT / "README.md")], "a names file goes with a .npy matrix"),
+    ],
+    ids=["dim-above-places", "val-every-0", "lr-0", "empty-path", "names-with-csv"],
+)
+def test_more_options_refused(tmp_path, capsys, args, message):
+    refused(tmp_path, capsys, args, message)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (";A;B;C\nA;0;2.164;1,5\nB;2.164;0;3\nC;1,5;3;0\n", "has a '.' in a file whose numbers"),
+        ("name,latitude,longitude\nZurich,47,4,8,5\nGeneva,46,2,6,1\nBasel,47,6,7,6\n", "would shift the columns"),
+        ("source,target,distance\nA,B,1e308\nB,C,1e308\nA,C,1.5e308\n", "beyond 1e-150 to 1e150"),
+        ('name,latitude,longitude\n"Line1\nLine2",x,1\nB,2,2\nC,3,3\n', "latitude: 'x' is not a number"),
+    ],
+    ids=["thousands-dots", "extra-cells", "near-1e308", "newline-in-message"],
+)
+def test_more_values_refused(tmp_path, capsys, text, message):
+    refused(tmp_path, capsys, ["--data.path", str(write(tmp_path / "in.csv", text))], message)
+
+
+def test_a_config_that_is_not_utf8(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_bytes("trainer:\n  max_epochs: 5\n".encode("utf-16"))
+    refused(tmp_path, capsys, ["--config", str(tmp_path / "c.yaml")], "the config file is not UTF-8")
+
+
+def test_the_ceiling_can_be_lifted_and_must_be_a_size(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CITYMAP_MAX_FILE_MB", "nan")
+    refused(tmp_path, capsys, [], "expected a positive number of megabytes")
+    monkeypatch.setenv("CITYMAP_MAX_FILE_MB", "inf")
+    assert load_table(EUROPE).n == 36
+
+
+def test_an_output_folder_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path / "afile"), *QUIET])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "cannot write here" in err[0], err
+
+
+def test_a_form_feed_inside_a_name_does_not_end_the_row(tmp_path):
+    table = load_table(write(tmp_path / "ff.csv", "name,latitude,longitude\nAth\x0cens,38,23.7\nB,40,20\nC,42,25\n"))
+    assert table.names[0] == "Ath\x0cens"
+
+
+def test_a_diverging_fit_leaves_no_checkpoint_to_resume(tmp_path, capsys):
+    refused(tmp_path, capsys, ["--optimizer", "Adam", "--optimizer.lr", "1e20", "--trainer.max_epochs", "3"],
+            "the fit diverged")  # fmt: skip
+    assert not list(tmp_path.rglob("*.ckpt"))
