@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from citymap_lightning import losses, starts
+from citymap_lightning import geo, losses, starts
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
@@ -72,8 +72,8 @@ class CityMap(pl.LightningModule):
         geometry: ``plane`` (a flat map), ``space`` (Euclidean 3-D, or ``dim``) or ``sphere``
             (each place a direction from the centre of a sphere; distances are great-circle).
         dim: dimension of ``plane``/``space`` (default 2 and 3); a sphere's vectors are 3-D.
-        radius: the sphere's radius in the input's unit (6371.0088 for the Earth in km); learned
-            when not given.
+        radius: the sphere's radius in the input's unit (6371.0088 for the Earth in km); ``learn``
+            to learn it; when not given, the Earth's for latitude/longitude inputs, else learned.
         loss: ``course`` (squared distances, the course's objective), ``stress`` (Kruskal raw
             stress) or ``weighted_stress`` (raw stress with weights 1/d^2).
         start: ``auto`` (random for the course objective on a flat map, else classical: see
@@ -93,7 +93,7 @@ class CityMap(pl.LightningModule):
         num_places: int = 36,
         geometry: str = "plane",
         dim: int | None = None,
-        radius: float | None = None,
+        radius: float | str | None = None,
         loss: str = "course",
         start: str = "auto",
         restarts: int = 1,
@@ -107,8 +107,10 @@ class CityMap(pl.LightningModule):
             dim = 2 if geometry == "plane" else 3
         if geometry == "sphere" and dim != 3:
             raise ConfigError(f"geometry 'sphere' places points by 3-D vectors; dim={dim} cannot be used")
-        if radius is not None and (geometry != "sphere" or not radius > 0):
-            raise ConfigError("radius must be positive and is only used with geometry 'sphere'")
+        if isinstance(radius, str) and radius != "learn":
+            raise ConfigError(f"radius {radius!r}: expected a number, learn, or nothing")
+        if radius is not None and (geometry != "sphere" or (radius != "learn" and not radius > 0)):
+            raise ConfigError("radius must be positive (or learn) and is only used with geometry 'sphere'")
         if loss not in losses.LOSSES:
             raise ConfigError(f"unknown loss {loss!r}: expected one of {', '.join(losses.LOSSES)}")
         if start not in starts.STARTS:
@@ -123,7 +125,8 @@ class CityMap(pl.LightningModule):
         rng = np.random.default_rng(seed)
         init = np.stack([starts.random_start(num_places, dim, rng) for _ in range(restarts)])
         self.coords = nn.Parameter(torch.from_numpy(init).float())
-        self.log_radius = nn.Parameter(torch.zeros(restarts)) if geometry == "sphere" and radius is None else None
+        learned = geometry == "sphere" and radius in (None, "learn")
+        self.log_radius = nn.Parameter(torch.zeros(restarts)) if learned else None
         self.register_buffer("fixed_radius", torch.ones(restarts), persistent=False)
         self.register_buffer("stress1", torch.full((restarts,), float("nan")), persistent=False)
         self.val_stress1 = Stress1(restarts)
@@ -151,8 +154,18 @@ class CityMap(pl.LightningModule):
             self.coords[0].copy_(torch.from_numpy(init))
 
     def _setup_sphere(self, table: Any, stage: str) -> None:
-        """Radius (given, or estimated to start the learned one) and, for ``classical``, the chord-MDS start."""
+        """Radius (given, or estimated to start the learned one) and, for ``classical``, the chord-MDS start.
+
+        Without a given radius, places given by latitude/longitude keep the Earth's: their distances
+        are great-circle km on it, and a region's distances determine the radius only weakly.
+        """
         given, scale = self.hparams.radius, self.fitting.scale
+        learn, given = given == "learn", None if given == "learn" else given
+        if given is None and not learn and table.latlon is not None:
+            given = geo.EARTH_RADIUS_KM
+            self.log_radius.requires_grad_(False)
+            with torch.no_grad():
+                self.log_radius.fill_(float(np.log(given / scale)))
         if given is not None:
             self.fixed_radius.fill_(given / scale)
         if stage != "fit":
@@ -332,7 +345,8 @@ class CityMap(pl.LightningModule):
         if self._reference is None:
             table, dim = self.trainer.datamodule.table, self.coords.shape[-1]
             if self.hparams.geometry == "sphere":
-                self._reference = starts.sphere_start(table, self.hparams.radius)[0]
+                radius = self.hparams.radius
+                self._reference = starts.sphere_start(table, None if radius == "learn" else radius)[0]
             else:
                 rng = np.random.default_rng(0)
                 self._reference = starts.initial_coords("classical", table, dim, rng, scale=self.fitting.scale)

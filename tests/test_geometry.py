@@ -52,7 +52,7 @@ def test_sphere_from_a_random_start_recovers_europe(tmp_path):
 def test_sphere_learns_the_radius_of_the_world(tmp_path):
     table = load_table(ROOT / "data" / "world200.csv")
     log_dir = fit(
-        tmp_path, "--config", str(ROOT / "configs" / "sphere.yaml"), "--model.radius", "null",
+        tmp_path, "--config", str(ROOT / "configs" / "sphere.yaml"), "--model.radius", "learn",
         "--data.path", str(ROOT / "data" / "world200.csv"),
     )  # fmt: skip
     acc = event_tags(log_dir)
