@@ -20,7 +20,9 @@ GEOMETRIES = ("plane", "space", "sphere")
 """Values of ``model.geometry``."""
 
 GUARD_RATIO = 1.1
-"""A fit whose stress-1 exceeds this times the classical start's is reported as a probable local minimum."""
+"""A fit whose stress-1 exceeds this times the classical start's is reported as a probable local minimum..."""
+GUARD_MARGIN = 1e-4
+"""... and exceeds it by this much: below, both maps fit to rounding (3 places, an exact start)."""
 
 log = logging.getLogger("citymap_lightning")
 
@@ -320,7 +322,7 @@ class CityMap(pl.LightningModule):
         reference = self.reference_stress1()
         metrics = {"hp/stress1": stress1, "hp/reference_stress1": reference}
         message = ""
-        if stress1 > GUARD_RATIO * reference:
+        if stress1 > max(GUARD_RATIO * reference, reference + GUARD_MARGIN):
             fix = "--model.start classical" if self.start == "random" else "--model.start classical and more epochs"
             message = (
                 f"the fit probably ended in a local minimum: stress-1 {stress1:.4g}, while the classical start "

@@ -145,3 +145,12 @@ def test_a_default_run_prints_no_warning_deprecation_or_tip(tmp_path):
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert "Trainable params" in summary.stdout + summary.stderr
+
+
+def test_the_guard_is_silent_when_both_maps_are_exact(tmp_path, caplog):
+    path = tmp_path / "three.csv"
+    path.write_text("name,latitude,longitude\nA,40,1\nB,41,2\nC,42,4\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        main(["fit", "--data.path", str(path), "--trainer.max_epochs", "3", "--trainer.default_root_dir",
+              str(tmp_path / "r"), *QUIET])  # fmt: skip
+    assert "local minimum" not in caplog.text
