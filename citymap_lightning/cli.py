@@ -114,13 +114,13 @@ class CityMapCLI(LightningCLI):
             raise ConfigError("optimizer.lr is 0: nothing would move")
         fitting.check_optimizers(model, [optimizer] if optimizer is not None else [])
         _fitting[:] = [self.trainer]
-        self._checkpoint(required=False, resume=True)
+        self._checkpoint(required=False, resume=True, optimizer=optimizer)
 
     def before_predict(self) -> None:
         """``predict`` draws a fitted map: it needs a checkpoint, checked before anything runs."""
         self._checkpoint(required=True, resume=False)
 
-    def _checkpoint(self, required: bool, resume: bool) -> None:
+    def _checkpoint(self, required: bool, resume: bool, optimizer: torch.optim.Optimizer | None = None) -> None:
         config = self.config_init[self.subcommand]
         if not config.get("ckpt_path"):
             if required:
@@ -131,7 +131,7 @@ class CityMapCLI(LightningCLI):
             return
         if config["ckpt_path"] == "last":
             config["ckpt_path"] = str(find_last_checkpoint(self.trainer))
-        check_checkpoint(Path(config["ckpt_path"]), self.model, self.datamodule, resume=resume)
+        check_checkpoint(Path(config["ckpt_path"]), self.model, self.datamodule, resume=resume, optimizer=optimizer)
 
     def after_fit(self) -> None:
         """Print the files the run wrote, as absolute paths."""
@@ -166,13 +166,17 @@ def find_last_checkpoint(trainer: Trainer) -> Path:
 
 
 def check_checkpoint(
-    path: Path, model: CityMap | None = None, datamodule: Any = None, resume: bool = True
+    path: Path,
+    model: CityMap | None = None,
+    datamodule: Any = None,
+    resume: bool = True,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict[str, Any]:
     """Load a checkpoint weights-only (an untrusted file never runs code) and refuse one that cannot be used.
 
     With ``model`` and ``datamodule``: a checkpoint of other places is refused (one of the same places
-    in another order only for resuming), and, to resume, one made with another optimiser, whose
-    saved state would not fit the configured optimiser.
+    in another order only for resuming); with the configured ``optimizer``, to resume, one made with
+    another optimiser, whose saved state would not fit it.
     """
     paths.check_file(path, "checkpoint")
     try:
@@ -185,16 +189,12 @@ def check_checkpoint(
         return checkpoint
     match_checkpoint(dict(checkpoint), model, datamodule.table.names, reorder=not resume)
     saved = checkpoint.get("optimizer_states") or []
-    if not resume or not saved:
+    if not resume or not saved or optimizer is None:
         return checkpoint
-    if getattr(model, "fitting", None) is None and datamodule is not None:
-        model.fitting = datamodule.fitting
-    configured = _first_optimizer(model.configure_optimizers())
     saved_keys = set(saved[0].get("param_groups", [{}])[0]) - {"params"}
-    wanted_keys = set(configured.param_groups[0]) - {"params"} if configured is not None else saved_keys
-    if saved_keys != wanted_keys:
+    if saved_keys != set(optimizer.param_groups[0]) - {"params"}:
         raise ConfigError(
-            f"{path}: the checkpoint was made with another optimiser than {type(configured).__name__} (its settings: "
+            f"{path}: the checkpoint was made with another optimiser than {type(optimizer).__name__} (its settings: "
             f"{', '.join(sorted(saved_keys))}): resume with the config it was made with, or fit anew without "
             "--ckpt_path"
         )

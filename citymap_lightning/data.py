@@ -96,7 +96,7 @@ def load_table(
     if kind == "pairs":
         return _pairs(path, header, _rows(lines, separator), decimal_comma, symmetrize)
     if kind == "matrix":
-        return _matrix_csv(path, header, lines, separator, symmetrize)
+        return _matrix_csv(path, header, lines, separator, decimal_comma, symmetrize)
     raise DataError(f"{path}: format {kind!r} is not a CSV format")
 
 
@@ -240,7 +240,9 @@ def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma:
     return from_latlon(names, latlon, source=str(path))
 
 
-def _matrix_csv(path: Path, header: list[str], lines: list[str], separator: str, symmetrize: bool) -> MatrixTable:
+def _matrix_csv(
+    path: Path, header: list[str], lines: list[str], separator: str, decimal_comma: bool, symmetrize: bool
+) -> MatrixTable:
     """A square matrix CSV with names in the first row and the first column.
 
     Each row's numbers are parsed in C (``numpy.fromstring``); a row with anything unusual (an empty
@@ -251,7 +253,6 @@ def _matrix_csv(path: Path, header: list[str], lines: list[str], separator: str,
     n = len(names)
     if len(lines) != n:
         raise DataError(f"{path}: not square: {n} names in the header but {len(lines)} rows")
-    decimal_comma = separator == ";" and any("," in line for line in lines)
     d = np.empty((n, n))
     for i, line in enumerate(lines):
         values = None if line.startswith('"') else _fast_row(line, separator, decimal_comma, n)

@@ -49,6 +49,7 @@ class DistanceTable:
     kind: str = "matrix"
     warnings: list[str] = field(default_factory=list)
     located: Any = None
+    _nearest: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -148,7 +149,15 @@ class DistanceTable:
         return (float(w.min()), float(w.max())) if w.size else (1.0, 1.0)
 
     def nearest(self, k: int) -> np.ndarray:
-        """``(n, k)``: each place's ``k`` nearest other places with a known distance (fewer if n is small)."""
+        """``(n, k)``: each place's ``k`` nearest other places with a known distance (fewer if n is small).
+
+        Computed once per ``k`` (a pass over every pair).
+        """
+        if k not in self._nearest:
+            self._nearest[k] = self._find_nearest(k)
+        return self._nearest[k]
+
+    def _find_nearest(self, k: int) -> np.ndarray:
         k = min(k, self.n - 1)
         out = np.empty((self.n, max(k, 0)), dtype=np.int64)
         if k <= 0:
@@ -249,12 +258,14 @@ class PlacesTable(DistanceTable):
     def weight_range(self, loss_weights: str) -> tuple[float, float]:
         """Unit weights; for ``weighted_stress``, ``1 / d^2`` between the closest pair and the farthest.
 
-        The closest pair is found among nearest neighbours, the farthest by a few far-point sweeps.
+        The closest pair is found among nearest neighbours (any already found will do: the closest
+        pair is each other's nearest), the farthest by a few far-point sweeps.
         """
         if loss_weights != "weighted_stress":
             return 1.0, 1.0
-        near = self.nearest(1)[:, 0]
-        d = self.pair_distances(np.arange(self.n), near)
+        near = next((v for v in self._nearest.values() if v.shape[1]), None)
+        near = self.nearest(1) if near is None else near
+        d = self.pair_distances(np.repeat(np.arange(self.n), near.shape[1]), near.ravel())
         low = float(d[d > 0].min()) if (d > 0).any() else 1.0
         far, high = 0, 0.0
         for _ in range(4):
@@ -262,7 +273,7 @@ class PlacesTable(DistanceTable):
             far, high = int(np.argmax(column)), max(high, float(column.max()))
         return 1.0 / high**2, 1.0 / low**2
 
-    def nearest(self, k: int) -> np.ndarray:
+    def _find_nearest(self, k: int) -> np.ndarray:
         """By the largest dot products of unit vectors (chord length is monotone in great-circle distance)."""
         k = min(k, self.n - 1)
         out = np.empty((self.n, max(k, 0)), dtype=np.int64)

@@ -33,7 +33,6 @@ class FullBatch(Fitting):
         batch = table.full_batch()
         d = batch["distances"]
         self.pairs = "i" in batch
-        self._batch_sums = self._pair_sums if self.pairs else self._matrix_sums
         self._terms = self._pair_terms if self.pairs else self._matrix_terms
         # the course's normalisation: the Frobenius norm of the symmetric matrix (each pair twice)
         self.scale = robust_norm(d) * (2**0.5 if self.pairs else 1.0)
@@ -79,7 +78,7 @@ class FullBatch(Fitting):
 
     def train_loader(self, rank: RankFn) -> DataLoader:
         """The one batch, every epoch."""
-        return DataLoader([self.batch], batch_size=None)
+        return self.evaluation_loader()
 
     def evaluation_loader(self) -> DataLoader:
         return DataLoader([self.batch], batch_size=None)
@@ -108,14 +107,8 @@ class FullBatch(Fitting):
         loss = losses.terms(model.hparams.loss, fitted, d, w).sum(-1)
         return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=-1)[0]
 
-    def _matrix_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._matrix_terms(model, batch)[1], batch["norm"]
-
-    def _pair_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._pair_terms(model, batch)[1], batch["norm"]
-
     def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._batch_sums(model, batch)
+        return self._terms(model, batch)[1], batch["norm"]
 
     def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
         """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""

@@ -89,9 +89,9 @@ class PairBatches(Fitting):
         self.scale = robust_norm(torch.from_numpy(d)) / np.sqrt(len(d))  # the root mean square
         self.evaluation_size = table.n_known_pairs if exact else len(self._evaluation[0])
         self.exact = exact
-        self.eta_range = (1.0, 1.0)
+        self.eta_range, self._range_loss = (1.0, 1.0), ""
         self.anneal_epochs, self.anneal_eps = 30, 0.01
-        self._evaluated: tuple[int, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._evaluated: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     def describe(self) -> str:
         what = "every known pair" if self.exact else f"a fixed sample of {self.evaluation_size} pairs"
@@ -111,7 +111,8 @@ class PairBatches(Fitting):
                 f"map with loss stress or weighted_stress, not {settings}: use --config configs/large.yaml (or "
                 "--model.loss stress), or raise --data.full_batch_limit to fit every pair at once"
             )
-        self.eta_range = self.table.weight_range(hparams.loss)
+        if self._range_loss != hparams.loss:  # set up twice (the CLI's checks, then the model): computed once
+            self.eta_range, self._range_loss = self.table.weight_range(hparams.loss), hparams.loss
         self.anneal_epochs, self.anneal_eps = hparams.anneal_epochs, hparams.anneal_eps
 
     def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
@@ -243,7 +244,7 @@ class PairBatches(Fitting):
         step = model.global_step
         if self._evaluated is None or self._evaluated[0] != step:
             residual, norm, places = self._sums(model, self.evaluation_batches())
-            self._evaluated = (step, metrics.from_sums(residual, norm), places, residual)
+            self._evaluated = (step, metrics.from_sums(residual, norm), places)
         return self._evaluated[1], self._evaluated[2]
 
     def invalidate(self) -> None:
