@@ -9,6 +9,7 @@ from citymap_lightning.result import FittedMap
 from citymap_lightning.tables import DistanceTable, MatrixTable, PairTable, PlacesTable
 
 __all__ = [
+    "MDS",
     "CityMap",
     "CitymapError",
     "ConfigError",
@@ -23,3 +24,18 @@ __all__ = [
     "PlacesTable",
     "load_table",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``MDS``, the scikit-learn estimator, is imported on first use: scikit-learn is an optional extra."""
+    if name == "MDS":
+        try:
+            from citymap_lightning.estimator import MDS
+        except ModuleNotFoundError as e:
+            if e.name is None or not e.name.startswith("sklearn"):
+                raise
+            raise ImportError(
+                "citymap_lightning.MDS needs scikit-learn: pip install 'citymap-lightning[sklearn]'"
+            ) from None
+        return MDS
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

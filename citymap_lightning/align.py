@@ -33,6 +33,26 @@ class Orientation:
         return (coords - self.centre) @ self.rotation + self.offset
 
 
+@dataclass
+class GeoFrame:
+    """How a map's coordinates become latitude/longitude, for any point of the map (new places too).
+
+    On a plane: ``inverse_azimuthal_equidistant(km_per_unit * p + shift, centre)``; with no
+    ``centre`` (a sphere, or 3-D space about the Earth's centre): each point's direction.
+    """
+
+    centre: tuple[float, float] | None = None
+    shift: np.ndarray | None = None
+    km_per_unit: float = 1.0
+
+    def latlon(self, coords: np.ndarray) -> np.ndarray:
+        """``(m, 2)`` latitude/longitude in degrees of ``(m, dim)`` points in the map's frame."""
+        if self.centre is None:
+            return geo.from_unit_vectors(coords)
+        shift = np.zeros(coords.shape[1]) if self.shift is None else self.shift
+        return geo.inverse_azimuthal_equidistant(self.km_per_unit * coords + shift, self.centre)
+
+
 def procrustes(source: np.ndarray, target: np.ndarray) -> Orientation:
     """The rotation/reflection and translation (no scaling) that best map ``source`` onto ``target``."""
     mu_s, mu_t = source.mean(axis=0), target.mean(axis=0)
@@ -101,8 +121,8 @@ def rotation_only(source: np.ndarray, target: np.ndarray) -> Orientation:
 
 def orient_geometry(
     coords: np.ndarray, names: list[str], latlon: np.ndarray | None, geometry: str, radius: float | None = None
-) -> tuple[Orientation, np.ndarray | None]:
-    """The transform that puts a fitted map in the real frame, and the places' latitude/longitude on it.
+) -> tuple[Orientation, np.ndarray | None, GeoFrame | None]:
+    """The transform that puts a fitted map in the real frame, the places' latitude/longitude on it, and the frame.
 
     ``plane``: rotation/reflection onto the azimuthal equidistant projection of the true positions,
     latitude/longitude through that projection's inverse. ``sphere`` (vectors of length ``radius``):
@@ -113,23 +133,24 @@ def orient_geometry(
     of a dimension other than 2, which has no projection to be aligned on.
     """
     if geometry == "plane" and coords.shape[1] != 2:
-        return principal_axes(coords), None
+        return principal_axes(coords), None, None
     if latlon is None:
         if geometry == "plane":
-            return orient(coords, names), None
+            return orient(coords, names), None, None
         if geometry == "sphere":
             zero = np.zeros(coords.shape[1])
-            return Orientation(np.eye(coords.shape[1]), zero, zero), geo.from_unit_vectors(coords)
-        return principal_axes(coords), None
+            return Orientation(np.eye(coords.shape[1]), zero, zero), geo.from_unit_vectors(coords), GeoFrame()
+        return principal_axes(coords), None, None
     if geometry == "plane":
         truth, centre = true_plane(latlon)
         fit = procrustes(coords, truth)
         estimate = geo.inverse_azimuthal_equidistant(fit.apply(coords), centre)
+        frame = GeoFrame(centre, fit.offset.copy())
         fit.offset = np.zeros(2)
-        return fit, estimate
+        return fit, estimate, frame
     directions = geo.to_unit_vectors(latlon)
     if geometry == "sphere":
         fit = rotation_only(coords, directions)
-        return fit, geo.from_unit_vectors(fit.apply(coords))
+        return fit, geo.from_unit_vectors(fit.apply(coords)), GeoFrame()
     fit = procrustes(coords, directions * (radius or geo.EARTH_RADIUS_KM))
-    return fit, geo.from_unit_vectors(fit.apply(coords))
+    return fit, geo.from_unit_vectors(fit.apply(coords)), GeoFrame()

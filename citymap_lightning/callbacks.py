@@ -123,8 +123,47 @@ class MapRenderer(pl.Callback):
             print(f"wrote {path}")
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Write the coordinates and map of the loaded checkpoint."""
-        self.render(trainer, pl_module, _log_dir(trainer))
+        """Write the coordinates and map of the loaded checkpoint, or of the new places put on it."""
+        placement = getattr(pl_module.fitting, "placement", None)
+        if placement is not None:
+            self.render_placement(trainer, pl_module, placement, _log_dir(trainer))
+        else:
+            self.render(trainer, pl_module, _log_dir(trainer))
+
+    @rank_zero_only
+    def render_placement(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, placement: Any, log_dir: Path
+    ) -> None:
+        """The new places' ``coordinates.csv`` (in the fitted map's frame and unit), GeoJSON, and the map of both."""
+        fit = pl_module.fitted_map()
+        coords = placement.coords
+        self.written = [output.write_coordinates(log_dir / "coordinates.csv", placement.names, coords)]
+        if placement.latlon is not None:
+            properties = [{"stress1": round(float(s), 6)} for s in placement.stress1]
+            self.written.append(output.write_geojson(log_dir / "coordinates.geojson", placement.names, placement.latlon,
+                                                     properties))  # fmt: skip
+        median, worst = float(np.median(placement.stress1)), int(np.argmax(placement.stress1))
+        log.info(
+            f"{len(placement.names)} new places put on the map of {len(fit.names)}: stress-1 of their distances "
+            f"median {median:.3g}, worst {placement.stress1[worst]:.3g} ({placement.names[worst]})"
+        )
+        if fit.geometry == "sphere":
+            figure = render.draw_globe(
+                np.vstack([fit.latlon, placement.latlon]), [""] * len(fit.names) + placement.names,
+                title=f"{len(placement.names)} new places on the fitted map", max_labels=self.max_labels,
+            )  # fmt: skip
+        else:
+            figure = render.draw_placement(
+                _as_plane(fit.coords[:, :2]), _as_plane(coords[:, :2]), placement.names,
+                title=f"{len(placement.names)} new places on the fitted map of {len(fit.names)}",
+                unit=fit.unit or ("input units" if fit.located_by else ""), max_labels=self.max_labels,
+            )  # fmt: skip
+        self._publish(trainer, "map", figure, log_dir)
+        for logger in _tensorboard(trainer):
+            logger.experiment.add_text(
+                "predict/new_places", f"{len(placement.names)} new places, median stress-1 {median:.4g}",
+                trainer.global_step,
+            )  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
         """The recorded history goes into checkpoints, so that a resumed run draws the whole path."""
@@ -267,6 +306,11 @@ def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
 
 def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
     """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched."""
+    if fit.located_by == "anchors":
+        anchored = set(table.anchors.index.tolist())
+        return output.write_geojson(
+            path, table.names, fit.latlon, [{"anchored": k in anchored} for k in range(table.n)]
+        )
     if fit.located_by != "names":
         return output.write_geojson(path, table.names, fit.latlon)
     labels = dict(zip(table.located.places.tolist(), table.located.labels, strict=True))

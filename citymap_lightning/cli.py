@@ -23,7 +23,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 from citymap_lightning import paths, starts
 from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.data import packaged_path
-from citymap_lightning.datamodule import DistanceDataModule
+from citymap_lightning.datamodule import DistanceDataModule, predicting_from
 from citymap_lightning.errors import CitymapError, ConfigError
 from citymap_lightning.model import CityMap, match_checkpoint
 from citymap_lightning.progress import EpochProgressBar
@@ -39,6 +39,7 @@ QUIET_WARNINGS = (
     ".*Checkpoint directory .* exists and is not empty.*",
     ".*`training_step` returns `None`.*",
     ".*configure_optimizers` will be overridden by.*",
+    ".*The dirpath has changed from.*",
 )
 
 
@@ -63,6 +64,24 @@ class CityMapCLI(LightningCLI):
         parser.add_lightning_class_args(MapRenderer, "map")
         parser.add_lightning_class_args(Checkpoint, "checkpoint")
         parser.set_defaults({"checkpoint.save_last": True, "checkpoint.save_on_exception": True})
+
+    def instantiate_classes(self) -> None:
+        """``predict --ckpt_path CKPT`` takes the model's settings from the checkpoint.
+
+        Its data module reads new places to put on the checkpoint's map when the file names any.
+        """
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        path = config.get("ckpt_path") if self.subcommand == "predict" else None
+        if not path or path in ("last", "best"):
+            super().instantiate_classes()
+            return
+        checkpoint = check_checkpoint(Path(path))
+        saved = checkpoint.get("hyper_parameters") or {}
+        for key, value in saved.items():
+            if key != "num_places" and key in config.model:
+                config.model[key] = value
+        with predicting_from(checkpoint, str(path)):
+            super().instantiate_classes()
 
     def before_instantiate_classes(self) -> None:
         """With ``--trainer.default_root_dir DIR``, put loggers configured with relative folders under DIR."""
@@ -107,6 +126,7 @@ class CityMapCLI(LightningCLI):
             )
         hp = model.hparams
         fitting.setup(hp)  # settings the algorithm refuses, before any file is written
+        model.check_anchors(self.datamodule.table)
         starts.check_start(model.start, self.datamodule.table, model.coords.shape[-1], hp.geometry)
         model.fitting = fitting
         optimizer = _first_optimizer(model.configure_optimizers())
@@ -341,7 +361,7 @@ def main(args: ArgsType = None) -> None:
 
 
 PATH_OPTIONS = {"--config": "config file", "--ckpt_path": "checkpoint", "--data.path": "data file",
-                "--data.names": "names file"}  # fmt: skip
+                "--data.names": "names file", "--data.anchors": "anchors file"}  # fmt: skip
 """Options that name a file, checked before anything reads them (``--ckpt_path last`` is resolved later)."""
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import paths, validation
+from citymap_lightning import geo, paths, validation
 from citymap_lightning.errors import DataError
+from citymap_lightning.placing import MIN_KNOWN, NewPlaces
 from citymap_lightning.tables import DistanceTable, MatrixTable, PairTable, PlacesTable
 
 log = logging.getLogger("citymap_lightning")
@@ -100,13 +101,20 @@ def load_table(
     raise DataError(f"{path}: format {kind!r} is not a CSV format")
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[str], str]:
+def read_rows(path: str | Path, what: str) -> tuple[list[str], list[list[str]], bool]:
+    """A small CSV (``what``: anchors, ...) as header cells, rows of cells, and whether it uses decimal commas."""
+    path = paths.check_file(path, what)
+    header, lines, separator = _read_csv(path, what)
+    return header, _rows(lines, separator), separator == ";" and any("," in line for line in lines)
+
+
+def _read_csv(path: Path, what: str = "data file") -> tuple[list[str], list[str], str]:
     """Header cells, body lines and separator of a CSV from a spreadsheet.
 
     UTF-8 with or without BOM, `,` `;` or tab separated (`;` files may use decimal commas). The body
     stays as lines: each reader parses them its own way (a matrix row at a time, in C).
     """
-    text = paths.read_text(path, "data file")
+    text = paths.read_text(path, what)
     # line ends kept (a quoted name may hold a line break, which the csv module then keeps), and only
     # \n, \r and \r\n end a line, as for the csv module: a form feed or U+2028 inside a name does not
     lines = [line for line in io.StringIO(text, newline=None) if line.strip("\r\n")]
@@ -174,7 +182,7 @@ def _number(path: Path, cell: str, where: str, decimal_comma: bool, allow_empty:
     return value
 
 
-def _numbers(
+def parse_numbers(
     path: Path, cells: list[str], where: Callable[[int], str], decimal_comma: bool, allow_empty: bool
 ) -> np.ndarray:
     """Parse a column or row of numeric cells at once; on any odd cell, cell by cell for the exact message."""
@@ -196,7 +204,7 @@ def _numbers(
         return np.array([_number(path, c, where(k), decimal_comma, allow_empty) for k, c in enumerate(cells)])
 
 
-def _column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
+def find_column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
     """Index of the header column named one of ``options`` (case-insensitive); two such columns are refused."""
     lower = [h.lower() for h in header]
     found = [k for k, h in enumerate(lower) if h in options]
@@ -210,7 +218,7 @@ def _column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
     raise DataError(f"{path}: no {options[0]!r} column in the header {','.join(header)!r}")
 
 
-def _cells(path: Path, rows: list[list[str]], width: int, header: int) -> None:
+def check_row_lengths(path: Path, rows: list[list[str]], width: int, header: int) -> None:
     """Refuse rows shorter than the header needs, or longer than the header (the columns would shift)."""
     for r, row in enumerate(rows, start=2):
         if len(row) < width:
@@ -224,20 +232,32 @@ def _cells(path: Path, rows: list[list[str]], width: int, header: int) -> None:
 
 def _places(path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool) -> PlacesTable:
     """A places CSV: great-circle distances between ``name,latitude,longitude`` rows."""
-    i_name, i_lat, i_lon = _column(path, header, ("name",)), _column(path, header, _LAT), _column(path, header, _LON)
-    _cells(path, rows, max(i_name, i_lat, i_lon) + 1, len(header))
+    names, latlon = _latlon_rows(path, header, rows, decimal_comma)
+    return from_latlon(names, latlon, source=str(path))
+
+
+def _latlon_rows(
+    path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool
+) -> tuple[list[str], np.ndarray]:
+    """Names and ``(n, 2)`` latitude/longitude of a places CSV's rows, each checked for range."""
+    i_name, i_lat, i_lon = (
+        find_column(path, header, ("name",)),
+        find_column(path, header, _LAT),
+        find_column(path, header, _LON),
+    )
+    check_row_lengths(path, rows, max(i_name, i_lat, i_lon) + 1, len(header))
     names = [row[i_name].strip() for row in rows]
     columns = []
     for index, what in ((i_lat, "latitude"), (i_lon, "longitude")):
         where = lambda r, what=what: f"row {r + 2} ({names[r]}) {what}"  # noqa: E731
-        columns.append(_numbers(path, [row[index] for row in rows], where, decimal_comma, allow_empty=False))
+        columns.append(parse_numbers(path, [row[index] for row in rows], where, decimal_comma, allow_empty=False))
     latlon = np.stack(columns, axis=1).reshape(-1, 2)
     for k, (what, limit) in enumerate((("latitude", 90), ("longitude", 180))):
         bad = np.flatnonzero(~(np.abs(latlon[:, k]) <= limit))
         if bad.size:
             r = int(bad[0])
             raise DataError(f"{path}: row {r + 2} ({names[r]}): {what} {latlon[r, k]:g} is outside [-{limit}, {limit}]")
-    return from_latlon(names, latlon, source=str(path))
+    return names, latlon
 
 
 def _matrix_csv(
@@ -267,7 +287,7 @@ def _matrix_csv(
             raise DataError(f"{path}: row {i + 2} is named {name!r} but column {i + 2} is {names[i]!r}")
         if values is None:
             where = lambda j, i=i, name=name: f"row {i + 2} ({name}), column {names[j]}"  # noqa: E731
-            values = _numbers(path, row[1:], where, decimal_comma, allow_empty=True)
+            values = parse_numbers(path, row[1:], where, decimal_comma, allow_empty=True)
         d[i] = values
     return from_matrix(d, names, source=str(path), symmetrize=symmetrize, owned=True)
 
@@ -296,40 +316,13 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
     distance (or is averaged with ``symmetrize``); its weights are averaged. Weight 0 or an empty
     distance leaves a pair unknown.
     """
-    i_s, i_t = _column(path, header, ("source",)), _column(path, header, ("target",))
-    i_d = _column(path, header, ("distance",))
-    has_w = "weight" in [h.lower() for h in header]
-    i_w = _column(path, header, ("weight",)) if has_w else -1
-    _cells(path, rows, max(i_s, i_t, i_d, i_w) + 1, len(header))
-    sources, targets = [row[i_s].strip() for row in rows], [row[i_t].strip() for row in rows]
-    label = lambda r: f"row {r + 2} ({sources[r]} - {targets[r]})"  # noqa: E731
+    sources, targets, d, w = _pair_rows(path, header, rows, decimal_comma)
     index: dict[str, int] = {}
-    for r, (a, b) in enumerate(zip(sources, targets, strict=True)):
-        if a == "" or b == "":
-            raise DataError(f"{path}: row {r + 2} has an empty place name")
-        index.setdefault(a, len(index))
-        index.setdefault(b, len(index))
+    for name_a, name_b in zip(sources, targets, strict=True):
+        index.setdefault(name_a, len(index))
+        index.setdefault(name_b, len(index))
     a = np.fromiter((index[name] for name in sources), dtype=np.int64, count=len(rows))
     b = np.fromiter((index[name] for name in targets), dtype=np.int64, count=len(rows))
-    d = _numbers(path, [row[i_d] for row in rows], lambda r: f"{label(r)} distance", decimal_comma, True)
-    w = np.ones(len(rows))
-    if has_w:
-        cells = [row[i_w].strip() for row in rows]
-        w = _numbers(path, cells, lambda r: f"{label(r)} weight", decimal_comma, True)
-        stated = np.flatnonzero(np.isnan(w) & np.array([cell != "" for cell in cells], dtype=bool))
-        if stated.size:
-            r = int(stated[0])
-            raise DataError(f"{path}: {label(r)}: weight {cells[r]!r} is not a number (leave it empty for weight 1)")
-        w = np.where(np.isnan(w), 1.0, w)
-        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
-        if bad.size:
-            r = int(bad[0])
-            raise DataError(f"{path}: {label(r)}: weight {w[r]:g} must be finite and >= 0")
-    for test, problem in ((np.isinf(d), "is infinite"), (d < 0, "is negative")):
-        bad = np.flatnonzero(test)
-        if bad.size:
-            r = int(bad[0])
-            raise DataError(f"{path}: {label(r)}: distance {d[r]:g} {problem}")
     self_pair = a == b
     bad = np.flatnonzero(self_pair & ~((d == 0) | np.isnan(d)))
     if bad.size:
@@ -363,6 +356,42 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
         names=list(index), i=(unique // n)[known], j=(unique % n)[known], d=d[known], w=w[known], source=str(path)
     )
     return validation.validate_pairs(table)
+
+
+def _pair_rows(
+    path: Path, header: list[str], rows: list[list[str]], decimal_comma: bool
+) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Sources, targets, distances (NaN where empty) and weights of a pair list's rows, each checked."""
+    i_s, i_t = find_column(path, header, ("source",)), find_column(path, header, ("target",))
+    i_d = find_column(path, header, ("distance",))
+    has_w = "weight" in [h.lower() for h in header]
+    i_w = find_column(path, header, ("weight",)) if has_w else -1
+    check_row_lengths(path, rows, max(i_s, i_t, i_d, i_w) + 1, len(header))
+    sources, targets = [row[i_s].strip() for row in rows], [row[i_t].strip() for row in rows]
+    label = lambda r: f"row {r + 2} ({sources[r]} - {targets[r]})"  # noqa: E731
+    for r, (a, b) in enumerate(zip(sources, targets, strict=True)):
+        if a == "" or b == "":
+            raise DataError(f"{path}: row {r + 2} has an empty place name")
+    d = parse_numbers(path, [row[i_d] for row in rows], lambda r: f"{label(r)} distance", decimal_comma, True)
+    w = np.ones(len(rows))
+    if has_w:
+        cells = [row[i_w].strip() for row in rows]
+        w = parse_numbers(path, cells, lambda r: f"{label(r)} weight", decimal_comma, True)
+        stated = np.flatnonzero(np.isnan(w) & np.array([cell != "" for cell in cells], dtype=bool))
+        if stated.size:
+            r = int(stated[0])
+            raise DataError(f"{path}: {label(r)}: weight {cells[r]!r} is not a number (leave it empty for weight 1)")
+        w = np.where(np.isnan(w), 1.0, w)
+        bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+        if bad.size:
+            r = int(bad[0])
+            raise DataError(f"{path}: {label(r)}: weight {w[r]:g} must be finite and >= 0")
+    for test, problem in ((np.isinf(d), "is infinite"), (d < 0, "is negative")):
+        bad = np.flatnonzero(test)
+        if bad.size:
+            r = int(bad[0])
+            raise DataError(f"{path}: {label(r)}: distance {d[r]:g} {problem}")
+    return sources, targets, d, w
 
 
 def _read_npy(path: Path, names_path: str | Path | None, symmetrize: bool) -> MatrixTable:
@@ -415,3 +444,113 @@ def packaged_path(kind: str, name: str) -> Path:
         if candidate.exists():
             return candidate
     raise FileNotFoundError(f"bundled {kind} file {name!r} is missing from the installation")
+
+
+def load_new_places(
+    path: str | Path, fitted: list[str], fitted_latlon: np.ndarray | None = None, format: str = "auto"
+) -> NewPlaces | None:
+    """Read new places and their distances to the places of a fitted map (``predict`` of new places).
+
+    ``path`` is a places CSV (distances to the fitted places computed from latitude/longitude, when
+    the fit had them), a pair list whose pairs join a new place to a fitted one, or a matrix CSV
+    with new places as rows and fitted places as columns (an empty cell: unknown). Rows naming
+    fitted places are left out. Returns None when the file names no new place (the fitted places
+    themselves: their map is drawn again).
+    """
+    path = paths.check_file(path, "data file")
+    if format not in FORMATS:
+        raise DataError(f"{path}: unknown format {format!r}: expected one of {', '.join(FORMATS)}")
+    if format == "npy" or path.suffix.lower() == ".npy":
+        raise DataError(f"{path}: new places are read from a CSV (a places file, a pair list or a matrix)")
+    header, lines, separator = _read_csv(path)
+    decimal_comma = separator == ";" and any("," in line for line in lines)
+    cols = {h.lower() for h in header}
+    kind = format
+    if kind == "auto":
+        if "name" in cols and cols & set(_LAT) and cols & set(_LON):
+            kind = "places"
+        elif {"source", "target", "distance"} <= cols:
+            kind = "pairs"
+        else:
+            kind = "matrix" if header and header[0] == "" else _csv_kind(path, header, lines, separator)
+    position = {name: k for k, name in enumerate(fitted)}
+    n = len(fitted)
+    if kind == "places":
+        names, latlon = _latlon_rows(path, header, _rows(lines, separator), decimal_comma)
+        new = [k for k, name in enumerate(names) if name not in position]
+        if not new:
+            return None
+        if fitted_latlon is None:
+            raise DataError(
+                f"{path}: the map was not fitted from latitude/longitude, so distances to its places cannot be "
+                "computed: give the new places' distances (a pair list or a matrix)"
+            )
+        validation.check_names(str(path), [names[k] for k in new])
+        d = geo.haversine(latlon[new][:, None, :], np.asarray(fitted_latlon)[None, :, :])
+        return _checked_new(path, NewPlaces([names[k] for k in new], d, np.ones_like(d), str(path)))
+    if kind == "pairs":
+        sources, targets, values, weights = _pair_rows(path, header, _rows(lines, separator), decimal_comma)
+        rows: dict[str, int] = {}
+        entries = []
+        for r, (a, b) in enumerate(zip(sources, targets, strict=True)):
+            if a in position and b in position:
+                continue  # a pair of fitted places: already on the map
+            if a not in position and b not in position:
+                raise DataError(
+                    f"{path}: row {r + 2}: neither {a!r} nor {b!r} is a place of the fitted map: each pair must join "
+                    "a new place to a fitted one"
+                )
+            new_name, old = (a, position[b]) if b in position else (b, position[a])
+            entries.append((rows.setdefault(new_name, len(rows)), old, values[r], weights[r], r))
+        if not rows:
+            return None
+        d, w = np.full((len(rows), n), np.nan), np.zeros((len(rows), n))
+        for row, col, value, weight, r in entries:
+            if np.isnan(value) or weight == 0:
+                continue
+            if np.isfinite(d[row, col]) and d[row, col] != value:
+                raise DataError(f"{path}: row {r + 2}: pair {sources[r]} - {targets[r]} is listed twice with "
+                                "different distances")  # fmt: skip
+            d[row, col], w[row, col] = value, weight
+        return _checked_new(path, NewPlaces(list(rows), d, w, str(path)))
+    if kind != "matrix":
+        raise DataError(f"{path}: format {kind!r} cannot hold new places")
+    columns = header[1:]
+    unknown = [name for name in columns if name not in position]
+    if unknown:
+        raise DataError(f"{path}: column {unknown[0]!r} is not a place of the fitted map (columns name fitted "
+                        "places, rows new ones)")  # fmt: skip
+    cols_index = np.array([position[name] for name in columns], dtype=np.int64)
+    names, values = [], []
+    for r, row in enumerate(_rows(lines, separator)):
+        name = row[0].strip() if row else ""
+        if len(row) != len(header):
+            raise DataError(f"{path}: row {r + 2} ({name}) has {len(row) - 1} values, expected {len(columns)}")
+        if name in position:
+            continue
+        where = lambda j, r=r, name=name: f"row {r + 2} ({name}), column {columns[j]}"  # noqa: E731
+        values.append(parse_numbers(path, row[1:], where, decimal_comma, allow_empty=True))
+        names.append(name)
+    if not names:
+        return None
+    validation.check_names(str(path), names)
+    d = np.full((len(names), n), np.nan)
+    d[:, cols_index] = np.array(values)
+    for test, problem in ((np.isinf(d), "is infinite"), (d < 0, "is negative")):
+        if test.any():
+            r, c = np.argwhere(test)[0]
+            raise DataError(f"{path}: distance {d[r, c]:g} from {names[r]} to {fitted[c]} {problem}")
+    return _checked_new(path, NewPlaces(names, d, np.where(np.isfinite(d), 1.0, 0.0), str(path)))
+
+
+def _checked_new(path: Path, new: NewPlaces) -> NewPlaces:
+    """Refuse a new place with fewer than 3 known distances to fitted places, naming it."""
+    known = ((new.weights > 0) & np.isfinite(new.distances)).sum(axis=1)
+    few = np.flatnonzero(known < MIN_KNOWN)
+    if few.size:
+        k = int(few[0])
+        raise DataError(
+            f"{path}: new place {new.names[k]!r} has {known[k]} known distance(s) to places of the fitted map: "
+            f"at least {MIN_KNOWN} are needed to place it"
+        )
+    return new

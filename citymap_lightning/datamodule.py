@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 from torch.utils.data import DataLoader
 
-from citymap_lightning import fitting, gazetteer
-from citymap_lightning.data import load_table, packaged_path
+from citymap_lightning import anchors as anchoring
+from citymap_lightning import fitting, gazetteer, placing
+from citymap_lightning.data import load_new_places, load_table, packaged_path
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.tables import DistanceTable
 
@@ -18,6 +21,26 @@ log = logging.getLogger("citymap_lightning")
 
 DEFAULT_DATA = "europe36.csv"
 """The bundled data set fitted when no ``--data.path`` is given."""
+
+_PREDICT_FROM: ContextVar[tuple[dict[str, Any], str] | None] = ContextVar("citymap_predict_from", default=None)
+"""The checkpoint (and its path) ``predict`` puts places on, while its data module is made."""
+
+
+_GIVEN_TABLE: ContextVar[DistanceTable | None] = ContextVar("citymap_given_table", default=None)
+"""A table made in memory (by the estimator), used instead of reading ``path``."""
+
+
+@contextmanager
+def predicting_from(checkpoint: dict[str, Any], path: str) -> Any:
+    """Data modules made in this block read new places to put on the map of ``checkpoint``.
+
+    A file that names only the checkpoint's own places is read as usual (its map is drawn again).
+    """
+    token = _PREDICT_FROM.set((checkpoint, path))
+    try:
+        yield
+    finally:
+        _PREDICT_FROM.reset(token)
 
 
 def locate(table: DistanceTable, where: str) -> Any:
@@ -66,6 +89,10 @@ class DistanceDataModule(pl.LightningDataModule):
         gazetteer: for inputs without latitude/longitude, look the names up in the bundled GeoNames
             gazetteer; with 3 or more non-collinear places found, the map is put north up and east
             right, scaled onto them (the scale is reported), and written as GeoJSON too.
+        anchors: a CSV of places held at known positions, ``name,latitude,longitude`` or
+            ``name,x,y``; every other place is fitted to its distances. The map is then in the
+            anchors' frame (latitude/longitude on the azimuthal equidistant projection about their
+            centre, in km), before any latitude/longitude of the input and the gazetteer.
 
     """
 
@@ -84,6 +111,7 @@ class DistanceDataModule(pl.LightningDataModule):
         sample_pairs: int = 1000000,
         seed: int = 0,
         gazetteer: bool = True,
+        anchors: str | None = None,
     ) -> None:
         super().__init__()
         if full_batch_limit < 0:
@@ -92,10 +120,21 @@ class DistanceDataModule(pl.LightningDataModule):
             raise ConfigError("neighbours and random_pairs must be >= 0 (one of them > 0); batch_size and "
                               "sample_pairs must be positive")  # fmt: skip
         self.save_hyperparameters()
-        self.path = str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
-        self.table: DistanceTable = load_table(self.path, format=format, names=names, symmetrize=symmetrize)
+        given = _GIVEN_TABLE.get()
+        self.path = (
+            given.source if given is not None else str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
+        )
+        self.new_places: placing.NewPlaces | None = None
+        if _PREDICT_FROM.get() is not None and self._read_new_places(format):
+            return
+        self.table: DistanceTable = given or load_table(self.path, format=format, names=names, symmetrize=symmetrize)
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
-        if gazetteer and self.table.latlon is None:
+        if anchors is not None:
+            self.table.anchors = anchoring.place(anchoring.from_object(anchors), self.table)
+            log.info(
+                f"{self.table.anchors.source}: {len(self.table.anchors.index)} places held at their given positions"
+            )
+        elif gazetteer and self.table.latlon is None:
             self.table.located = locate(self.table, self.path)
         self.fitting = fitting.choose(
             self.table, full_batch_limit, neighbours=neighbours, random_pairs=random_pairs, batch_size=batch_size,
@@ -103,6 +142,27 @@ class DistanceDataModule(pl.LightningDataModule):
         )  # fmt: skip
         if self.table.n > 1000 or isinstance(self.fitting, fitting.PairBatches):
             log.info(f"{self.path}: {self.fitting.describe()}")
+
+    @classmethod
+    def from_table(cls, table: DistanceTable, **options: Any) -> DistanceDataModule:
+        """A data module of a table made in memory (``options`` as for the constructor, less ``path``)."""
+        token = _GIVEN_TABLE.set(table)
+        try:
+            return cls(**options)
+        finally:
+            _GIVEN_TABLE.reset(token)
+
+    def _read_new_places(self, format: str) -> bool:
+        """For ``predict`` of new places: the checkpoint's places as the table, the new ones to put on its map."""
+        checkpoint, source = _PREDICT_FROM.get()
+        table, scale = placing.fitted_table(checkpoint, source)
+        new = load_new_places(self.path, table.names, table.latlon, format)
+        if new is None:
+            return False
+        self.table, self.new_places = table, new
+        self.fitting = fitting.Placing(table, new, scale)
+        log.info(f"{self.path}: {self.fitting.describe()} ({source})")
+        return True
 
     @property
     def scale(self) -> float:

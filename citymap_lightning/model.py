@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from citymap_lightning import geo, losses, starts
+from citymap_lightning import anchors as anchoring
+from citymap_lightning import geo, losses, placing, starts
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
@@ -136,24 +137,64 @@ class CityMap(pl.LightningModule):
         self._fit_started = 0.0
         self._stress1_step = -1
         self._reference: np.ndarray | None = None
+        self._anchors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._anchor_hook: Any = None
 
     def setup(self, stage: str) -> None:
-        """Take the data module's fitting algorithm; set the radius; before fitting, place restart 0 by its start."""
+        """Take the data module's fitting algorithm; set the radius; before fitting, place the restarts by the start."""
         dm = self.trainer.datamodule
         self.fitting = dm.fitting
         self.fitting.setup(self.hparams)
         if self.hparams.geometry == "sphere":
             self._setup_sphere(dm.table, stage)
+        elif stage == "fit" and self.start != "random":
+            init = starts.initial_coords(
+                self.start, dm.table, self.coords.shape[-1], np.random.default_rng(0), scale=self.fitting.scale
+            )
+            if self.start in ("classical", "pivot"):
+                self._reference = init  # the quality guard's reference: no need to compute it again
+            with torch.no_grad():
+                self.coords[0].copy_(torch.from_numpy(init))
+        if stage == "fit":
+            self._hold_anchors(dm.table)
+
+    def check_anchors(self, table: Any) -> None:
+        """Refuse anchors this geometry and dimension cannot hold, in one line."""
+        if table.anchors is not None:
+            anchoring.check_model(table.anchors, self.hparams.geometry, self.coords.shape[-1])
+
+    def _hold_anchors(self, table: Any) -> None:
+        """Move every restart's start onto the anchors and hold them there.
+
+        Their gradient is zeroed, and they are put back after each step (an optimiser's weight decay
+        would move them otherwise).
+        """
+        placed = table.anchors
+        if placed is None:
             return
-        if stage != "fit" or self.start == "random":
-            return
-        init = starts.initial_coords(
-            self.start, dm.table, self.coords.shape[-1], np.random.default_rng(0), scale=self.fitting.scale
-        )
-        if self.start in ("classical", "pivot"):
-            self._reference = init  # the quality guard's reference: no need to compute it again
+        self.check_anchors(table)
+        sphere = self.hparams.geometry == "sphere"
+        target = placed.directions() if sphere else placed.coords / self.fitting.scale
         with torch.no_grad():
-            self.coords[0].copy_(torch.from_numpy(init))
+            for r in range(self.coords.shape[0]):
+                moved = anchoring.align_start(self.coords[r].cpu().double().numpy(), placed, target, sphere)
+                self.coords[r].copy_(torch.from_numpy(moved))
+        if self._reference is not None:
+            self._reference = anchoring.align_start(self._reference, placed, target, sphere)
+        index = torch.from_numpy(placed.index).to(self.coords.device)
+        self._anchors = (index, torch.from_numpy(target).to(self.coords))
+        free = torch.ones(self.coords.shape[1], 1, dtype=self.coords.dtype, device=self.coords.device)
+        free[index] = 0.0
+        if self._anchor_hook is not None:
+            self._anchor_hook.remove()
+        self._anchor_hook = self.coords.register_hook(lambda grad: grad * free.to(grad))
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Put anchored places back where they were given."""
+        if self._anchors is not None:
+            index, target = self._anchors
+            with torch.no_grad():
+                self.coords[:, index.to(self.coords.device)] = target.to(self.coords)
 
     def _setup_sphere(self, table: Any, stage: str) -> None:
         """Radius (given, or estimated to start the learned one) and, for ``classical``, the chord-MDS start.
@@ -163,7 +204,8 @@ class CityMap(pl.LightningModule):
         """
         given, scale = self.hparams.radius, self.fitting.scale
         learn, given = given == "learn", None if given == "learn" else given
-        if given is None and not learn and table.latlon is not None:
+        on_earth = table.latlon is not None or (table.anchors is not None and table.anchors.latlon is not None)
+        if given is None and not learn and on_earth:
             given = geo.EARTH_RADIUS_KM
             self.log_radius.requires_grad_(False)
             with torch.no_grad():
@@ -257,9 +299,9 @@ class CityMap(pl.LightningModule):
         self.log("val/pairs", float(self.fitting.evaluation_size))
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The best restart's coordinates (normalised units)."""
+        """The best restart's coordinates (normalised units), or new places' (input units) on the fitted map."""
         self.refresh_stress1()
-        return self.coords[self.best_restart()].detach()
+        return self.fitting.predict(self)
 
     def best_restart(self) -> int:
         """Index of the restart with the lowest stress-1 seen last."""
@@ -304,16 +346,23 @@ class CityMap(pl.LightningModule):
         self.logger.log_hyperparams(params, dict.fromkeys(keys, float("nan")))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Keep the places' names, so that a checkpoint is only ever used with the same places."""
+        """Keep the places' names, each restart's stress-1, and the scale and frame of the map.
+
+        A checkpoint is then only ever used with the same places, and new places can be put on its map.
+        """
         dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None:
-            checkpoint["place_names"] = list(dm.table.names)
+            checkpoint.update(placing.checkpoint_metadata(dm.table, self.fitting.scale))
+        checkpoint["stress1"] = self.stress1.detach().cpu()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of other data in one line; for ``predict``, take its places in this input's order."""
         dm = self.trainer.datamodule if self._trainer is not None else None
         predicting = self._trainer is not None and self.trainer.state.fn == "predict"
         match_checkpoint(checkpoint, self, dm.table.names if dm is not None else None, reorder=predicting)
+        stress1 = checkpoint.get("stress1")
+        if isinstance(stress1, torch.Tensor) and stress1.shape == self.stress1.shape:
+            self.stress1 = stress1.to(self.stress1)
 
     def on_train_end(self) -> None:
         """Log the final stress-1 and wall time as the hparams metrics; warn when the fit missed the optimum."""
@@ -346,12 +395,16 @@ class CityMap(pl.LightningModule):
         """
         if self._reference is None:
             table, dim = self.trainer.datamodule.table, self.coords.shape[-1]
-            if self.hparams.geometry == "sphere":
+            sphere = self.hparams.geometry == "sphere"
+            if sphere:
                 radius = self.hparams.radius
                 self._reference = starts.sphere_start(table, None if radius == "learn" else radius)[0]
             else:
                 rng = np.random.default_rng(0)
                 self._reference = starts.initial_coords("classical", table, dim, rng, scale=self.fitting.scale)
+            if self._anchors is not None:
+                target = self._anchors[1].cpu().double().numpy()
+                self._reference = anchoring.align_start(self._reference, table.anchors, target, sphere)
         saved, stress1 = self.coords.detach().clone(), self.stress1.clone()
         self.fitting.invalidate()
         with torch.no_grad():

@@ -112,6 +112,31 @@ def draw_map(
     return fig
 
 
+def draw_placement(
+    fitted: np.ndarray, new: np.ndarray, names: list[str], title: str = "", unit: str = "", max_labels: int = 200
+) -> Figure:
+    """New places (red, labelled) on a fitted map (its places in grey)."""
+    fig = new_figure(10, 9)
+    ax = fig.add_subplot()
+    xlim, ylim = _limits(np.vstack([fitted, new]))
+    size = float(np.clip(30.0 * np.sqrt(200.0 / max(len(fitted), 1)), 2.0, 20.0))
+    ax.scatter(fitted[:, 0], fitted[:, 1], s=size, c="0.6", edgecolors="none", zorder=2, label="fitted places")
+    ax.scatter(new[:, 0], new[:, 1], s=36, c="tab:red", edgecolors="black", linewidths=0.6, zorder=3,
+               label="new places")  # fmt: skip
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"east ({unit})" if unit else "x")
+    ax.set_ylabel(f"north ({unit})" if unit else "y")
+    ax.grid(True, lw=0.3, alpha=0.5)
+    ax.legend(loc="lower right")
+    if title:
+        ax.set_title(title)
+    if len(names) <= max_labels:
+        place_labels(ax, new, names)
+    return fig
+
+
 def place_labels(ax, coords: np.ndarray, names: list[str]) -> list:  # noqa: ANN001
     """City labels moved by adjustText so that none overlaps another label or covers another city's point."""
     from adjustText import adjust_text

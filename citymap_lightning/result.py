@@ -30,11 +30,12 @@ class FittedMap:
         radius: the sphere's radius in the input's unit (None for flat geometries).
         latlon: ``(n, 2)`` latitude/longitude of the fitted places where the real frame is known, else None.
         orientation: the transform from the fit's own coordinates (times the scale) to ``coords``.
-        located_by: ``input`` (latitude/longitude given), ``names`` (estimated from the places found
-            in the gazetteer by name) or None (no real frame).
+        located_by: ``anchors`` (the anchors' frame), ``input`` (latitude/longitude given), ``names``
+            (estimated from the places found in the gazetteer by name) or None (no real frame).
         km_per_unit: with ``names``, great-circle km per unit of the input (1.609 for miles; about
             0.77 for road km, whose detour factor is its inverse).
         position_error_km: each place's distance from its known position (NaN where unknown), after the alignment.
+        frame: how points of the map become latitude/longitude, where the real frame is known.
 
     """
 
@@ -50,6 +51,11 @@ class FittedMap:
     located_by: str | None = None
     km_per_unit: float | None = None
     position_error_km: np.ndarray | None = None
+    frame: align.GeoFrame | None = None
+
+    def to_latlon(self, coords: np.ndarray) -> np.ndarray | None:
+        """Latitude/longitude of points in this map's frame (new places), or None where the frame is unknown."""
+        return None if self.frame is None else self.frame.latlon(np.asarray(coords, dtype=np.float64))
 
     def as_dict(self) -> dict[str, np.ndarray]:
         """``{name: position}``."""
@@ -58,46 +64,74 @@ class FittedMap:
 
 def aligned(model: CityMap, table: DistanceTable) -> tuple[np.ndarray, align.Orientation, np.ndarray | None]:
     """The best restart's coordinates in the input's unit in the real frame, the transform, and lat/lon."""
-    coords, orientation, latlon, _ = _aligned(model, table)
-    return coords, orientation, latlon
+    found = _aligned(model, table)
+    return found.coords, found.orientation, found.latlon
 
 
-def _aligned(
-    model: CityMap, table: DistanceTable
-) -> tuple[np.ndarray, align.Orientation, np.ndarray | None, float | None]:
-    """:func:`aligned`, and the km per input unit when the frame comes from names.
+@dataclass
+class _Aligned:
+    coords: np.ndarray
+    orientation: align.Orientation
+    latlon: np.ndarray | None = None
+    km_per_unit: float | None = None
+    frame: align.GeoFrame | None = None
 
-    Precedence of what fixes the frame: latitude/longitude in the input, then places found by name
-    in the gazetteer (a flat 2-D map), then the course's rule, then the principal axes.
+
+def _aligned(model: CityMap, table: DistanceTable) -> _Aligned:
+    """:func:`aligned`, the km per input unit when the frame comes from names, and the frame.
+
+    Precedence of what fixes the frame: anchors (nothing is aligned: the fit is in their frame),
+    latitude/longitude in the input, places found by name in the gazetteer (a flat 2-D map), the
+    course's rule, the principal axes.
     """
     best = model.best_restart()
     scale = model.fitting.scale
     raw = model.coords[best].detach().cpu().double().numpy()
     geometry = model.hparams.geometry
+    placed = table.anchors
+    if placed is not None:
+        identity = align.Orientation(np.eye(raw.shape[1]), np.zeros(raw.shape[1]), np.zeros(raw.shape[1]))
+        if geometry == "sphere":
+            unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
+            return _Aligned(unit * float(model.radius[best].detach()) * scale, identity, geo.from_unit_vectors(unit),
+                            frame=align.GeoFrame())  # fmt: skip
+        coords = raw * scale
+        frame = None if placed.centre is None else align.GeoFrame(placed.centre)
+        return _Aligned(coords, identity, None if frame is None else frame.latlon(coords), frame=frame)
     if geometry == "sphere":
         unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-        orientation, latlon = align.orient_geometry(unit, table.names, table.latlon, geometry)
-        return orientation.apply(unit) * float(model.radius[best].detach()) * scale, orientation, latlon, None
+        orientation, latlon, frame = align.orient_geometry(unit, table.names, table.latlon, geometry)
+        coords = orientation.apply(unit) * float(model.radius[best].detach()) * scale
+        return _Aligned(coords, orientation, latlon, frame=frame)
     coords = raw * scale
     located = table.located
     if table.latlon is None and located is not None and geometry == "plane" and coords.shape[1] == 2:
         truth, centre = align.true_plane(located.latlon)
         fit, km_per_unit = align.similarity(coords[located.places], truth)
-        projected = km_per_unit * (fit.apply(coords) - fit.offset) + fit.offset  # km on the true plane
-        latlon = geo.inverse_azimuthal_equidistant(projected, centre)
         # coordinates stay in the input's unit: rotated and reflected onto the real frame, centred
         orientation = align.Orientation(fit.rotation, coords.mean(axis=0), np.zeros(2))
-        return orientation.apply(coords), orientation, latlon, km_per_unit
-    orientation, latlon = align.orient_geometry(coords, table.names, table.latlon, geometry)
-    return orientation.apply(coords), orientation, latlon, None
+        shift = km_per_unit * (orientation.centre - fit.centre) @ fit.rotation + fit.offset
+        frame = align.GeoFrame(centre, shift, km_per_unit)
+        out = orientation.apply(coords)
+        return _Aligned(out, orientation, frame.latlon(out), km_per_unit, frame)
+    orientation, latlon, frame = align.orient_geometry(coords, table.names, table.latlon, geometry)
+    return _Aligned(orientation.apply(coords), orientation, latlon, frame=frame)
 
 
 def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
     """The result of ``model`` (its stress-1 as last computed) on ``table``."""
-    coords, orientation, latlon, km_per_unit = _aligned(model, table)
+    found = _aligned(model, table)
+    latlon, km_per_unit = found.latlon, found.km_per_unit
     best = model.best_restart()
     located_by, error = None, None
-    if latlon is not None and table.latlon is not None:
+    if table.anchors is not None:
+        located_by = "anchors"
+        if table.latlon is not None and latlon is not None:
+            error = geo.haversine(latlon, table.latlon)
+        elif latlon is not None:
+            error = np.full(table.n, np.nan)
+            error[table.anchors.index] = geo.haversine(latlon[table.anchors.index], table.anchors.latlon)
+    elif latlon is not None and table.latlon is not None:
         located_by, error = "input", geo.haversine(latlon, table.latlon)
     elif latlon is not None and km_per_unit is not None:
         located_by, error = "names", np.full(table.n, np.nan)
@@ -107,15 +141,16 @@ def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
     radius = model.radius
     return FittedMap(
         names=list(table.names),
-        coords=coords,
+        coords=found.coords,
         stress1=float(model.stress1[best]),
         place_share=share,
         geometry=model.hparams.geometry,
         unit=table.unit,
         radius=None if radius is None else float(radius[best].detach()) * model.fitting.scale,
         latlon=latlon,
-        orientation=orientation,
+        orientation=found.orientation,
         located_by=located_by,
         km_per_unit=km_per_unit,
         position_error_km=error,
+        frame=found.frame,
     )

@@ -39,6 +39,8 @@ class DistanceTable:
         warnings: what validation found worth telling about the data.
         located: for inputs without latitude/longitude, the places found by name in the gazetteer
             (a :class:`~citymap_lightning.gazetteer.Match`), which fix the map's frame and scale.
+        anchors: places held at known positions (a :class:`~citymap_lightning.anchors.Placed`): they
+            fix the map's frame, before latitude/longitude and the gazetteer.
 
     """
 
@@ -49,6 +51,7 @@ class DistanceTable:
     kind: str = "matrix"
     warnings: list[str] = field(default_factory=list)
     located: Any = None
+    anchors: Any = None
     _nearest: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -96,6 +96,10 @@ class Fitting:
                 metric.update(*self.batch_sums(model, {k: v.to(model.device) for k, v in batch.items()}))
         return metric.compute().reshape(-1).float().to(model.device)
 
+    def predict(self, model: CityMap) -> torch.Tensor:
+        """What ``predict`` returns: the best restart's coordinates (normalised units)."""
+        return model.coords[model.best_restart()].detach()
+
     def invalidate(self) -> None:
         """Forget what was computed for the current coordinates (they are about to change outside a step)."""
 

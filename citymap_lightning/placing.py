@@ -1,0 +1,198 @@
+"""New places on a fitted map: each is placed from its distances to the fitted places, which stay where they are.
+
+With the fitted places fixed, each new place's stress ``sum_k w_k (|x - y_k| - d_k)^2`` is its own
+small problem. It is minimised by the Guttman transform of SMACOF for one free point,
+``x <- sum_k w_k (y_k + d_k (x - y_k) / |x - y_k|) / sum_k w_k``, which never increases the stress,
+from several starts (beside each of the nearest known fitted places, and their centroid), batched
+over places and starts in torch; the start with the lowest stress is kept. On a sphere the
+great-circle distances become chords, the point is placed in 3-D and put back on the sphere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from citymap_lightning.errors import ConfigError
+from citymap_lightning.tables import DistanceTable
+
+STARTS = 8
+"""A new place starts beside each of its this many nearest known fitted places (and at their centroid)."""
+ITERATIONS = 500
+"""Most Guttman iterations per place."""
+MIN_KNOWN = 3
+"""A new place needs this many known distances to fitted places."""
+
+
+@dataclass
+class NewPlaces:
+    """Places to put on a fitted map, and their distances to its places.
+
+    Attributes:
+        names: the new places' names.
+        distances: ``(m, n)`` distances to the fitted places (in the fitted map's order), NaN where unknown.
+        weights: ``(m, n)`` weights (0 where unknown).
+        source: where they came from.
+
+    """
+
+    names: list[str]
+    distances: np.ndarray
+    weights: np.ndarray
+    source: str = "new places"
+
+
+@dataclass
+class Placement:
+    """Where new places went: ``coords`` ``(m, dim)`` in the fitted map's frame and unit, each one's stress-1."""
+
+    names: list[str]
+    coords: np.ndarray
+    stress1: np.ndarray
+    latlon: np.ndarray | None = None
+
+
+def place(
+    fixed: np.ndarray,
+    distances: np.ndarray,
+    weights: np.ndarray | None = None,
+    geometry: str = "plane",
+    radius: float | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of new places from their distances to ``fixed`` places, and each one's stress-1.
+
+    Args:
+        fixed: ``(n, dim)`` the fitted places, in the map's unit (on a sphere: points at ``radius``).
+        distances: ``(m, n)`` each new place's distances to them, NaN where unknown.
+        weights: ``(m, n)`` non-negative weights (1 where a distance is known, when not given).
+        geometry: ``plane``/``space`` (Euclidean) or ``sphere`` (great-circle distances on ``radius``).
+        radius: the sphere's radius.
+        seed: seed of the small offsets that start each place beside a fitted one.
+
+    """
+    y = torch.as_tensor(np.asarray(fixed, dtype=np.float64))
+    d = np.asarray(distances, dtype=np.float64)
+    w = np.where(np.isfinite(d), 1.0 if weights is None else np.asarray(weights, dtype=np.float64), 0.0)
+    d = np.where(w > 0, d, 0.0)
+    sphere = geometry == "sphere"
+    if sphere:
+        radius = float(radius if radius is not None else np.linalg.norm(fixed, axis=1).mean())
+        y = y / y.norm(dim=1, keepdim=True) * radius
+        d = 2 * radius * np.sin(np.clip(d / (2 * radius), 0.0, np.pi / 2))  # chords
+    m, n, dim = d.shape[0], y.shape[0], y.shape[1]
+    out, stress = np.zeros((m, dim)), np.zeros(m)
+    offsets = torch.from_numpy(np.random.default_rng(seed).standard_normal((STARTS + 1, dim)))  # the same for every row
+    rows = max(1, 2**22 // max(1, (STARTS + 1) * n * dim))
+    for start in range(0, m, rows):
+        block = slice(start, min(m, start + rows))
+        x, s = _place_block(y, torch.from_numpy(d[block]), torch.from_numpy(w[block]), offsets)
+        out[block], stress[block] = x, s
+    if sphere:
+        out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-300) * radius
+        stress = _sphere_stress1(
+            out, np.asarray(fixed, dtype=np.float64), np.asarray(distances, dtype=float), w, radius
+        )
+    return out, stress
+
+
+def _place_block(
+    y: torch.Tensor, d: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Guttman iterations for a block of ``m`` places from ``STARTS + 1`` starts each; the best start's result.
+
+    Each place iterates until it has converged, whatever the others in the block do: a place's
+    position does not depend on which places it is placed with.
+    """
+    m = d.shape[0]
+    known = w > 0
+    order = torch.where(known, d, torch.full_like(d, float("inf"))).argsort(dim=1)[:, :STARTS]  # nearest known
+    k = min(STARTS, order.shape[1])
+    near_known = torch.gather(known, 1, order[:, :k])
+    spread = d.max(dim=1).values.clamp_min(1e-300)[:, None, None]
+    jitter = offsets[None, :k] * 1e-3 * spread
+    beside = y[order[:, :k]] + jitter  # (m, k, dim)
+    centroid = (w @ y / w.sum(dim=1, keepdim=True).clamp_min(1e-300))[:, None, :]
+    x = torch.cat([beside, centroid + offsets[None, k : k + 1] * 1e-3 * spread], dim=1)  # (m, S, dim)
+    usable = torch.cat([near_known, torch.ones(m, 1, dtype=torch.bool)], dim=1)
+    total = w.sum(dim=1).clamp_min(1e-300)[:, None, None]
+    centre = torch.einsum("mn,nd->md", w, y)[:, None, :]
+    active = torch.arange(m)
+    for _ in range(ITERATIONS):
+        xa, wa, da = x[active], w[active], d[active]
+        diff = xa[:, :, None, :] - y[None, None, :, :]  # (a, S, n, dim)
+        pull = (wa * da)[:, None, :] / diff.norm(dim=-1).clamp_min(1e-300)  # (a, S, n)
+        moved = (centre[active] + torch.einsum("asn,asnd->asd", pull, diff)) / total[active]
+        change = (moved - xa).norm(dim=-1).amax(dim=1)
+        x[active] = moved
+        active = active[change > 1e-12 * spread[active, 0, 0]]
+        if len(active) == 0:
+            break
+    residual = ((x[:, :, None, :] - y[None, None]).norm(dim=-1) - d[:, None, :]).square()
+    sums = (w[:, None, :] * residual).sum(-1).masked_fill(~usable, float("inf"))
+    best = sums.argmin(dim=1)
+    norm = (w * d.square()).sum(dim=1).clamp_min(1e-300)
+    chosen = x[torch.arange(m), best]
+    return chosen.numpy(), (sums[torch.arange(m), best] / norm).sqrt().numpy()
+
+
+def _sphere_stress1(x: np.ndarray, y: np.ndarray, d: np.ndarray, w: np.ndarray, radius: float) -> np.ndarray:
+    """Each new place's stress-1 in great-circle distance on the sphere."""
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    v = y / np.linalg.norm(y, axis=1, keepdims=True)
+    angle = np.arccos(np.clip(u @ v.T, -1.0, 1.0))
+    fitted = radius * angle
+    d = np.where(w > 0, d, 0.0)
+    return np.sqrt((w * (fitted - d) ** 2).sum(axis=1) / np.maximum((w * d**2).sum(axis=1), 1e-300))
+
+
+def checkpoint_metadata(table: DistanceTable, scale: float) -> dict[str, Any]:
+    """What a checkpoint keeps to put new places on its map later: names, scale and what fixes the frame."""
+    meta: dict[str, Any] = {"place_names": list(table.names), "scale": float(scale), "unit": table.unit}
+    if table.latlon is not None:
+        meta["place_latlon"] = torch.from_numpy(np.asarray(table.latlon, dtype=np.float64))
+    if table.located is not None:
+        located = table.located
+        meta["located"] = {
+            "places": torch.from_numpy(np.asarray(located.places)),
+            "latlon": torch.from_numpy(np.asarray(located.latlon)),
+            "labels": list(located.labels),
+        }
+    if table.anchors is not None:
+        placed = table.anchors
+        meta["anchors"] = {
+            "index": torch.from_numpy(placed.index), "coords": torch.from_numpy(placed.coords),
+            "latlon": None if placed.latlon is None else torch.from_numpy(placed.latlon),
+            "centre": None if placed.centre is None else list(placed.centre), "source": placed.source,
+        }  # fmt: skip
+    return meta
+
+
+def fitted_table(checkpoint: dict[str, Any], source: str) -> tuple[DistanceTable, float]:
+    """A table of a checkpoint's places (names and frame, no distances), and the fit's scale."""
+    from citymap_lightning.anchors import Placed
+    from citymap_lightning.gazetteer import Match
+    from citymap_lightning.tables import PairTable
+
+    names, scale = checkpoint.get("place_names"), checkpoint.get("scale")
+    if names is None or scale is None:
+        raise ConfigError(f"{source}: the checkpoint does not say where its places are (made by an older version): "
+                          "fit again to put new places on its map")  # fmt: skip
+    latlon = checkpoint.get("place_latlon")
+    table = PairTable(names=list(names), latlon=None if latlon is None else latlon.double().numpy(), source=source,
+                      unit=checkpoint.get("unit", ""))  # fmt: skip
+    located = checkpoint.get("located")
+    if located is not None:
+        table.located = Match(located["places"].numpy(), located["latlon"].numpy(), list(located["labels"]), [])
+    anchors = checkpoint.get("anchors")
+    if anchors is not None:
+        centre = anchors["centre"]
+        table.anchors = Placed(
+            anchors["index"].numpy(), anchors["coords"].numpy(),
+            None if anchors["latlon"] is None else anchors["latlon"].numpy(),
+            None if centre is None else (float(centre[0]), float(centre[1])), anchors["source"],
+        )  # fmt: skip
+    return table, float(scale)
