@@ -186,7 +186,7 @@ class MapRenderer(pl.Callback):
         coords, best = fit.coords, pl_module.best_restart()
         title = f"{table.n} places, stress-1 {fit.stress1:.3g}" if math.isfinite(fit.stress1) else ""
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
-        if fit.located_by is not None:
+        if fit.located_by is not None and fit.latlon is not None:
             self.written.append(_write_geojson(log_dir / "coordinates.geojson", table, fit))
         if (table.kind == "pairs" or not table.complete) and table.n <= self.max_pairs_places:
             with torch.no_grad():

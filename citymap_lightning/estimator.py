@@ -138,6 +138,8 @@ class MDS(TransformerMixin, BaseEstimator):
             self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan" if precomputed else True,
             ensure_min_samples=1 if not reset else 3,
         )  # fmt: skip
+        if precomputed and (X < 0).any():
+            raise ValueError("Negative values in data passed to MDS: distances must be >= 0")
         if self.metric == "haversine" and X.shape[1] != 2:
             raise ValueError(f"metric='haversine' takes latitude and longitude in degrees: X has {X.shape[1]} columns")
         if self.metric == "haversine" and (np.abs(X[:, 0]) > 90).any():
