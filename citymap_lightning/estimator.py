@@ -168,7 +168,8 @@ class MDS(TransformerMixin, BaseEstimator):
         Args:
             X: ``(n, n)`` distances (``metric="precomputed"``, NaN where unknown), ``(n, features)``
                 points, or ``(n, 2)`` latitude/longitude (``metric="haversine"``). A pandas DataFrame's
-                index names the places.
+                index names the places, which are looked up in the bundled GeoNames gazetteer: with 3
+                or more found, the map is turned north up on them (as the CLI does).
             y: ignored.
             weights: ``(n, n)`` non-negative weights of the pairs (precomputed only); 0 leaves a pair out.
             anchors: places held at known positions: a mapping ``{name: (x, y)}`` (or ``(latitude,
@@ -177,6 +178,7 @@ class MDS(TransformerMixin, BaseEstimator):
 
         """
         names = _names(X)
+        named = names is not None and self.metric != "haversine"
         X = self._validate_input(X, reset=True)
         names = names if names is not None else [str(k) for k in range(X.shape[0])]
         if self.geometry == "sphere" and self.n_components != 3:
@@ -189,7 +191,7 @@ class MDS(TransformerMixin, BaseEstimator):
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         with _quiet(self.verbose), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            dm = DistanceDataModule.from_table(table, gazetteer=False, anchors=anchors)
+            dm = DistanceDataModule.from_table(table, gazetteer=named, anchors=anchors)
             dim = None if self.geometry == "sphere" else self.n_components
             start = "classical" if self.init == "classical_mds" else self.init
             model = CityMap(num_places=table.n, geometry=self.geometry, dim=dim, loss=self.loss, start=start,
