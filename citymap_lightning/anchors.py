@@ -168,8 +168,18 @@ def place(anchors: Anchors, table: DistanceTable) -> Placed:
         placed = Placed(index, coords, anchors.positions.copy(), centre, anchors.source)
     else:
         placed = Placed(index, anchors.positions.copy(), None, None, anchors.source)
+    if len(index) < 3 or not _spread(placed.coords):
+        what = "the map's position" if len(index) == 1 else "the map's position and turn, not its reflection"
+        log.warning(f"{anchors.source}: {len(index)} anchor(s) fix {what}: anchor 3 or more places not on one line")
     warn_contradictions(placed, table)
     return placed
+
+
+def _spread(coords: np.ndarray) -> bool:
+    """Whether 2-D points span both dimensions (not all on one line)."""
+    centred = coords - coords.mean(axis=0)
+    singular = np.linalg.svd(centred, compute_uv=False)
+    return len(singular) >= 2 and singular[1] > 1e-6 * max(singular[0], 1e-300)
 
 
 def check_model(placed: Placed, geometry: str, dim: int) -> None:
@@ -204,9 +214,14 @@ def warn_contradictions(placed: Placed, table: DistanceTable) -> list[str]:
     if found:
         unit = " (are the distances in km?)" if placed.latlon is not None and off.mean() > 0.5 else ""
         shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+        counts = np.bincount(np.concatenate([a[off], b[off]]), minlength=k)
+        worst = int(np.argmax(counts))
+        suspect = ""
+        if counts[worst] > 1 and counts[worst] == len(found):
+            suspect = f" ({table.names[placed.index[worst]]} is in every one: is its position right?)"
         log.warning(
             f"{placed.source}: {len(found)} pair(s) of anchors contradict the distances by more than "
-            f"{CONTRADICTION:.0%}{unit}: {shown}"
+            f"{CONTRADICTION:.0%}{unit}{suspect}: {shown}"
         )
     return found
 

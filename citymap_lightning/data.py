@@ -492,18 +492,22 @@ def load_new_places(
         sources, targets, values, weights = _pair_rows(path, header, _rows(lines, separator), decimal_comma)
         rows: dict[str, int] = {}
         entries = []
+        between_fitted = 0
         for r, (a, b) in enumerate(zip(sources, targets, strict=True)):
             if a in position and b in position:
-                continue  # a pair of fitted places: already on the map
+                between_fitted += 1  # a pair of fitted places: already on the map
+                continue
             if a not in position and b not in position:
                 raise DataError(
-                    f"{path}: row {r + 2}: neither {a!r} nor {b!r} is a place of the fitted map: each pair must join "
-                    "a new place to a fitted one"
+                    f"{path}: row {r + 2}: neither {a!r} nor {b!r} is a place of the fitted map (two new places, or a "
+                    "misspelt name): each pair must join a new place to a fitted one"
                 )
             new_name, old = (a, position[b]) if b in position else (b, position[a])
             entries.append((rows.setdefault(new_name, len(rows)), old, values[r], weights[r], r))
         if not rows:
             return None
+        if between_fitted:
+            log.info(f"{path}: {between_fitted} pair(s) of two fitted places left out: those places do not move")
         d, w = np.full((len(rows), n), np.nan), np.zeros((len(rows), n))
         for row, col, value, weight, r in entries:
             if np.isnan(value) or weight == 0:

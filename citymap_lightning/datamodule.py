@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 from torch.utils.data import DataLoader
 
 from citymap_lightning import anchors as anchoring
@@ -129,7 +130,10 @@ class DistanceDataModule(pl.LightningDataModule):
             return
         self.table: DistanceTable = given or load_table(self.path, format=format, names=names, symmetrize=symmetrize)
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
-        if anchors is not None:
+        restored = self._anchors_of_checkpoint() if anchors is None else None
+        if restored is not None:  # predict draws an anchored fit again, in its anchors' frame
+            self.table.anchors = restored
+        elif anchors is not None:
             self.table.anchors = anchoring.place(anchoring.from_object(anchors), self.table)
             log.info(
                 f"{self.table.anchors.source}: {len(self.table.anchors.index)} places held at their given positions"
@@ -151,6 +155,18 @@ class DistanceDataModule(pl.LightningDataModule):
             return cls(**options)
         finally:
             _GIVEN_TABLE.reset(token)
+
+    def _anchors_of_checkpoint(self) -> Any:
+        """The anchors an anchored fit was made with, by name in this table's order (predict of the same places)."""
+        if _PREDICT_FROM.get() is None or _PREDICT_FROM.get()[0].get("anchors") is None:
+            return None
+        fitted, _ = placing.fitted_table(*_PREDICT_FROM.get())
+        placed, position = fitted.anchors, {name: k for k, name in enumerate(self.table.names)}
+        names = [fitted.names[k] for k in placed.index]
+        if not all(name in position for name in names):
+            return None
+        placed.index = np.array([position[name] for name in names], dtype=np.int64)
+        return placed
 
     def _read_new_places(self, format: str) -> bool:
         """For ``predict`` of new places: the checkpoint's places as the table, the new ones to put on its map."""

@@ -134,6 +134,8 @@ class MDS(TransformerMixin, BaseEstimator):
 
     def _validate_input(self, X: Any, reset: bool) -> np.ndarray:
         precomputed = self.metric == "precomputed"
+        if self.metric == "haversine" and hasattr(X, "columns"):
+            X = _latlon_columns(X)
         X = validate_data(
             self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan" if precomputed else True,
             ensure_min_samples=1 if not reset else 3,
@@ -152,7 +154,12 @@ class MDS(TransformerMixin, BaseEstimator):
         if self.metric == "precomputed":
             if X.shape[0] != X.shape[1]:
                 raise ValueError(f"metric='precomputed' needs a square distance matrix, got shape {X.shape}")
-            return data.from_matrix(X, names, weights=weights, source="X")
+            try:
+                return data.from_matrix(X, names, weights=weights, source="X")
+            except ValueError as e:
+                if "symmetrize" not in str(e):
+                    raise
+                raise ValueError(f"{str(e).split(':')[0]}: X is not symmetric: pass (X + X.T) / 2") from None
         if weights is not None:
             raise ValueError("weights go with metric='precomputed' (one per pair of places)")
         if self.metric == "haversine":
@@ -261,6 +268,14 @@ class MDS(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         axes = ["x", "y", "z"] + [f"x{k}" for k in range(4, self.embedding_.shape[1] + 1)]
         return np.asarray(axes[: self.embedding_.shape[1]], dtype=object)
+
+
+def _latlon_columns(X: Any) -> Any:
+    """A DataFrame's latitude and longitude columns, in that order, when it names them."""
+    lower = [str(c).lower() for c in X.columns]
+    lat = next((k for k, c in enumerate(lower) if c in ("latitude", "lat")), None)
+    lon = next((k for k, c in enumerate(lower) if c in ("longitude", "lon", "lng", "long")), None)
+    return X.iloc[:, [lat, lon]] if lat is not None and lon is not None else X
 
 
 def _names(X: Any) -> list[str] | None:

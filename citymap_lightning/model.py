@@ -176,6 +176,15 @@ class CityMap(pl.LightningModule):
         sphere = self.hparams.geometry == "sphere"
         target = placed.directions() if sphere else placed.coords / self.fitting.scale
         with torch.no_grad():
+            if (
+                table.latlon is not None and placed.latlon is not None
+            ):  # the input's own positions, in the anchors' frame
+                known = (
+                    geo.to_unit_vectors(table.latlon)
+                    if sphere
+                    else geo.azimuthal_equidistant(table.latlon, placed.centre)
+                )
+                self.coords[0].copy_(torch.from_numpy(known if sphere else known / self.fitting.scale))
             for r in range(self.coords.shape[0]):
                 moved = anchoring.align_start(self.coords[r].cpu().double().numpy(), placed, target, sphere)
                 self.coords[r].copy_(torch.from_numpy(moved))

@@ -99,17 +99,22 @@ def draw_map(
             norm = LogNorm(vmin=float(np.percentile(positive, 1)), vmax=float(positive.max()), clip=True)
         points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=values, cmap="viridis", norm=norm, zorder=3, **edges)
         fig.colorbar(points, ax=ax, shrink=0.7, label=value_label)
+    _map_axes(ax, xlim, ylim, unit)
+    if title:
+        ax.set_title(title)
+    if n <= max_labels:
+        place_labels(ax, coords, names)
+    return fig
+
+
+def _map_axes(ax, xlim: tuple, ylim: tuple, unit: str) -> None:  # noqa: ANN001
+    """Equal-aspect map axes with the limits, the unit on both axes and a light grid."""
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
     ax.set_xlabel(f"east ({unit})" if unit else "x")
     ax.set_ylabel(f"north ({unit})" if unit else "y")
     ax.grid(True, lw=0.3, alpha=0.5)
-    if title:
-        ax.set_title(title)
-    if n <= max_labels:
-        place_labels(ax, coords, names)
-    return fig
 
 
 def draw_placement(
@@ -123,12 +128,7 @@ def draw_placement(
     ax.scatter(fitted[:, 0], fitted[:, 1], s=size, c="0.6", edgecolors="none", zorder=2, label="fitted places")
     ax.scatter(new[:, 0], new[:, 1], s=36, c="tab:red", edgecolors="black", linewidths=0.6, zorder=3,
                label="new places")  # fmt: skip
-    ax.set_xlim(*xlim)
-    ax.set_ylim(*ylim)
-    ax.set_aspect("equal")
-    ax.set_xlabel(f"east ({unit})" if unit else "x")
-    ax.set_ylabel(f"north ({unit})" if unit else "y")
-    ax.grid(True, lw=0.3, alpha=0.5)
+    _map_axes(ax, xlim, ylim, unit)
     ax.legend(loc="lower right")
     if title:
         ax.set_title(title)

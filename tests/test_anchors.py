@@ -116,6 +116,26 @@ def test_contradicting_anchors_are_named(tmp_path, caplog):
     assert warned and "Athens" in warned[0] and "Lisbon - Moscow" not in warned[0]
 
 
+def test_one_anchor_on_a_places_file_keeps_the_input_frame(tmp_path, caplog):
+    """One anchor fixes no rotation: the input's own latitude/longitude start the fit in the anchors' frame."""
+    anchors = write_anchors(tmp_path / "one.csv", ["Lisbon"])
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        log_dir = fit(tmp_path / "run", "--data.path", str(EUROPE), "--data.anchors", str(anchors))
+    found, _ = geojson(log_dir / "coordinates.geojson")
+    assert errors_km(found, ["Lisbon"]).max() < 1.0 and np.median(errors_km(found, NAMES)) < 60
+    assert any("1 anchor(s) fix the map's position" in r.getMessage() for r in caplog.records)
+
+
+def test_predict_draws_an_anchored_fit_in_its_anchors_frame(tmp_path):
+    every = list(range(len(NAMES)))
+    matrix = write_matrix(tmp_path / "d.csv", every, every)
+    anchors = write_anchors(tmp_path / "anchors.csv", ANCHORED)
+    fitted = fit(tmp_path / "run", "--data.path", str(matrix), "--data.anchors", str(anchors))
+    log_dir = predict(tmp_path / "pred", fitted / "checkpoints" / "last.ckpt", matrix)
+    found, _ = geojson(log_dir / "coordinates.geojson")
+    assert errors_km(found, ANCHORED).max() < 1.0
+
+
 def test_estimator_anchors_hold(tmp_path):
     pytest.importorskip("sklearn")
     from citymap_lightning import MDS
@@ -123,7 +143,7 @@ def test_estimator_anchors_hold(tmp_path):
     anchors = {n: LATLON[NAMES.index(n)] for n in ANCHORED}
     import pandas as pd
 
-    X = pd.DataFrame(LATLON, index=NAMES, columns=["latitude", "longitude"])
+    X = pd.DataFrame(LATLON[:, ::-1], index=NAMES, columns=["longitude", "latitude"])  # columns read by name
     mds = MDS(metric="haversine").fit(X, anchors=anchors)
     latlon = dict(zip(mds.fitted_map_.names, mds.fitted_map_.latlon, strict=True))
     assert errors_km(latlon, ANCHORED).max() < 1.0

@@ -62,12 +62,12 @@ def test_predict_writes_coordinates_without_training(tmp_path, capsys):
 def test_predict_with_a_checkpoint_of_other_data_is_a_clear_error(tmp_path, capsys):
     fit(tmp_path, "--trainer.max_epochs", "3")
     ckpt = version(tmp_path, 0) / "checkpoints" / "last.ckpt"
-    small = tmp_path / "small.csv"
-    small.write_text("name,latitude,longitude\nA,1,1\nB,2,2\nC,1,3\nD,0,0\n")
+    small = tmp_path / "small.csv"  # a matrix of other places: its columns name no fitted place
+    small.write_text(",A,B,C\nA,0,1,2\nB,1,0,2\nC,2,2,0\n")
     with pytest.raises(SystemExit) as exit_info:
         main(["predict", "--ckpt_path", str(ckpt), "--data.path", str(small),
               "--trainer.default_root_dir", str(tmp_path / "p"), *QUIET])  # fmt: skip
     assert exit_info.value.code != 0
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "the checkpoint holds 36 places" in err[0] and "this run has 4 places" in err[0]
+    assert len(err) == 1 and "small.csv: column 'A' is not a place of the fitted map" in err[0]
     assert not list((tmp_path / "p").rglob("coordinates.csv"))
