@@ -233,9 +233,10 @@ def test_a_resume_under_another_optimiser_leaves_the_last_checkpoint_alone(tmp_p
 
 
 def test_a_checkpoint_of_other_places(tmp_path, capsys, checkpoint):
+    """Resuming a fit from a checkpoint of other places is refused (predict would put them on its map as new places)."""
     text = "name,latitude,longitude\nA,1,2\nB,2,3\nC,3,1\n"
     args = ["--data.path", str(write(tmp_path / "abc.csv", text)), "--ckpt_path", str(checkpoint)]
-    refused(tmp_path, capsys, args, "was it made from other data?", subcommand="predict")
+    refused(tmp_path, capsys, args, "was it made from other data?", subcommand="fit")
 
 
 # ---- resources ---------------------------------------------------------------------------------------------------
