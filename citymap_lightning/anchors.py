@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from citymap_lightning import geo
+from citymap_lightning import data, geo
+from citymap_lightning.data import LATITUDE as _LAT
+from citymap_lightning.data import LONGITUDE as _LON
 from citymap_lightning.errors import ConfigError, DataError
 from citymap_lightning.tables import DistanceTable
 
@@ -24,9 +26,6 @@ log = logging.getLogger("citymap_lightning")
 
 CONTRADICTION = 0.10
 """A pair of anchors whose given distance differs from their anchored distance by more than this is named."""
-
-_LAT = ("latitude", "lat")
-_LON = ("longitude", "lon", "lng", "long")
 
 
 @dataclass
@@ -77,8 +76,6 @@ class Placed:
 
 def read(path: str | Path) -> Anchors:
     """Read an anchors CSV: ``name,latitude,longitude`` or ``name,x,y`` (one line names the file and the problem)."""
-    from citymap_lightning import data  # the readers; imported here, as they import the tables
-
     path = Path(path)
     header, rows, decimal_comma = data.read_rows(path, "anchors file")
     lower = [h.lower() for h in header]

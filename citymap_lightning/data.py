@@ -25,8 +25,9 @@ log = logging.getLogger("citymap_lightning")
 FORMATS = ("auto", "places", "matrix", "pairs", "npy")
 """Values of ``--data.format``: ``auto`` tells the format from the extension and the header."""
 
-_LAT = ("latitude", "lat")
-_LON = ("longitude", "lon", "lng", "long")
+LATITUDE = ("latitude", "lat")
+LONGITUDE = ("longitude", "lon", "lng", "long")
+"""Header names of the latitude and longitude columns (case-insensitive), wherever they are read."""
 
 
 def from_latlon(names: list[str], latlon: np.ndarray, source: str = "") -> PlacesTable:
@@ -143,7 +144,7 @@ def _rows(lines: list[str], separator: str) -> list[list[str]]:
 def _csv_kind(path: Path, header: list[str], lines: list[str], separator: str) -> str:
     """Tell places, pairs or matrix from a CSV header (a matrix: empty corner, or row names = column names)."""
     cols = {h.lower() for h in header}
-    if "name" in cols and cols & set(_LAT) and cols & set(_LON):
+    if "name" in cols and cols & set(LATITUDE) and cols & set(LONGITUDE):
         return "places"
     if {"source", "target", "distance"} <= cols:
         return "pairs"
@@ -242,8 +243,8 @@ def _latlon_rows(
     """Names and ``(n, 2)`` latitude/longitude of a places CSV's rows, each checked for range."""
     i_name, i_lat, i_lon = (
         find_column(path, header, ("name",)),
-        find_column(path, header, _LAT),
-        find_column(path, header, _LON),
+        find_column(path, header, LATITUDE),
+        find_column(path, header, LONGITUDE),
     )
     check_row_lengths(path, rows, max(i_name, i_lat, i_lon) + 1, len(header))
     names = [row[i_name].strip() for row in rows]
@@ -467,7 +468,7 @@ def load_new_places(
     cols = {h.lower() for h in header}
     kind = format
     if kind == "auto":
-        if "name" in cols and cols & set(_LAT) and cols & set(_LON):
+        if "name" in cols and cols & set(LATITUDE) and cols & set(LONGITUDE):
             kind = "places"
         elif {"source", "target", "distance"} <= cols:
             kind = "pairs"

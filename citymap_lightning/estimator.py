@@ -273,8 +273,8 @@ class MDS(TransformerMixin, BaseEstimator):
 def _latlon_columns(X: Any) -> Any:
     """A DataFrame's latitude and longitude columns, in that order, when it names them."""
     lower = [str(c).lower() for c in X.columns]
-    lat = next((k for k, c in enumerate(lower) if c in ("latitude", "lat")), None)
-    lon = next((k for k, c in enumerate(lower) if c in ("longitude", "lon", "lng", "long")), None)
+    lat = next((k for k, c in enumerate(lower) if c in data.LATITUDE), None)
+    lon = next((k for k, c in enumerate(lower) if c in data.LONGITUDE), None)
     return X.iloc[:, [lat, lon]] if lat is not None and lon is not None else X
 
 
