@@ -97,7 +97,7 @@ class MapRenderer(pl.Callback):
             self._record(pl_module)
             table = trainer.datamodule.table
             if table.latlon is not None and torch.isfinite(pl_module.coords).all():
-                estimate = result.aligned(pl_module, table)[2]
+                estimate = result.aligned(pl_module, table).latlon
                 if estimate is not None:
                     self._log_position_error(trainer, geo.haversine(estimate, table.latlon))
         if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:

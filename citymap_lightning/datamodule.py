@@ -60,6 +60,19 @@ def locate(table: DistanceTable, where: str) -> Any:
     return found
 
 
+def _anchors_by_name(fitted: DistanceTable, names: list[str]) -> Any:
+    """A checkpoint's anchors in the order of ``names`` (predict of the same places, in any order), if all are there."""
+    placed = fitted.anchors
+    if placed is None:
+        return None
+    position = {name: k for k, name in enumerate(names)}
+    kept = [fitted.names[k] for k in placed.index]
+    if not all(name in position for name in kept):
+        return None
+    placed.index = np.array([position[name] for name in kept], dtype=np.int64)
+    return placed
+
+
 class DistanceDataModule(pl.LightningDataModule):
     """Reads a distance input and serves it to the fitting algorithm its size calls for.
 
@@ -126,11 +139,13 @@ class DistanceDataModule(pl.LightningDataModule):
             given.source if given is not None else str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
         )
         self.new_places: placing.NewPlaces | None = None
-        if _PREDICT_FROM.get() is not None and self._read_new_places(format):
+        predicting = _PREDICT_FROM.get()
+        fitted = placing.fitted_table(*predicting) if predicting is not None else None
+        if fitted is not None and self._read_new_places(*fitted, format):
             return
         self.table: DistanceTable = given or load_table(self.path, format=format, names=names, symmetrize=symmetrize)
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
-        restored = self._anchors_of_checkpoint() if anchors is None else None
+        restored = _anchors_by_name(fitted[0], self.table.names) if fitted and anchors is None else None
         if restored is not None:  # predict draws an anchored fit again, in its anchors' frame
             self.table.anchors = restored
         elif anchors is not None:
@@ -156,28 +171,17 @@ class DistanceDataModule(pl.LightningDataModule):
         finally:
             _GIVEN_TABLE.reset(token)
 
-    def _anchors_of_checkpoint(self) -> Any:
-        """The anchors an anchored fit was made with, by name in this table's order (predict of the same places)."""
-        if _PREDICT_FROM.get() is None or _PREDICT_FROM.get()[0].get("anchors") is None:
-            return None
-        fitted, _ = placing.fitted_table(*_PREDICT_FROM.get())
-        placed, position = fitted.anchors, {name: k for k, name in enumerate(self.table.names)}
-        names = [fitted.names[k] for k in placed.index]
-        if not all(name in position for name in names):
-            return None
-        placed.index = np.array([position[name] for name in names], dtype=np.int64)
-        return placed
-
-    def _read_new_places(self, format: str) -> bool:
+    def _read_new_places(self, table: DistanceTable, scale: float | None, format: str) -> bool:
         """For ``predict`` of new places: the checkpoint's places as the table, the new ones to put on its map."""
-        checkpoint, source = _PREDICT_FROM.get()
-        table, scale = placing.fitted_table(checkpoint, source)
         new = load_new_places(self.path, table.names, table.latlon, format)
         if new is None:
             return False
+        if scale is None:
+            raise ConfigError(f"{table.source}: the checkpoint does not keep its map's scale (made by an older "
+                              "version): fit again to put new places on its map")  # fmt: skip
         self.table, self.new_places = table, new
         self.fitting = fitting.Placing(table, new, scale)
-        log.info(f"{self.path}: {self.fitting.describe()} ({source})")
+        log.info(f"{self.path}: {self.fitting.describe()} ({table.source})")
         return True
 
     @property

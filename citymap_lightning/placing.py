@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from citymap_lightning.errors import ConfigError
 from citymap_lightning.tables import DistanceTable
 
 STARTS = 8
@@ -171,16 +170,18 @@ def checkpoint_metadata(table: DistanceTable, scale: float) -> dict[str, Any]:
     return meta
 
 
-def fitted_table(checkpoint: dict[str, Any], source: str) -> tuple[DistanceTable, float]:
-    """A table of a checkpoint's places (names and frame, no distances), and the fit's scale."""
+def fitted_table(checkpoint: dict[str, Any], source: str) -> tuple[DistanceTable, float | None] | None:
+    """A table of a checkpoint's places (names and frame, no distances) and the fit's scale.
+
+    None for a checkpoint that names no places; the scale is None in one made before it was kept.
+    """
     from citymap_lightning.anchors import Placed
     from citymap_lightning.gazetteer import Match
     from citymap_lightning.tables import PairTable
 
     names, scale = checkpoint.get("place_names"), checkpoint.get("scale")
-    if names is None or scale is None:
-        raise ConfigError(f"{source}: the checkpoint does not say where its places are (made by an older version): "
-                          "fit again to put new places on its map")  # fmt: skip
+    if names is None:
+        return None
     latlon = checkpoint.get("place_latlon")
     table = PairTable(names=list(names), latlon=None if latlon is None else latlon.double().numpy(), source=source,
                       unit=checkpoint.get("unit", ""))  # fmt: skip
@@ -195,4 +196,4 @@ def fitted_table(checkpoint: dict[str, Any], source: str) -> tuple[DistanceTable
             None if anchors["latlon"] is None else anchors["latlon"].numpy(),
             None if centre is None else (float(centre[0]), float(centre[1])), anchors["source"],
         )  # fmt: skip
-    return table, float(scale)
+    return table, None if scale is None else float(scale)

@@ -62,14 +62,10 @@ class FittedMap:
         return dict(zip(self.names, self.coords, strict=True))
 
 
-def aligned(model: CityMap, table: DistanceTable) -> tuple[np.ndarray, align.Orientation, np.ndarray | None]:
-    """The best restart's coordinates in the input's unit in the real frame, the transform, and lat/lon."""
-    found = _aligned(model, table)
-    return found.coords, found.orientation, found.latlon
-
-
 @dataclass
-class _Aligned:
+class Aligned:
+    """A fit in the real frame: coordinates in the input's unit, the transform, and what the frame knows."""
+
     coords: np.ndarray
     orientation: align.Orientation
     latlon: np.ndarray | None = None
@@ -77,8 +73,8 @@ class _Aligned:
     frame: align.GeoFrame | None = None
 
 
-def _aligned(model: CityMap, table: DistanceTable) -> _Aligned:
-    """:func:`aligned`, the km per input unit when the frame comes from names, and the frame.
+def aligned(model: CityMap, table: DistanceTable) -> Aligned:
+    """The best restart in the real frame, with the km per input unit when the frame comes from names.
 
     Precedence of what fixes the frame: anchors (nothing is aligned: the fit is in their frame),
     latitude/longitude in the input, places found by name in the gazetteer (a flat 2-D map), the
@@ -89,21 +85,19 @@ def _aligned(model: CityMap, table: DistanceTable) -> _Aligned:
     raw = model.coords[best].detach().cpu().double().numpy()
     geometry = model.hparams.geometry
     placed = table.anchors
-    if placed is not None:
-        identity = align.Orientation(np.eye(raw.shape[1]), np.zeros(raw.shape[1]), np.zeros(raw.shape[1]))
-        if geometry == "sphere":
-            unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-            return _Aligned(unit * float(model.radius[best].detach()) * scale, identity, geo.from_unit_vectors(unit),
-                            frame=align.GeoFrame())  # fmt: skip
-        coords = raw * scale
-        frame = None if placed.centre is None else align.GeoFrame(placed.centre)
-        return _Aligned(coords, identity, None if frame is None else frame.latlon(coords), frame=frame)
+    identity = align.Orientation(np.eye(raw.shape[1]), np.zeros(raw.shape[1]), np.zeros(raw.shape[1]))
     if geometry == "sphere":
         unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-        orientation, latlon, frame = align.orient_geometry(unit, table.names, table.latlon, geometry)
+        if placed is not None:
+            orientation, latlon, frame = identity, geo.from_unit_vectors(unit), align.GeoFrame()
+        else:
+            orientation, latlon, frame = align.orient_geometry(unit, table.names, table.latlon, geometry)
         coords = orientation.apply(unit) * float(model.radius[best].detach()) * scale
-        return _Aligned(coords, orientation, latlon, frame=frame)
+        return Aligned(coords, orientation, latlon, frame=frame)
     coords = raw * scale
+    if placed is not None:
+        frame = None if placed.centre is None else align.GeoFrame(placed.centre)
+        return Aligned(coords, identity, None if frame is None else frame.latlon(coords), frame=frame)
     located = table.located
     if table.latlon is None and located is not None and geometry == "plane" and coords.shape[1] == 2:
         truth, centre = align.true_plane(located.latlon)
@@ -113,14 +107,14 @@ def _aligned(model: CityMap, table: DistanceTable) -> _Aligned:
         shift = km_per_unit * (orientation.centre - fit.centre) @ fit.rotation + fit.offset
         frame = align.GeoFrame(centre, shift, km_per_unit)
         out = orientation.apply(coords)
-        return _Aligned(out, orientation, frame.latlon(out), km_per_unit, frame)
+        return Aligned(out, orientation, frame.latlon(out), km_per_unit, frame)
     orientation, latlon, frame = align.orient_geometry(coords, table.names, table.latlon, geometry)
-    return _Aligned(orientation.apply(coords), orientation, latlon, frame=frame)
+    return Aligned(orientation.apply(coords), orientation, latlon, frame=frame)
 
 
 def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
     """The result of ``model`` (its stress-1 as last computed) on ``table``."""
-    found = _aligned(model, table)
+    found = aligned(model, table)
     latlon, km_per_unit = found.latlon, found.km_per_unit
     best = model.best_restart()
     located_by, error = None, None
