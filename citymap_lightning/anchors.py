@@ -160,7 +160,7 @@ def place(anchors: Anchors, table: DistanceTable) -> Placed:
         raise DataError(f"{anchors.source}: anchor {unknown[0]!r}{more} is not a place of {table.source or 'the data'}")
     index = np.array([position[name] for name in anchors.names], dtype=np.int64)
     if anchors.latlon:
-        centre = geo.spherical_centre(anchors.positions)
+        centre = _map_centre(anchors.positions, index, table)
         coords = geo.azimuthal_equidistant(anchors.positions, centre)
         placed = Placed(index, coords, anchors.positions.copy(), centre, anchors.source)
     else:
@@ -170,6 +170,29 @@ def place(anchors: Anchors, table: DistanceTable) -> Placed:
         log.warning(f"{anchors.source}: {len(index)} anchor(s) fix {what}: anchor 3 or more places not on one line")
     warn_contradictions(placed, table)
     return placed
+
+
+def _map_centre(latlon: np.ndarray, index: np.ndarray, table: DistanceTable) -> tuple[float, float]:
+    """The centre of the projection latitude/longitude anchors are put on: the spherical centre of every place.
+
+    That is the projection the package aligns a map with (:func:`citymap_lightning.align.true_plane`):
+    about the centre of the whole map, its distortion (a stretch across the directions from the
+    centre) is smallest where the places are. Places without latitude/longitude are located by the
+    classical-MDS map (the fit's own start) fitted onto the anchors by a similarity; with fewer than
+    3 anchors, or anchors on a line, the anchors' own centre is used.
+    """
+    if table.latlon is not None:
+        return geo.spherical_centre(table.latlon)
+    own = geo.spherical_centre(latlon)
+    plane = geo.azimuthal_equidistant(latlon, own)
+    if len(index) < 3 or not _spread(plane):
+        return own
+    from citymap_lightning import align, starts
+
+    rough = starts.initial_coords("classical", table, 2, np.random.default_rng(0))
+    fit, scale = align.similarity(rough[index], plane)
+    every = geo.inverse_azimuthal_equidistant(scale * (rough - fit.centre) @ fit.rotation + fit.offset, own)
+    return geo.spherical_centre(every)
 
 
 def _spread(coords: np.ndarray) -> bool:

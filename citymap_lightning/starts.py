@@ -158,7 +158,9 @@ def initial_coords(
         log.info(f"start classical on {n} places{'' if table.complete else ' with missing pairs'}: pivot MDS")
     if method == "pivot" or n > limit:
         return pivot_mds(table.path_columns, dim, rng=rng, n=n) / scale
-    return np.ascontiguousarray(classical_mds(full_distances(table), dim) / scale)
+    if dim not in table._classical:  # deterministic: computed once per table (anchors, start, quality guard)
+        table._classical[dim] = classical_mds(full_distances(table), dim)
+    return np.ascontiguousarray(table._classical[dim] / scale)
 
 
 def sphere_start(table: DistanceTable, radius: float | None = None) -> tuple[np.ndarray, float]:

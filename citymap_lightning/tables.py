@@ -53,6 +53,7 @@ class DistanceTable:
     located: Any = None
     anchors: Any = None
     _nearest: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _classical: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
