@@ -17,7 +17,7 @@ from jsonargparse import Namespace
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.callbacks.progress import ProgressBar
-from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI
+from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from citymap_lightning import paths, starts
@@ -30,6 +30,8 @@ from citymap_lightning.progress import EpochProgressBar
 
 DEFAULT_CONFIG = "default.yaml"
 """The packaged configuration every subcommand starts from; ``--config`` files override it."""
+
+log = logging.getLogger("citymap_lightning")
 
 QUIET_WARNINGS = (
     r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
@@ -55,8 +57,64 @@ class Checkpoint(ModelCheckpoint):
             super().on_exception(trainer, pl_module, exception)
 
 
+class CityMapTrainer(Trainer):
+    """Lightning's Trainer with one more entry point: :meth:`dims`, the CLI's ``dims`` subcommand."""
+
+    def dims(self, model: CityMap, datamodule: DistanceDataModule, max_dim: int = 5, replicates: int = 5) -> list:
+        """Fit flat maps of 1 to max_dim dimensions, beside random distances of the same pairs (a scree plot).
+
+        Writes ``dims.csv`` (``dim,stress1,random_stress1``), ``dims.png`` and TensorBoard's image
+        ``dims`` and scalars ``dims/stress1`` and ``dims/random_stress1`` (step: the dimension).
+        Each fit takes the model's loss, the trainer's ``max_epochs`` and the data options.
+
+        Args:
+            model: the model whose settings each dimension's fit takes (its dimension aside).
+            datamodule: the data.
+            max_dim: the most dimensions fitted.
+            replicates: random tables per dimension (smacof's ``randomstress``; at least 5 is its advice).
+
+        """
+        from citymap_lightning import dims, output, render
+        from citymap_lightning.callbacks import _tensorboard
+
+        if model.hparams.geometry == "sphere":
+            raise ConfigError("dims fits flat maps of 1 to max_dim dimensions: leave out --model.geometry sphere")
+        if max_dim < 1 or replicates < 1:
+            raise ConfigError(f"dims: max_dim ({max_dim}) and replicates ({replicates}) must be at least 1")
+        for callback in self.callbacks:  # the run's config.yaml, as fit writes it
+            if isinstance(callback, SaveConfigCallback):
+                callback.setup(self, model, stage="dims")
+        device = "gpu" if self.strategy.root_device.type == "cuda" else "cpu"
+        options = {"max_epochs": self.max_epochs, "logger": False, "enable_checkpointing": False,
+                   "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0,
+                   "limit_val_batches": 0, "accelerator": device, "devices": 1}  # fmt: skip
+        model_options = {k: model.hparams[k] for k in ("loss", "anneal_epochs", "anneal_eps")}
+        data_options = {k: datamodule.hparams[k] for k in dims.DATA_OPTIONS}
+        rows = dims.scree(datamodule.table, model_options, data_options, options, max_dim, replicates)
+        elbow = dims.elbow(rows)
+        log_dir = Path(self.log_dir or self.default_root_dir)
+        output.write_table(log_dir / "dims.csv", ["dim", "stress1", "random_stress1"],
+                           [[r.dim, f"{r.stress1:.6g}", f"{r.random_stress1:.6g}"] for r in rows])  # fmt: skip
+        image = render.to_image(render.draw_scree([r.dim for r in rows], [r.stress1 for r in rows],
+                                                  [r.random_stress1 for r in rows], elbow))  # fmt: skip
+        output.save_image(log_dir / "dims.png", image)
+        for logger in _tensorboard(self):
+            logger.experiment.add_image("dims", image[..., :3], global_step=0, dataformats="HWC")
+            for r in rows:
+                logger.log_metrics({"dims/stress1": r.stress1, "dims/random_stress1": r.random_stress1}, step=r.dim)
+            logger.experiment.flush()
+        if elbow is not None:
+            log.info(f"the elbow is at {elbow} dimensions (stress-1 {rows[elbow - 1].stress1:.4g})")
+        return rows
+
+
 class CityMapCLI(LightningCLI):
     """LightningCLI with the data's size linked to the model and every output under the run's root."""
+
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Lightning's subcommands and ``dims``."""
+        return {**LightningCLI.subcommands(), "dims": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the number of places; make the map renderer and the checkpoints configurable."""
@@ -161,6 +219,10 @@ class CityMapCLI(LightningCLI):
         """Print the files prediction wrote."""
         self._print_outputs()
 
+    def after_dims(self) -> None:
+        """Print the files dims wrote."""
+        self._print_outputs()
+
     def _print_outputs(self) -> None:
         log_dir = Path(self.trainer.log_dir or self.trainer.default_root_dir).resolve()  # a collective under DDP
         if self.trainer.global_rank != 0:
@@ -240,6 +302,7 @@ def cli_kwargs() -> dict[str, Any]:
     default_config = str(packaged_path("configs", DEFAULT_CONFIG))
     return {
         "model_class": CityMap,
+        "trainer_class": CityMapTrainer,
         "datamodule_class": DistanceDataModule,
         "subclass_mode_data": True,
         "seed_everything_default": 0,
@@ -248,7 +311,7 @@ def cli_kwargs() -> dict[str, Any]:
             "exit_on_error": False,
             **{
                 sub: {"default_config_files": [default_config], "exit_on_error": False}
-                for sub in ("fit", "validate", "test", "predict")
+                for sub in ("fit", "validate", "test", "predict", "dims")
             },
         },
     }

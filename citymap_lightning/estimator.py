@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Trainer
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from citymap_lightning import data, geo, placing
+from citymap_lightning.callbacks import Converged
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.model import CityMap
 from citymap_lightning.result import FittedMap
@@ -29,20 +30,6 @@ METRICS = ("precomputed", "euclidean", "haversine")
 """What ``X`` holds: a distance matrix, points in feature space, or latitude/longitude in degrees."""
 
 _QUIET = ("lightning.pytorch", "lightning.fabric", "citymap_lightning")
-
-
-class Converged(Callback):
-    """Stop when stress-1 changed by less than ``eps`` (relative) over an epoch, as scikit-learn's MDS does."""
-
-    def __init__(self, eps: float) -> None:
-        self.eps = eps
-        self.last = float("inf")
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: CityMap) -> None:
-        value = float(torch.nan_to_num(pl_module.stress1, nan=float("inf")).min())
-        if np.isfinite(value) and abs(self.last - value) <= self.eps * max(value, 1e-300):
-            trainer.should_stop = True
-        self.last = value
 
 
 class MDS(TransformerMixin, BaseEstimator):

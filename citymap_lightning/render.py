@@ -117,6 +117,24 @@ def _map_axes(ax, xlim: tuple, ylim: tuple, unit: str) -> None:  # noqa: ANN001
     ax.grid(True, lw=0.3, alpha=0.5)
 
 
+def draw_scree(dims: list[int], stress1: list[float], random_stress1: list[float], elbow: int | None = None) -> Figure:
+    """Stress-1 against the number of dimensions, beside random data's (smacof's scree plot)."""
+    fig = new_figure(7, 5)
+    ax = fig.add_subplot()
+    ax.plot(dims, stress1, "o-", color="tab:blue", label="the data")
+    ax.plot(dims, random_stress1, "s--", color="0.5", label="random distances, same pairs")
+    if elbow is not None:
+        ax.axvline(elbow, color="tab:red", lw=0.8, ls=":", label=f"elbow: {elbow} dimensions")
+    ax.set_xticks(dims)
+    ax.set_xlabel("dimensions")
+    ax.set_ylabel("stress-1")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, lw=0.3, alpha=0.5)
+    ax.legend()
+    ax.set_title("How many dimensions the distances have")
+    return fig
+
+
 def draw_placement(
     fitted: np.ndarray, new: np.ndarray, names: list[str], title: str = "", unit: str = "", max_labels: int = 200
 ) -> Figure:

@@ -38,7 +38,12 @@ def classical_mds(distances: np.ndarray, dim: int) -> np.ndarray:
     b = -0.5 * centring @ (d**2) @ centring
     values, vectors = np.linalg.eigh(b)
     order = np.argsort(values)[::-1][:dim]
-    return vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
+    coords = vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
+    flat = values[order] <= 1e-9 * max(values.max(), 1e-300)
+    if flat.any() and n > 1:  # an axis of zeros has no gradient, so a fit could never use it: give it a little spread
+        spread = 1e-3 * float(np.abs(coords[:, 0]).max() or 1.0)
+        coords[:, flat] = spread * np.random.default_rng(0).standard_normal((n, int(flat.sum())))
+    return coords
 
 
 CLASSICAL_LIMIT = 3000
