@@ -33,8 +33,9 @@ def test_dims_of_european_distances(tmp_path):
 
 
 def test_world_distances_have_their_elbow_at_3(tmp_path):
-    main(["dims", "--data.path", str(ROOT / "data" / "world200.csv"), "--trainer.default_root_dir", str(tmp_path),
-          *QUIET, "--model.loss", "stress", "--trainer.max_epochs", "40", "--max_dim", "4", "--replicates", "1"])  # fmt: skip
+    world = str(ROOT / "data" / "world200.csv")
+    main(["dims", "--data.path", world, "--trainer.default_root_dir", str(tmp_path), *QUIET, "--model.loss", "stress",
+          "--trainer.max_epochs", "40", "--max_dim", "4", "--replicates", "1"])  # fmt: skip
     with open(run_dir(tmp_path) / "dims.csv", encoding="utf-8") as f:
         s = [float(r["stress1"]) for r in csv.DictReader(f)]
     assert elbow([Dimension(k + 1, v, 1.0) for k, v in enumerate(s)]) == 3
