@@ -275,8 +275,9 @@ class MapRenderer(pl.Callback):
         fitted = fitted.double().cpu().numpy()
         title = f"Shepard diagram ({len(i)} of {table.n_known_pairs} pairs)" if len(i) < table.n_known_pairs else ""
         shepard = render.shepard_diagram(
-            table.pair_distances(i, j), fitted * pl_module.fitting.scale, unit=table.unit, title=title
-        )
+            table.pair_distances(i, j), fitted * pl_module.fitting.scale, unit=table.unit, title=title,
+            curve=pl_module.fitting.disparity_curve(pl_module),
+        )  # fmt: skip
         figures = {"shepard": shepard}
         if fit.coords.shape[1] <= 2 and fit.geometry != "sphere":
             figures["city_error"] = render.city_error_map(

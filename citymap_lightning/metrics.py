@@ -47,12 +47,12 @@ class Stress1(Metric):
     def __init__(self, restarts: int = 1, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.add_state("residual", default=torch.zeros(restarts, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("norm", default=torch.zeros((), dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("norm", default=torch.zeros(restarts, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, residual: torch.Tensor, norm: torch.Tensor) -> None:
-        """Add one batch's sums."""
+        """Add one batch's sums (``norm``: one for all maps, or one per map when a transform makes it the map's own)."""
         self.residual += residual.detach().double().reshape(self.residual.shape).to(self.residual.device)
-        self.norm += norm.detach().double().sum().to(self.norm.device)
+        self.norm += torch.broadcast_to(norm.detach().double().to(self.norm.device), self.norm.shape)
 
     def compute(self) -> torch.Tensor:
         """Stress-1 per map."""

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from citymap_lightning import anchors as anchoring
-from citymap_lightning import geo, losses, placing, starts
+from citymap_lightning import geo, losses, placing, starts, transforms
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
@@ -88,6 +88,11 @@ class CityMap(pl.LightningModule):
         anneal_epochs: with pair batches, the epochs over which the step size decays, as in s_gd2,
             from ``1 / w_min`` to ``eps / w_max``.
         anneal_eps: that ``eps``.
+        transform: ``ratio`` (the given values are distances), ``interval`` (each is ``a + b * dhat``,
+            ``dhat`` the map distance: a fixed cost ``a``, logged as ``transform/a`` and ``transform/b``)
+            or ``ordinal`` (only their order counts); see :mod:`citymap_lightning.transforms`.
+            Stress-1 is then against the disparities. The course objective compares squared
+            distances and takes no transform.
 
     """
 
@@ -102,6 +107,7 @@ class CityMap(pl.LightningModule):
         restarts: int = 1,
         anneal_epochs: int = 30,
         anneal_eps: float = 0.01,
+        transform: str = "ratio",
     ) -> None:
         super().__init__()
         if geometry not in GEOMETRIES:
@@ -120,6 +126,11 @@ class CityMap(pl.LightningModule):
             raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
         if restarts < 1 or dim < 1 or num_places < 1:
             raise ConfigError("num_places, dim and restarts must be positive")
+        if transform not in transforms.TRANSFORMS:
+            raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
+        if transform != "ratio" and loss == "course":
+            raise ConfigError(f"transform {transform!r} fits disparities by stress: the course objective compares "
+                              "squared distances and takes no transform; use --model.loss stress")  # fmt: skip
         if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
             raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
         self.save_hyperparameters()
@@ -285,6 +296,10 @@ class CityMap(pl.LightningModule):
         if self.log_radius is not None:
             radius = float(self.radius[best].detach()) * self.fitting.scale
             self.log("train/radius", radius, on_step=True, on_epoch=False)
+        line = self.fitting.transform_line(self) if self.hparams.transform == "interval" else None
+        if line is not None:
+            self.log("transform/a", line[0], on_step=True, on_epoch=False)
+            self.log("transform/b", line[1], on_step=True, on_epoch=False)
 
     def check_finite(self, value: torch.Tensor | None = None) -> None:
         """Stop with a plain message when the loss (or the coordinates) stopped being finite."""
@@ -379,6 +394,10 @@ class CityMap(pl.LightningModule):
         stress1 = float(self.stress1[self.best_restart()])
         reference = self.reference_stress1()
         metrics = {"hp/stress1": stress1, "hp/reference_stress1": reference}
+        line = self.fitting.transform_line(self) if self.hparams.transform == "interval" else None
+        if line is not None and self.trainer.global_rank == 0:
+            log.info(f"interval transform: given = {line[0]:.4g} + {line[1]:.4g} x map distance (a is the fixed part, "
+                     "in the input's unit)")  # fmt: skip
         message = ""
         if stress1 > max(GUARD_RATIO * reference, reference + GUARD_MARGIN):
             fix = "--model.start classical" if self.start == "random" else "--model.start classical and more epochs"

@@ -183,8 +183,10 @@ def place_labels(ax, coords: np.ndarray, names: list[str]) -> list:  # noqa: ANN
     return texts
 
 
-def shepard_diagram(given: np.ndarray, fitted: np.ndarray, unit: str = "km", title: str = "") -> Figure:
-    """Fitted against given distance for every known pair, with the identity line."""
+def shepard_diagram(
+    given: np.ndarray, fitted: np.ndarray, unit: str = "km", title: str = "", curve: tuple | None = None
+) -> Figure:
+    """Fitted against given distance for every known pair, with the identity line, or the fitted transform."""
     fig = new_figure(6.5, 6)
     ax = fig.add_subplot()
     if len(given) > 20000:
@@ -192,7 +194,11 @@ def shepard_diagram(given: np.ndarray, fitted: np.ndarray, unit: str = "km", tit
         given, fitted = given[pick], fitted[pick]
     ax.scatter(given, fitted, s=6, alpha=0.5, edgecolors="none")
     top = float(max(given.max(), fitted.max())) * 1.03
-    ax.plot([0, top], [0, top], color="crimson", lw=1, label="fitted = given")
+    if curve is None:
+        ax.plot([0, top], [0, top], color="crimson", lw=1, label="fitted = given")
+    else:
+        ax.plot(curve[0], curve[1], color="crimson", lw=1.2, label="fitted transform")
+        top = max(top, float(np.max(curve[1])) * 1.03)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_aspect("equal")

@@ -96,6 +96,14 @@ class Fitting:
                 metric.update(*self.batch_sums(model, {k: v.to(model.device) for k, v in batch.items()}))
         return metric.compute().reshape(-1).float().to(model.device)
 
+    def transform_line(self, model: CityMap) -> tuple[float, float] | None:
+        """For an ``interval`` transform: ``a, b`` of ``given = a + b * map distance`` in the input's unit."""
+        return None
+
+    def disparity_curve(self, model: CityMap) -> tuple[np.ndarray, np.ndarray] | None:
+        """The fitted transform (given value against disparity, sorted, in the input's unit); None for ratio."""
+        return None
+
     def predict(self, model: CityMap) -> torch.Tensor:
         """What ``predict`` returns: the best restart's coordinates (normalised units)."""
         return model.coords[model.best_restart()].detach()

@@ -9,12 +9,12 @@ fused blockwise loss with its analytic gradient), or the list of known pairs of 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from citymap_lightning import losses, metrics
+from citymap_lightning import losses, metrics, transforms
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.fitting.base import Batch, Fitting, RankFn, robust_norm
 from citymap_lightning.tables import DistanceTable
@@ -34,6 +34,7 @@ class FullBatch(Fitting):
         d = batch["distances"]
         self.pairs = "i" in batch
         self._terms = self._pair_terms if self.pairs else self._matrix_terms
+        self.transform = "ratio"
         # the course's normalisation: the Frobenius norm of the symmetric matrix (each pair twice)
         self.scale = robust_norm(d) * (2**0.5 if self.pairs else 1.0)
         normalised = (d / self.scale).float()
@@ -48,6 +49,23 @@ class FullBatch(Fitting):
     def describe(self) -> str:
         form = f"all {self.table.n_known_pairs} known pairs" if self.pairs else "the full matrix"
         return f"one batch of {form}"
+
+    def setup(self, hparams: Any) -> None:
+        """With an interval or ordinal transform, the batch becomes the list of known pairs.
+
+        Their disparities are refitted to the whole map at every step.
+        """
+        transform = hparams.get("transform", "ratio")
+        if transform == self.transform:
+            return
+        self.transform = transform
+        i, j, d, w = self.table.known_values()
+        normalised = torch.from_numpy(d / self.scale).float()
+        self.batch = {
+            "i": torch.from_numpy(i), "j": torch.from_numpy(j), "distances": normalised,
+            "weights": torch.from_numpy(w).float(), "norm": torch.tensor(1.0, dtype=torch.float64),
+        }  # fmt: skip
+        self.pairs, self._terms = True, self._transform_terms
 
     def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
         """L-BFGS with a strong-Wolfe line search and no early stopping tolerances (Adam 0.1 for restarts).
@@ -95,28 +113,62 @@ class FullBatch(Fitting):
         """Loss and ``sum w (dhat - d)^2`` per restart over the matrix (each pair counted twice in the sum)."""
         d, w = self._inputs(model, batch)
         if model.hparams.geometry != "sphere" and d.shape[0] > losses.CDIST_LIMIT:
-            return losses.fused_loss(model.coords, d, w, model.hparams.loss)
+            return (*losses.fused_loss(model.coords, d, w, model.hparams.loss), batch["norm"])
         fitted = model.fitted_distances()
         loss = losses.loss_fn(model.hparams.loss)(fitted, d, w)
-        return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=(-1, -2))[0]
+        return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=(-1, -2))[0], batch["norm"]
 
     def _pair_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and ``sum w (dhat - d)^2`` per restart over the known pairs."""
         d, w = self._inputs(model, batch)
         fitted = model.pair_distances(batch["i"], batch["j"])
         loss = losses.terms(model.hparams.loss, fitted, d, w).sum(-1)
-        return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=-1)[0]
+        return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=-1)[0], batch["norm"]
+
+    def _transform_inputs(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Map distances, given values and the loss's weights of the known pairs (``w / d^2`` for weighted stress)."""
+        d, w = self._inputs(model, batch)
+        fitted = model.pair_distances(batch["i"], batch["j"]).double()  # the line's sums need double precision
+        if model.hparams.loss == "weighted_stress":
+            w = losses.stress_weights(d, w)
+        return fitted, d.double(), w.double()
+
+    def _transform_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stress-1 squared against the disparities (the loss), and its two sums, per restart."""
+        return transforms.stress_terms(self.transform, *self._transform_inputs(model, batch))
 
     def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._terms(model, batch)[1], batch["norm"]
+        return self._terms(model, batch)[1:]
+
+    def transform_line(self, model: CityMap) -> tuple[float, float] | None:
+        """For ``interval``: ``a`` and ``b`` of ``given = a + b * map distance`` in the input's unit (best restart)."""
+        if self.transform != "interval":
+            return None
+        batch = {k: v.to(model.device) for k, v in self.batch.items()}
+        with torch.no_grad():
+            fitted, d, w = self._transform_inputs(model, batch)
+            a, b = transforms.interval_line(fitted[model.best_restart()][None], d, w)
+        return float(self.scale * a[0]), float(b[0])
+
+    def disparity_curve(self, model: CityMap) -> tuple[Any, Any] | None:
+        """The fitted transform, given value against disparity (both in the input's unit), sorted; None for ratio."""
+        if self.transform == "ratio":
+            return None
+        batch = {k: v.to(model.device) for k, v in self.batch.items()}
+        with torch.no_grad():
+            fitted, d, w = self._transform_inputs(model, batch)
+            best = model.best_restart()
+            target = transforms.disparities(self.transform, fitted[best : best + 1], d, w)[0]
+        order = torch.argsort(d)
+        return (d[order] * self.scale).cpu().numpy(), (target[order] * self.scale).cpu().numpy()
 
     def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
         """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
-        loss, residual = self._terms(model, batch)
+        loss, residual, norm = self._terms(model, batch)
         total = loss.sum()
         if model.logging_step():
             model.check_finite(total)
-            stress1 = metrics.from_sums(residual.detach().double(), batch["norm"]).float()
+            stress1 = metrics.from_sums(residual.detach().double(), norm.double()).float()
             model.record_stress1(stress1, loss.detach())
         return total
 
@@ -126,8 +178,13 @@ class FullBatch(Fitting):
         with torch.no_grad():
             if self.pairs:
                 i, j = batch["i"], batch["j"]
-                terms = (model.pair_distances(i, j)[restart] - d).square()
-                terms = terms if w is None else w * terms
+                if self.transform != "ratio":
+                    fitted, given, weights = self._transform_inputs(model, batch)
+                    target = transforms.disparities(self.transform, fitted[restart : restart + 1], given, weights)
+                    terms = weights * (fitted[restart] - target[0]).square()
+                else:
+                    terms = (model.pair_distances(i, j)[restart] - d).square()
+                    terms = terms if w is None else w * terms
                 places = torch.zeros(self.table.n, dtype=terms.dtype, device=terms.device)
                 return places.index_add_(0, i, terms).index_add_(0, j, terms)
             coords = model.coords[restart : restart + 1].detach()
