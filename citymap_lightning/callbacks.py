@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from citymap_lightning import geo, output, render, result, sampling
+from citymap_lightning import geo, output, render, result, sampling, uncertainty
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
 
@@ -217,12 +217,16 @@ class MapRenderer(pl.Callback):
                 history = fit.orientation.apply(np.stack([h[best] for h in self.history]) * pl_module.fitting.scale)
                 history = _as_plane(history)
             coloured = table.n > self.max_labels
+            spread = None if fit.replicates is None else self._write_uncertainty(trainer, log_dir, fit)
             figure = render.draw_map(
-                flat, table.names, history, values=100 * fit.place_share if coloured else None,
+                flat, table.names, None if spread is not None else history,
+                values=100 * fit.place_share if coloured else None,
                 value_label="share of the residual (%)", title=title,
                 unit=table.unit or ("input units" if fit.located_by else ""),
-                max_labels=self.max_labels, max_trajectories=self.max_trajectories,
+                max_labels=self.max_labels, max_trajectories=self.max_trajectories, ellipses=spread,
             )  # fmt: skip
+            if spread is not None:
+                self._publish(trainer, "uncertainty", figure, log_dir)
             if self.gif and history is not None and len(history) > 1:
                 self.written.append(_write_gif(log_dir / "fit.gif", history, table.names, self.gif_frames, table.unit))
         else:
@@ -246,6 +250,18 @@ class MapRenderer(pl.Callback):
                 embedding, metadata=[render.display_name(name) for name in table.names], tag="coordinates",
                 global_step=trainer.global_step,
             )  # fmt: skip
+
+    def _write_uncertainty(self, trainer: pl.Trainer, log_dir: Path, fit: FittedMap) -> np.ndarray:
+        """``uncertainty.csv`` and ``uncertainty/median_semi_major``; the ellipses' semi-axes and directions."""
+        table = uncertainty.ellipses(fit.replicates)
+        rows = [[name, *(f"{v:.6g}" for v in row)] for name, row in zip(fit.names, table, strict=True)]
+        self.written.append(output.write_table(log_dir / "uncertainty.csv", ["name", *uncertainty.COLUMNS], rows))
+        median = float(np.median(table[:, 2]))
+        log.info(f"bootstrap: {len(fit.replicates)} replicates; 95% ellipses' median semi-major axis {median:.4g}"
+                 f"{' ' + fit.unit if fit.unit else ''}")  # fmt: skip
+        if trainer.logger is not None:
+            trainer.logger.log_metrics({"uncertainty/median_semi_major": median}, step=trainer.global_step)
+        return table[:, 2:]
 
     def _publish(self, trainer: pl.Trainer, tag: str, figure: Any, log_dir: Path | None) -> None:
         """Render a figure once; write it as ``TAG.png`` when ``log_dir`` is set and add it to TensorBoard."""

@@ -93,6 +93,10 @@ class CityMap(pl.LightningModule):
             or ``ordinal`` (only their order counts); see :mod:`citymap_lightning.transforms`.
             Stress-1 is then against the disparities. The course objective compares squared
             distances and takes no transform.
+        bootstrap: ``K`` replicates fitted beside the map, each to the known pairs resampled with
+            replacement (as weights), all by Guttman transforms from the map's start; they give each
+            place's 95% ellipse (``uncertainty.csv``). They are never the result. A 2-D plane with
+            raw or weighted stress, up to 1,000 places.
 
     """
 
@@ -108,6 +112,7 @@ class CityMap(pl.LightningModule):
         anneal_epochs: int = 30,
         anneal_eps: float = 0.01,
         transform: str = "ratio",
+        bootstrap: int = 0,
     ) -> None:
         super().__init__()
         if geometry not in GEOMETRIES:
@@ -126,6 +131,8 @@ class CityMap(pl.LightningModule):
             raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
         if restarts < 1 or dim < 1 or num_places < 1:
             raise ConfigError("num_places, dim and restarts must be positive")
+        if bootstrap < 0 or bootstrap == 1:
+            raise ConfigError(f"bootstrap is {bootstrap}: give 0 (none) or at least 2 replicates (50 is usual)")
         if transform not in transforms.TRANSFORMS:
             raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
         if transform != "ratio" and loss == "course":
@@ -137,13 +144,14 @@ class CityMap(pl.LightningModule):
         self.start = starts.resolve_start(start, loss, geometry)
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
         rng = np.random.default_rng(seed)
-        init = np.stack([starts.random_start(num_places, dim, rng) for _ in range(restarts)])
+        maps = restarts + bootstrap  # the bootstrap replicates come after the restarts
+        init = np.stack([starts.random_start(num_places, dim, rng) for _ in range(maps)])
         self.coords = nn.Parameter(torch.from_numpy(init).float())
         learned = geometry == "sphere" and radius in (None, "learn")
-        self.log_radius = nn.Parameter(torch.zeros(restarts)) if learned else None
-        self.register_buffer("fixed_radius", torch.ones(restarts), persistent=False)
-        self.register_buffer("stress1", torch.full((restarts,), float("nan")), persistent=False)
-        self.val_stress1 = Stress1(restarts)
+        self.log_radius = nn.Parameter(torch.zeros(maps)) if learned else None
+        self.register_buffer("fixed_radius", torch.ones(maps), persistent=False)
+        self.register_buffer("stress1", torch.full((maps,), float("nan")), persistent=False)
+        self.val_stress1 = Stress1(maps)
         self.fitting: Fitting | None = None
         self._fit_started = 0.0
         self._stress1_step = -1
@@ -168,6 +176,8 @@ class CityMap(pl.LightningModule):
                 self.coords[0].copy_(torch.from_numpy(init))
         if stage == "fit":
             self._hold_anchors(dm.table)
+            with torch.no_grad():  # bootstrap replicates start where the map starts
+                self.coords[self.hparams.restarts :] = self.coords[0]
 
     def check_anchors(self, table: Any) -> None:
         """Refuse anchors this geometry and dimension cannot hold, in one line."""
@@ -328,8 +338,8 @@ class CityMap(pl.LightningModule):
         return self.fitting.predict(self)
 
     def best_restart(self) -> int:
-        """Index of the restart with the lowest stress-1 seen last."""
-        s1 = torch.nan_to_num(self.stress1, nan=float("inf"))
+        """Index of the restart with the lowest stress-1 seen last (never a bootstrap replicate)."""
+        s1 = torch.nan_to_num(self.stress1[: self.hparams.restarts], nan=float("inf"))
         return int(torch.argmin(s1))
 
     def refresh_stress1(self) -> None:

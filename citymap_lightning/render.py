@@ -59,6 +59,7 @@ def draw_map(
     unit: str = "km",
     max_labels: int = 200,
     max_trajectories: int = 2000,
+    ellipses: np.ndarray | None = None,
 ) -> Figure:
     """The map: cities as points, readable non-overlapping labels, and each city's trajectory.
 
@@ -73,6 +74,8 @@ def draw_map(
         unit: the coordinates' unit, for the axis labels.
         max_labels: above this many cities no labels are drawn (they would only make a blot).
         max_trajectories: above this many cities no trajectories are drawn.
+        ellipses: ``(n, 3)`` semi-major axis, semi-minor axis and direction (degrees from +x) of an
+            ellipse about each city (bootstrap uncertainty), drawn in the city's colour.
 
     """
     from matplotlib.collections import LineCollection
@@ -85,6 +88,13 @@ def draw_map(
     if history is not None and len(history) > 1 and n <= max_trajectories:
         lines = LineCollection(list(np.swapaxes(history, 0, 1)), colors=colours, linewidths=0.9, alpha=0.55, zorder=1)
         ax.add_collection(lines)
+    if ellipses is not None:
+        from matplotlib.collections import EllipseCollection
+
+        ax.add_collection(EllipseCollection(
+            2 * ellipses[:, 0], 2 * ellipses[:, 1], ellipses[:, 2], units="xy", offsets=coords,
+            offset_transform=ax.transData, facecolors="none", edgecolors=colours, linewidths=0.8, alpha=0.8, zorder=2,
+        ))  # fmt: skip
     small = n > 500
     size = 30.0 if not small else float(np.clip(30.0 * np.sqrt(500.0 / n), 0.5, 6.0))
     edges = {"edgecolors": "none"} if small else {"edgecolors": "black", "linewidths": 0.6}

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from citymap_lightning import align, geo
+from citymap_lightning import align, geo, uncertainty
 from citymap_lightning.tables import DistanceTable
 
 if TYPE_CHECKING:
@@ -36,6 +36,8 @@ class FittedMap:
             0.77 for road km, whose detour factor is its inverse).
         position_error_km: each place's distance from its known position (NaN where unknown), after the alignment.
         frame: how points of the map become latitude/longitude, where the real frame is known.
+        replicates: ``(K, n, 2)`` bootstrap replicates moved onto ``coords`` by Procrustes (no scaling),
+            when the fit had them (see :mod:`citymap_lightning.uncertainty`).
 
     """
 
@@ -52,6 +54,7 @@ class FittedMap:
     km_per_unit: float | None = None
     position_error_km: np.ndarray | None = None
     frame: align.GeoFrame | None = None
+    replicates: np.ndarray | None = None
 
     def to_latlon(self, coords: np.ndarray) -> np.ndarray | None:
         """Latitude/longitude of points in this map's frame (new places), or None where the frame is unknown."""
@@ -130,6 +133,10 @@ def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
     elif latlon is not None and km_per_unit is not None:
         located_by, error = "names", np.full(table.n, np.nan)
         error[table.located.places] = geo.haversine(latlon[table.located.places], table.located.latlon)
+    replicates = None
+    if model.hparams.get("bootstrap", 0) and found.coords.shape[1] == 2:
+        raw = model.coords[model.hparams.restarts :].detach().cpu().double().numpy() * model.fitting.scale
+        replicates = uncertainty.aligned_replicates(found.coords, raw)
     residuals = model.place_residuals().double()
     share = (residuals / residuals.sum().clamp_min(torch.finfo(torch.float64).tiny)).cpu().numpy()
     radius = model.radius
@@ -147,4 +154,5 @@ def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
         km_per_unit=km_per_unit,
         position_error_km=error,
         frame=found.frame,
+        replicates=replicates,
     )

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
 from citymap_lightning import losses, metrics, transforms
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.fitting.base import Batch, Fitting, RankFn, robust_norm
+from citymap_lightning.fitting.guttman import GuttmanStep
 from citymap_lightning.tables import DistanceTable
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ class FullBatch(Fitting):
         self.pairs = "i" in batch
         self._terms = self._pair_terms if self.pairs else self._matrix_terms
         self.transform = "ratio"
+        self.bootstrap = 0
         # the course's normalisation: the Frobenius norm of the symmetric matrix (each pair twice)
         self.scale = robust_norm(d) * (2**0.5 if self.pairs else 1.0)
         normalised = (d / self.scale).float()
@@ -51,11 +54,15 @@ class FullBatch(Fitting):
         return f"one batch of {form}"
 
     def setup(self, hparams: Any) -> None:
-        """With an interval or ordinal transform, the batch becomes the list of known pairs.
+        """Set up what the model's transform and bootstrap need.
 
-        Their disparities are refitted to the whole map at every step.
+        With an interval or ordinal transform, the batch becomes the list of known pairs (their
+        disparities are refitted to the whole map at every step); with bootstrap replicates, it holds
+        one weight matrix per map.
         """
-        transform = hparams.get("transform", "ratio")
+        transform, bootstrap = hparams.get("transform", "ratio"), hparams.get("bootstrap", 0)
+        if bootstrap:
+            self._setup_bootstrap(hparams)
         if transform == self.transform:
             return
         self.transform = transform
@@ -67,6 +74,44 @@ class FullBatch(Fitting):
         }  # fmt: skip
         self.pairs, self._terms = True, self._transform_terms
 
+    def _setup_bootstrap(self, hparams: Any) -> None:
+        """``bootstrap`` replicates beside the ``restarts`` maps: each resamples the known pairs with replacement.
+
+        A replicate's weights are the given ones times how often each pair was drawn (the same draw for
+        both halves of the matrix); the maps are fitted by Guttman transforms (:mod:`.guttman`), which
+        keep them independent.
+        """
+        refused = {
+            "loss": hparams.loss if hparams.loss == "course" else None,
+            "geometry": hparams.geometry if hparams.geometry != "plane" else None,
+            "dim": hparams.dim if hparams.get("dim") not in (None, 2) else None,
+            "transform": hparams.get("transform", "ratio") if hparams.get("transform", "ratio") != "ratio" else None,
+            "anchors": self.table.anchors.source if self.table.anchors is not None else None,
+        }
+        refused = {k: v for k, v in refused.items() if v is not None}
+        if refused or self.table.n > losses.CDIST_LIMIT:
+            settings = ", ".join(f"{k} {v!r}" for k, v in refused.items()) or f"{self.table.n} places"
+            raise ConfigError(
+                f"bootstrap fits replicates of a 2-D plane by raw or weighted stress, as n x n matrices of up to "
+                f"{losses.CDIST_LIMIT} places: not {settings}"
+            )
+        if self.bootstrap == hparams.bootstrap:
+            return
+        self.bootstrap, maps = hparams.bootstrap, hparams.restarts + hparams.bootstrap
+        n = self.table.n
+        d = torch.from_numpy(np.nan_to_num(self.table.matrix(), nan=0.0) / self.scale)
+        w = torch.from_numpy(self.table.weight_matrix())
+        i, j = self.table.known_pairs()
+        rng = np.random.default_rng(0)
+        weights = w.repeat(maps, 1, 1)
+        for k in range(hparams.restarts, maps):
+            counts = torch.from_numpy(np.bincount(rng.integers(0, len(i), len(i)), minlength=len(i)).astype(float))
+            drawn = torch.zeros(n, n, dtype=torch.float64)
+            drawn[i, j] = drawn[j, i] = counts
+            weights[k] = w * drawn
+        self.batch = {"distances": d.float(), "weights": weights.float(), "norm": torch.tensor(1.0)}
+        self.pairs, self._terms = False, self._matrix_terms
+
     def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
         """L-BFGS with a strong-Wolfe line search and no early stopping tolerances (Adam 0.1 for restarts).
 
@@ -74,6 +119,11 @@ class FullBatch(Fitting):
         tolerances (1e-7 on the gradient, 1e-9 on the change) stop some seeds early. With several
         restarts the default is Adam (lr 0.1): one L-BFGS line search would couple the restarts.
         """
+        if self.bootstrap:
+            d, w = self.batch["distances"].double(), self.batch["weights"].double()
+            if model.hparams.loss == "weighted_stress":
+                w = losses.stress_weights(d, w)
+            return GuttmanStep(model.parameters(), d, w)
         if model.hparams.restarts > 1:
             return torch.optim.Adam(model.parameters(), lr=0.1)
         return torch.optim.LBFGS(
@@ -87,7 +137,7 @@ class FullBatch(Fitting):
         )
 
     def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:
-        restarts = model.hparams.restarts
+        restarts = model.hparams.restarts + model.hparams.get("bootstrap", 0)
         if restarts > 1 and any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
             raise ConfigError(
                 f"restarts={restarts} needs a first-order optimiser: L-BFGS's single line search "
@@ -116,7 +166,8 @@ class FullBatch(Fitting):
             return (*losses.fused_loss(model.coords, d, w, model.hparams.loss), batch["norm"])
         fitted = model.fitted_distances()
         loss = losses.loss_fn(model.hparams.loss)(fitted, d, w)
-        return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=(-1, -2))[0], batch["norm"]
+        residual, norm = metrics.stress1_sums(fitted.detach(), d, w, dims=(-1, -2))
+        return loss, residual, norm if w is not None and w.dim() == 3 else batch["norm"]
 
     def _pair_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and ``sum w (dhat - d)^2`` per restart over the known pairs."""
@@ -188,6 +239,8 @@ class FullBatch(Fitting):
                 places = torch.zeros(self.table.n, dtype=terms.dtype, device=terms.device)
                 return places.index_add_(0, i, terms).index_add_(0, j, terms)
             coords = model.coords[restart : restart + 1].detach()
+            if w is not None and w.dim() == 3:  # one weight matrix per map (bootstrap)
+                w = w[restart]
             if model.hparams.geometry != "sphere":
                 return losses.fused_city_residuals(coords, d, w)[0]
             fitted = model.fitted_distances()[restart]

@@ -103,6 +103,7 @@ class PairBatches(Fitting):
             "geometry": hparams.geometry if hparams.geometry == "sphere" else None,
             "restarts": hparams.restarts if hparams.restarts > 1 else None,
             "transform": hparams.get("transform", "ratio") if hparams.get("transform", "ratio") != "ratio" else None,
+            "bootstrap": hparams.get("bootstrap", 0) or None,
         }
         refused = {k: v for k, v in refused.items() if v is not None}
         if refused:
