@@ -88,3 +88,29 @@ def test_interval_on_the_sphere(tmp_path):
 )
 def test_transform_refusals(tmp_path, capsys, args, message):
     refused(tmp_path, capsys, args, message)
+
+
+def test_transforms_by_pair_batches_on_a_pair_list(tmp_path, caplog):
+    """A road-shaped pair list (nearest neighbours and a few far partners) fitted by pair batches."""
+    rng = np.random.default_rng(0)
+    pairs = set()
+    for a in range(TABLE.n):
+        for b in [*np.argsort(D[a])[1:8], *rng.choice(TABLE.n, 3, replace=False)]:
+            if a != b:
+                pairs.add((min(a, b), int(max(a, b))))
+    for transform, values in (("interval", 20 + D / 1.5), ("ordinal", np.sqrt(D))):
+        path = tmp_path / f"{transform}.csv"
+        lines = [f"{TABLE.names[a]},{TABLE.names[b]},{values[a, b]:.5f}\n" for a, b in sorted(pairs)]
+        path.write_text("source,target,distance\n" + "".join(lines), encoding="utf-8")
+        with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+            log_dir = fit(tmp_path / transform, "--data.path", str(path), "--model.transform", transform,
+                          "--data.full_batch_limit", "0", "--trainer.max_epochs", "60")  # fmt: skip
+        coords = read_coordinates(log_dir / "coordinates.csv")
+        x = np.array([coords[n] for n in TABLE.names])
+        i, j = np.triu_indices(TABLE.n, 1)
+        fitted = np.linalg.norm(x[i] - x[j], axis=1)
+        scale = (fitted * D[i, j]).sum() / (fitted**2).sum()
+        error = np.sqrt(((scale * fitted - D[i, j]) ** 2).sum() / (D[i, j] ** 2).sum())
+        assert error < 0.04, (transform, error)  # against every pair, not only those given
+    line = next(r.getMessage() for r in caplog.records if "interval transform" in r.getMessage())
+    assert float(line.split("given = ")[1].split(" +")[0]) == pytest.approx(20, rel=0.15)

@@ -92,6 +92,8 @@ class PairBatches(Fitting):
         self.eta_range, self._range_loss = (1.0, 1.0), ""
         self.anneal_epochs, self.anneal_eps = 30, 0.01
         self._evaluated: tuple[int, torch.Tensor, torch.Tensor] | None = None
+        self.sample_pairs = sample_pairs
+        self.transform, self._targets = "ratio", _Targets()
 
     def describe(self) -> str:
         what = "every known pair" if self.exact else f"a fixed sample of {self.evaluation_size} pairs"
@@ -102,9 +104,14 @@ class PairBatches(Fitting):
             "loss": hparams.loss if hparams.loss == "course" else None,
             "geometry": hparams.geometry if hparams.geometry == "sphere" else None,
             "restarts": hparams.restarts if hparams.restarts > 1 else None,
-            "transform": hparams.get("transform", "ratio") if hparams.get("transform", "ratio") != "ratio" else None,
             "bootstrap": hparams.get("bootstrap", 0) or None,
         }
+        transform = hparams.get("transform", "ratio")
+        if transform == "ordinal" and self.table.complete:
+            raise ConfigError(
+                f"{self.table.n} places by pair batches: transform 'ordinal' needs a finite set of pairs to order (a "
+                "matrix or a pair list with missing pairs), not every pair of places; raise --data.full_batch_limit"
+            )
         refused = {k: v for k, v in refused.items() if v is not None}
         if refused:
             settings = ", ".join(f"{k} {v!r}" for k, v in refused.items())
@@ -116,6 +123,13 @@ class PairBatches(Fitting):
         if self._range_loss != hparams.loss:  # set up twice (the CLI's checks, then the model): computed once
             self.eta_range, self._range_loss = self.table.weight_range(hparams.loss), hparams.loss
         self.anneal_epochs, self.anneal_eps = hparams.anneal_epochs, hparams.anneal_eps
+        if transform != "ratio" and self._evaluation is None:  # a transform is fitted on pairs, not rows of the matrix
+            n, total = self.table.n, self.table.n_pairs
+            self._evaluation = (
+                np.triu_indices(n, 1) if total <= self.sample_pairs else sampling.evaluation_pairs(n, self.sample_pairs)
+            )
+            self.exact, self.evaluation_size = total <= self.sample_pairs, len(self._evaluation[0])
+        self.transform = transform
 
     def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
         return PairStep(model.parameters())
@@ -193,7 +207,10 @@ class PairBatches(Fitting):
         lw = w if model.hparams.loss == "stress" else losses.stress_weights(d, w)
         eta = self.eta(model.current_epoch)
         mu = (lw * eta).clamp(max=1.0)
-        residual = fitted - d
+        if self.transform != "ratio" and self._targets.epoch != model.current_epoch:
+            self._refit_transform(model)
+        target = self._targets.of(self.transform, i, j, d)
+        residual = fitted - target
         trainer = model.trainer
         world_size = trainer.world_size
         loss = 0.5 * (mu * residual.square()).sum() * world_size
@@ -204,10 +221,14 @@ class PairBatches(Fitting):
         if model.logging_step():
             model.check_finite(loss)
             with torch.no_grad():
-                batch_s1 = metrics.stress1(fitted, d, w)
+                batch_s1 = metrics.stress1(fitted, target, w)
             model.log("train/batch_stress1", batch_s1, on_step=True, on_epoch=False, prog_bar=True)
             model.log("train/loss", loss.detach() / world_size, on_step=True, on_epoch=False)
             model.log("train/eta", eta, on_step=True, on_epoch=False)
+            line = self.transform_line(model)
+            if line is not None:
+                model.log("transform/a", line[0], on_step=True, on_epoch=False)
+                model.log("transform/b", line[1], on_step=True, on_epoch=False)
         return loss
 
     def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,11 +256,31 @@ class PairBatches(Fitting):
                 i, j = batch["i"], batch["j"]
                 fitted = model.pair_distances(i, j)[0].double().cpu()
                 w, d = batch["weights"].double().cpu(), batch["distances"].double().cpu()
-                terms = w * (fitted - d).square()
+                target = self._targets.of(self.transform, i.cpu(), j.cpu(), d).double()
+                terms = w * (fitted - target).square()
                 residual += terms.sum()
-                norm += (w * d.square()).sum()
+                norm += (w * (d if self.transform == "ratio" else fitted).square()).sum()  # against the map's own
                 places.index_add_(0, i.cpu(), terms).index_add_(0, j.cpu(), terms)
         return residual, norm, places
+
+    def _refit_transform(self, model: CityMap) -> None:
+        """The epoch's transform, fitted over the evaluation pairs (every known pair, or the fixed sample)."""
+        i, j = (torch.from_numpy(np.ascontiguousarray(a)) for a in self._evaluation)
+        with torch.no_grad():
+            fitted = torch.cat([model.pair_distances(i[k : k + self.batch_size], j[k : k + self.batch_size])[0]
+                                for k in range(0, len(i), self.batch_size)]).double().cpu()  # fmt: skip
+        given = torch.from_numpy(self.table.pair_distances(*self._evaluation) / self.scale)
+        w = torch.from_numpy(self.table.pair_weights(*self._evaluation))
+        if model.hparams.loss == "weighted_stress":
+            w = losses.stress_weights(given, w)
+        self._targets.refit(self.transform, fitted, given, w, self._evaluation, self.table.n, model.current_epoch)
+        self.invalidate()
+
+    def transform_line(self, model: CityMap) -> tuple[float, float] | None:
+        if self.transform != "interval" or self._targets.line is None:
+            return None
+        a, b = self._targets.line
+        return float(a * self.scale), float(b)
 
     def _evaluation_pass(self, model: CityMap) -> tuple[torch.Tensor, torch.Tensor]:
         """Stress-1 and each place's residual over the evaluation batches, computed once per step."""
@@ -257,3 +298,44 @@ class PairBatches(Fitting):
 
     def place_residuals(self, model: CityMap, restart: int) -> torch.Tensor:
         return self._evaluation_pass(model)[1]
+
+
+class _Targets:
+    """The disparities pair batches fit to, refitted once per epoch.
+
+    For ``interval`` the line; for ``ordinal`` each known pair's disparity, looked up by pair.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = -1
+        self.line: tuple[float, float] | None = None
+        self.values: torch.Tensor | None = None
+        self.index: Any = None
+
+    def refit(self, kind: str, fitted: torch.Tensor, given: torch.Tensor, weights: torch.Tensor, pairs: Any,
+              n: int, epoch: int) -> None:  # fmt: skip
+        from scipy.sparse import csr_matrix
+
+        from citymap_lightning import transforms
+
+        self.epoch = epoch
+        if kind == "interval":
+            a, b = transforms.interval_line(fitted[None], given, weights)
+            self.line = (float(a[0]), float(b[0]))
+            return
+        self.values = transforms.disparities(kind, fitted[None], given, weights)[0].float()
+        if self.index is None:
+            i, j = pairs
+            position = np.arange(1, len(i) + 1)
+            self.index = csr_matrix((np.concatenate([position, position]), (np.concatenate([i, j]),
+                                     np.concatenate([j, i]))), shape=(n, n))  # fmt: skip
+
+    def of(self, kind: str, i: torch.Tensor, j: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
+        """The targets of the pairs ``(i, j)`` with normalised given values ``given``."""
+        if kind == "ratio" or self.epoch < 0:
+            return given
+        if kind == "interval":
+            a, b = self.line
+            return (given - a) / b
+        k = np.asarray(self.index[i.cpu().numpy().copy(), j.cpu().numpy().copy()]).ravel() - 1
+        return self.values[torch.from_numpy(k)].to(given.device)
