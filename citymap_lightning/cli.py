@@ -88,7 +88,7 @@ class CityMapTrainer(Trainer):
         options = {"max_epochs": self.max_epochs, "logger": False, "enable_checkpointing": False,
                    "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0,
                    "limit_val_batches": 0, "accelerator": device, "devices": 1}  # fmt: skip
-        model_options = {k: model.hparams[k] for k in ("loss", "anneal_epochs", "anneal_eps")}
+        model_options = {k: model.hparams[k] for k in ("loss", "anneal_epochs", "anneal_eps", "transform")}
         data_options = {k: datamodule.hparams[k] for k in dims.DATA_OPTIONS}
         rows = dims.scree(datamodule.table, model_options, data_options, options, max_dim, replicates)
         elbow = dims.elbow(rows)

@@ -44,9 +44,13 @@ def predicting_from(checkpoint: dict[str, Any], path: str) -> Any:
         _PREDICT_FROM.reset(token)
 
 
-def locate(table: DistanceTable, where: str) -> Any:
-    """The places of ``table`` found by name in the gazetteer, or None when they cannot fix a frame; says which."""
-    found = gazetteer.match(table)
+def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
+    """The places of ``table`` found by name in the gazetteer, or None when they cannot fix a frame; says which.
+
+    ``by_distance``: break ties and drop contradicted matches by the table's distances (which must then be
+    proportional to great-circle distance); else the most populous candidate of each name is taken.
+    """
+    found = gazetteer.match(table, by_distance=by_distance)
     matched = len(found.places)
     unmatched = ", ".join(found.unmatched[:8]) + (", ..." if len(found.unmatched) > 8 else "")
     if matched == 0:

@@ -79,6 +79,7 @@ class Match:
         latlon: their latitude/longitude.
         labels: the gazetteer's name and country of each, e.g. ``Lyon (FR)``.
         unmatched: names not found, or whose distances contradicted every candidate.
+        by_distance: whether ties were broken (and matches checked) by the table's distances.
 
     """
 
@@ -86,19 +87,22 @@ class Match:
     latlon: np.ndarray
     labels: list[str]
     unmatched: list[str]
+    by_distance: bool = True
 
 
 REFERENCES = 50
 """Most places whose distances are used to break ties and check matches (the most populous unambiguous ones)."""
 
 
-def match(table: DistanceTable, gazetteer: Gazetteer | None = None) -> Match:
+def match(table: DistanceTable, gazetteer: Gazetteer | None = None, by_distance: bool = True) -> Match:
     """Look the table's names up; break ties, and drop contradicted matches, by the table's own distances.
 
     Reference places are up to :data:`REFERENCES` names with a single candidate. Each name with
     several candidates takes the one whose great-circle distances to the references, times the
     table's median ratio of given to great-circle distance, best agree with the table; a match whose
-    distances still disagree by more than a factor e^0.5 (median) is dropped as unmatched.
+    distances still disagree by more than a factor e^0.5 (median) is dropped as unmatched. Without
+    ``by_distance`` (values not proportional to distance: ranks, times with a fixed cost), each name
+    takes its most populous candidate.
     """
     gazetteer = gazetteer or load()
     keys = [fold(name) for name in table.names]  # names that are numbers (places called 0..n-1) match nothing
@@ -108,7 +112,7 @@ def match(table: DistanceTable, gazetteer: Gazetteer | None = None) -> Match:
     unique = np.array([p for p in found if len(candidates[p]) == 1], dtype=np.int64)
     pool = unique if len(unique) >= MIN_MATCHES else found
     refs = pool[np.argsort(-gazetteer.population[choice[pool]], kind="stable")][:REFERENCES]
-    if len(refs) >= 2:
+    if len(refs) >= 2 and by_distance:
         columns = table.columns(refs)  # (n, refs): the given distances to the references
         ratio = _ratio(columns[refs], gazetteer.latlon[choice[refs]], gazetteer.latlon[choice[refs]])
         if np.isfinite(ratio):
@@ -126,6 +130,7 @@ def match(table: DistanceTable, gazetteer: Gazetteer | None = None) -> Match:
         latlon=gazetteer.latlon[choice[places]].reshape(-1, 2),
         labels=[f"{gazetteer.names[r]} ({gazetteer.country[r]})" for r in choice[places]],
         unmatched=[table.names[p] for p in np.flatnonzero(choice < 0)],
+        by_distance=by_distance,
     )
 
 

@@ -17,6 +17,14 @@ from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
 
+
+def gazetteer_locate(table: Any, where: str, by_distance: bool) -> Any:
+    """The data module's gazetteer lookup (imported here: the data module imports this module's package)."""
+    from citymap_lightning.datamodule import locate
+
+    return locate(table, where, by_distance=by_distance)
+
+
 GEOMETRIES = ("plane", "space", "sphere")
 """Values of ``model.geometry``."""
 
@@ -174,6 +182,9 @@ class CityMap(pl.LightningModule):
                 self._reference = init  # the quality guard's reference: no need to compute it again
             with torch.no_grad():
                 self.coords[0].copy_(torch.from_numpy(init))
+        if self.hparams.transform != "ratio" and dm.table.located is not None and dm.table.located.by_distance:
+            # the given values are not proportional to km: names are matched without them
+            dm.table.located = gazetteer_locate(dm.table, dm.path, by_distance=False)
         if stage == "fit":
             self._hold_anchors(dm.table)
             with torch.no_grad():  # bootstrap replicates start where the map starts
@@ -299,7 +310,7 @@ class CityMap(pl.LightningModule):
     def record_stress1(self, stress1: torch.Tensor, loss: torch.Tensor) -> None:
         """Keep each restart's stress-1 and log the best restart's loss, stress-1, learning rate and radius."""
         self.stress1 = stress1
-        best = int(torch.argmin(stress1))
+        best = self.best_restart()  # never a bootstrap replicate
         self.log("train/loss", loss[best], on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/stress1", stress1[best], on_step=True, on_epoch=False, prog_bar=True)
         self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]), on_step=True, on_epoch=False)
@@ -329,7 +340,7 @@ class CityMap(pl.LightningModule):
         stress1 = self.val_stress1.compute().reshape(-1).float()
         self.val_stress1.reset()
         self.stress1 = stress1.to(self.device)
-        self.log("val/stress1", stress1.min())
+        self.log("val/stress1", stress1[self.best_restart()])
         self.log("val/pairs", float(self.fitting.evaluation_size))
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

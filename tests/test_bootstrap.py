@@ -50,6 +50,8 @@ def test_bootstrap_writes_ellipses_that_grow_with_the_noise(tmp_path):
     assert (log_dir / "uncertainty.png").stat().st_size > 10000
     assert len(read_coordinates(log_dir / "coordinates.csv")) == TABLE.n  # the map, not a replicate
     assert acc.Scalars("uncertainty/median_semi_major")[-1].value == pytest.approx(np.median(semi), rel=1e-3)
+    # the logs are the map's, never a replicate's
+    assert acc.Scalars("val/stress1")[-1].value == pytest.approx(acc.Scalars("hp/stress1")[-1].value, rel=1e-3)
 
 
 def test_ellipses_of_a_known_spread():

@@ -114,3 +114,15 @@ def test_transforms_by_pair_batches_on_a_pair_list(tmp_path, caplog):
         assert error < 0.04, (transform, error)  # against every pair, not only those given
     line = next(r.getMessage() for r in caplog.records if "interval transform" in r.getMessage())
     assert float(line.split("given = ")[1].split(" +")[0]) == pytest.approx(20, rel=0.15)
+
+
+def test_ordinal_names_are_located_without_their_values(tmp_path):
+    """Ranks are not proportional to km: the gazetteer matches names without them, and the GeoJSON is right."""
+    import json
+
+    path = write_matrix(tmp_path / "sqrt.csv", EVERY, EVERY, np.sqrt(D))
+    main(["fit", "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET, "--model.loss", "stress",
+          "--data.path", str(path), "--model.transform", "ordinal"])  # fmt: skip
+    features = json.loads((run_dir(tmp_path / "run") / "coordinates.geojson").read_text(encoding="utf-8"))["features"]
+    found = np.array([f["geometry"]["coordinates"][::-1] for f in features])
+    assert np.median(geo.haversine(found, TABLE.latlon)) < 60

@@ -107,18 +107,19 @@ class PairBatches(Fitting):
             "bootstrap": hparams.get("bootstrap", 0) or None,
         }
         transform = hparams.get("transform", "ratio")
-        if transform == "ordinal" and self.table.complete:
+        if transform == "ordinal" and isinstance(self.table, PlacesTable):
             raise ConfigError(
-                f"{self.table.n} places by pair batches: transform 'ordinal' needs a finite set of pairs to order (a "
-                "matrix or a pair list with missing pairs), not every pair of places; raise --data.full_batch_limit"
+                f"{self.table.n} places by latitude/longitude: transform 'ordinal' orders given values (a matrix or "
+                "a pair list); great-circle distances are exact: use the default ratio transform"
             )
         refused = {k: v for k, v in refused.items() if v is not None}
         if refused:
             settings = ", ".join(f"{k} {v!r}" for k, v in refused.items())
+            fix = "use --config configs/large.yaml (or --model.loss stress), or " if "loss" in refused else ""
             raise ConfigError(
                 f"{self.table.n} places are fitted by pair batches (above data.full_batch_limit), which take one flat "
-                f"map with loss stress or weighted_stress, not {settings}: use --config configs/large.yaml (or "
-                "--model.loss stress), or raise --data.full_batch_limit to fit every pair at once"
+                f"map with loss stress or weighted_stress, not {settings}: {fix}raise --data.full_batch_limit to fit "
+                "every pair at once"
             )
         if self._range_loss != hparams.loss:  # set up twice (the CLI's checks, then the model): computed once
             self.eta_range, self._range_loss = self.table.weight_range(hparams.loss), hparams.loss
@@ -273,7 +274,7 @@ class PairBatches(Fitting):
         w = torch.from_numpy(self.table.pair_weights(*self._evaluation))
         if model.hparams.loss == "weighted_stress":
             w = losses.stress_weights(given, w)
-        self._targets.refit(self.transform, fitted, given, w, self._evaluation, self.table.n, model.current_epoch)
+        self._targets.refit(self.transform, fitted, given, w, model.current_epoch)
         self.invalidate()
 
     def transform_line(self, model: CityMap) -> tuple[float, float] | None:
@@ -301,21 +302,19 @@ class PairBatches(Fitting):
 
 
 class _Targets:
-    """The disparities pair batches fit to, refitted once per epoch.
+    """The disparities pair batches fit to, refitted once per epoch over the evaluation pairs.
 
-    For ``interval`` the line; for ``ordinal`` each known pair's disparity, looked up by pair.
+    For ``interval`` the line; for ``ordinal`` the fitted monotone function of the given value (each
+    pair's disparity is read off it, so any pair of the epoch has one, not only the evaluation pairs).
     """
 
     def __init__(self) -> None:
         self.epoch = -1
         self.line: tuple[float, float] | None = None
-        self.values: torch.Tensor | None = None
-        self.index: Any = None
+        self.steps: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def refit(self, kind: str, fitted: torch.Tensor, given: torch.Tensor, weights: torch.Tensor, pairs: Any,
-              n: int, epoch: int) -> None:  # fmt: skip
-        from scipy.sparse import csr_matrix
-
+    def refit(self, kind: str, fitted: torch.Tensor, given: torch.Tensor, weights: torch.Tensor, epoch: int) -> None:
+        """Refit the transform to the map distances ``fitted`` of pairs with given values ``given``."""
         from citymap_lightning import transforms
 
         self.epoch = epoch
@@ -323,12 +322,9 @@ class _Targets:
             a, b = transforms.interval_line(fitted[None], given, weights)
             self.line = (float(a[0]), float(b[0]))
             return
-        self.values = transforms.disparities(kind, fitted[None], given, weights)[0].float()
-        if self.index is None:
-            i, j = pairs
-            position = np.arange(1, len(i) + 1)
-            self.index = csr_matrix((np.concatenate([position, position]), (np.concatenate([i, j]),
-                                     np.concatenate([j, i]))), shape=(n, n))  # fmt: skip
+        target = transforms.disparities(kind, fitted[None], given, weights)[0]
+        order = torch.argsort(given)
+        self.steps = (given[order].float(), target[order].float())
 
     def of(self, kind: str, i: torch.Tensor, j: torch.Tensor, given: torch.Tensor) -> torch.Tensor:
         """The targets of the pairs ``(i, j)`` with normalised given values ``given``."""
@@ -337,5 +333,6 @@ class _Targets:
         if kind == "interval":
             a, b = self.line
             return (given - a) / b
-        k = np.asarray(self.index[i.cpu().numpy().copy(), j.cpu().numpy().copy()]).ravel() - 1
-        return self.values[torch.from_numpy(k)].to(given.device)
+        values, targets = (t.to(given.device) for t in self.steps)
+        k = torch.searchsorted(values, given.float(), right=True).clamp(1, len(values)) - 1
+        return targets[k].to(given.dtype)
