@@ -137,7 +137,8 @@ def anchors(folder: Path, draws: int) -> list[dict]:
     d = geo.distance_matrix(latlon)
     matrix = write_matrix(folder / "d500.csv", names, d, list(range(500)), list(range(500)))
     free_dir = cli("fit", "--data.path", str(matrix), *COMMON, "--trainer.default_root_dir", str(folder / "free"))
-    free = rigid_errors(read_coordinates(free_dir / "coordinates.csv"), names, latlon, names)
+    free_coords = read_coordinates(free_dir / "coordinates.csv")
+    free = rigid_errors(free_coords, names, latlon, names)
     rows = []
     for draw in range(draws):
         chosen = np.random.default_rng(100 + draw).choice(500, 30, replace=False)
@@ -157,6 +158,12 @@ def anchors(folder: Path, draws: int) -> list[dict]:
             "free_fit_others_median_error_km": float(np.median(free[others])),
         }  # fmt: skip
         row["ratio"] = round(row["others_median_error_km"] / row["free_fit_others_median_error_km"], 3)
+        # what a user without anchors would do: the free map moved rigidly onto the 30 known positions only
+        on_anchors = rigid_errors(free_coords, names, latlon, [names[k] for k in chosen])
+        row["free_fit_on_anchors_others_median_error_km"] = float(np.median(on_anchors[others]))
+        row["ratio_to_free_fit_on_anchors"] = round(
+            row["others_median_error_km"] / row["free_fit_on_anchors_others_median_error_km"], 3
+        )
         print(row)
         rows.append(row)
     return rows
