@@ -112,6 +112,30 @@ class Fitting:
         """Forget what was computed for the current coordinates (they are about to change outside a step)."""
 
 
+class DirectStep(torch.optim.Optimizer):
+    """An optimiser whose step is the fitting algorithm's own rule.
+
+    It runs the closure (the training step and its backward pass, for the loss and the logs), then
+    :meth:`move` s the coordinates.
+    """
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params, {"lr": 1.0})
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self.move()
+        return loss
+
+    def move(self) -> None:
+        """Move the parameters (no gradient is recorded)."""
+        raise NotImplementedError
+
+
 class Batches(IterableDataset):
     """An iterable dataset over the batches a function makes (called anew for each pass)."""
 

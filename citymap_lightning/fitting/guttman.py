@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from citymap_lightning.fitting.base import DirectStep
+
 
 def laplacian_inverse(weights: torch.Tensor) -> torch.Tensor:
     """``(maps, n, n)`` Moore-Penrose inverses of the weighted Laplacians of ``(maps, n, n)`` symmetric weights."""
@@ -22,7 +24,7 @@ def laplacian_inverse(weights: torch.Tensor) -> torch.Tensor:
     return torch.linalg.inv(v + ones) - ones
 
 
-class GuttmanStep(torch.optim.Optimizer):
+class GuttmanStep(DirectStep):
     """``iterations`` Guttman transforms per step of every map in ``coords`` ``(maps, n, dim)``.
 
     Args:
@@ -34,19 +36,14 @@ class GuttmanStep(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Any, distances: torch.Tensor, weights: torch.Tensor, iterations: int = 10) -> None:
-        super().__init__(params, {"lr": 1.0})
+        super().__init__(params)
         self.delta = distances.double()
         self.weights = weights.double()
         self.inverse = laplacian_inverse(self.weights)
         self.iterations = iterations
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        """Run the closure (the loss, for the logs), then move every map by Guttman transforms."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def move(self) -> None:
+        """Move every map by ``iterations`` Guttman transforms."""
         coords = self.param_groups[0]["params"][0]
         x = coords.detach().double()
         delta, weights, inverse = (t.to(x.device) for t in (self.delta, self.weights, self.inverse))
@@ -57,4 +54,3 @@ class GuttmanStep(torch.optim.Optimizer):
             b = b - torch.diag_embed(b.sum(-1))
             x = inverse @ (b @ x)
         coords.copy_(x.to(coords.dtype))
-        return loss

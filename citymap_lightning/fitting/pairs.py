@@ -21,14 +21,14 @@ from torch.utils.data import DataLoader
 
 from citymap_lightning import geo, losses, metrics, sampling
 from citymap_lightning.errors import ConfigError
-from citymap_lightning.fitting.base import Batch, Batches, Fitting, RankFn, robust_norm
+from citymap_lightning.fitting.base import Batch, Batches, DirectStep, Fitting, RankFn, robust_norm
 from citymap_lightning.tables import BLOCK, DistanceTable, PlacesTable
 
 if TYPE_CHECKING:
     from citymap_lightning.model import CityMap
 
 
-class PairStep(torch.optim.Optimizer):
+class PairStep(DirectStep):
     """s_gd2's step for a batch of pairs that move together: ``x -= grad / max(1, sum of the place's mu)``.
 
     The gradient comes from the loss ``sum mu/2 (dhat - d)^2`` of :meth:`PairBatches.training_step`,
@@ -36,16 +36,11 @@ class PairStep(torch.optim.Optimizer):
     """
 
     def __init__(self, params: Any) -> None:
-        super().__init__(params, {"lr": 1.0})
+        super().__init__(params)
         self.caps: torch.Tensor | None = None
 
-    @torch.no_grad()
-    def step(self, closure: Any = None) -> Any:
-        """Run the closure (the training step and its backward pass), then move each place."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def move(self) -> None:
+        """Move each place by its gradient, divided by its cap."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -53,7 +48,6 @@ class PairStep(torch.optim.Optimizer):
                 cap = 1.0 if self.caps is None else self.caps.clamp_min(1.0).reshape(-1, 1).to(p.dtype)
                 p[0].sub_(p.grad[0] / cap)
         self.caps = None
-        return loss
 
 
 class PairBatches(Fitting):
