@@ -80,17 +80,23 @@ def scree(
     replicates: int = 5,
     seed: int = 0,
 ) -> list[Dimension]:
-    """Stress-1 for 1 to ``max_dim`` dimensions (at most ``n - 1``), beside the mean of ``replicates`` random tables."""
+    """Stress-1 for 1 to ``max_dim`` dimensions (at most ``n - 1``), beside the mean of ``replicates`` random tables.
+
+    Each is the lowest stress-1 of a map of at most that many dimensions (a map of fewer is one of
+    more, with zeros on the new axes), so it never rises with the dimension.
+    """
     rng = np.random.default_rng(seed)
     table = replace(table, anchors=None, located=None)  # the fits need no frame
     randoms = [random_table(table, rng) for _ in range(replicates)]
-    rows = []
+    rows: list[Dimension] = []
+    best = [np.inf] * (1 + len(randoms))  # a map of fewer dimensions is one of more, with zeros on the new axes
     for dim in range(1, min(max_dim, table.n - 1) + 1):
         with torch.random.fork_rng(devices=[]), _quiet():
             torch.manual_seed(seed)
-            real = fit_stress1(table, dim, model_options, data_options, trainer_options)
-            baseline = [fit_stress1(r, dim, model_options, data_options, trainer_options) for r in randoms]
-        rows.append(Dimension(dim, real, float(np.mean(baseline))))
+            for k, t in enumerate([table, *randoms]):
+                best[k] = min(best[k], fit_stress1(t, dim, model_options, data_options, trainer_options))
+        rows.append(Dimension(dim, best[0], float(np.mean(best[1:]))))
+        real = best[0]
         log.info(f"dimension {dim}: stress-1 {real:.4g}, random data {rows[-1].random_stress1:.4g}")
     return rows
 
