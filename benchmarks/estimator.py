@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import MDS, align, geo
+from citymap_lightning import MDS, align, geo, output
 from citymap_lightning.metrics import stress1 as stress1_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,12 +94,8 @@ def estimator_speed(repeats: int) -> list[dict]:
 
 
 def write_matrix(path: Path, names: list[str], d: np.ndarray, rows: list[int], cols: list[int]) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([""] + [names[c] for c in cols])
-        for r in rows:
-            writer.writerow([names[r]] + [f"{d[r, c]:.4f}" for c in cols])
-    return path
+    """The rows ``rows`` and columns ``cols`` of ``d`` as a matrix CSV."""
+    return output.write_matrix(path, [names[r] for r in rows], [names[c] for c in cols], d[np.ix_(rows, cols)])
 
 
 def cli(*args: str) -> Path:

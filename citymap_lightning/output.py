@@ -56,6 +56,16 @@ def write_coordinates(path: str | Path, names: Sequence[str], coords: np.ndarray
     return write_table(path, ["name", *axes[: coords.shape[1]]], rows)
 
 
+def write_matrix(path: str | Path, rows: Sequence[str], columns: Sequence[str], values: np.ndarray) -> Path:
+    """A distance matrix CSV as the readers take it: an empty corner, column names, then a named row each.
+
+    ``rows`` and ``columns`` may differ (new places against fitted ones, for ``predict``); NaN is an
+    empty cell (an unknown distance).
+    """
+    body = [[name, *("" if np.isnan(v) else f"{v:.10g}" for v in row)] for name, row in zip(rows, values, strict=True)]
+    return write_table(path, ["", *columns], body)
+
+
 def save_image(path: str | Path, image: np.ndarray) -> Path:
     """Save an RGBA array (from :func:`citymap_lightning.render.to_image`) as a PNG, atomically."""
     from matplotlib.image import imsave

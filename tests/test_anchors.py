@@ -13,7 +13,7 @@ from conftest import EUROPE, read_coordinates
 from test_cli import QUIET, run_dir
 from test_hostile import refused
 
-from citymap_lightning import geo
+from citymap_lightning import geo, output
 from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
 
@@ -24,12 +24,7 @@ ANCHORED = ["Lisbon", "Moscow", "Kiruna", "Athens", "London"]
 
 
 def write_matrix(path: Path, rows: list[int], cols: list[int], d: np.ndarray = D) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow([""] + [NAMES[c] for c in cols])
-        for r in rows:
-            writer.writerow([NAMES[r]] + [f"{d[r, c]:.4f}" for c in cols])
-    return path
+    return output.write_matrix(path, [NAMES[r] for r in rows], [NAMES[c] for c in cols], d[np.ix_(rows, cols)])
 
 
 def write_anchors(path: Path, names: list[str], latlon: bool = True, positions: dict | None = None) -> Path:
