@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, event_tags, read_coordinates
 
-from citymap_lightning import geo, starts
+from citymap_lightning import geo, output, starts
 from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
 
@@ -51,6 +51,28 @@ def test_raw_stress_reaches_the_optimum_from_the_default_start(tmp_path, seed, c
     # the raw-stress optimum of these 500 places on a plane (s_gd2: 0.0011544)
     assert stress1_of(run_dir(tmp_path / "r"), load_table(path)) <= 0.0011544 * 1.01
     assert "local minimum" not in caplog.text
+
+
+def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(tmp_path):
+    """100 places with 5% noise and two of them 0.3 km apart: weights 10^7 times the typical one.
+
+    The strong-Wolfe line search of float32 L-BFGS overflowed to NaN on the first step ("the fit
+    diverged") until the objective was scaled (``fitting.full.ScaledLBFGS``).
+    """
+    table = load_table(ROOT / "data" / "europe5000.csv")
+    latlon = np.vstack([table.latlon[:100], table.latlon[0] + [0.0027, 0.0]])  # 0.3 km north of the first
+    names = [*table.names[:100], "next door"]
+    noise = np.exp(0.05 * np.random.default_rng(0).standard_normal((101, 101)))
+    d = geo.distance_matrix(latlon) * np.sqrt(noise * noise.T)
+    output.write_matrix(tmp_path / "d.csv", names, names, d)
+    main(["fit", "--data.path", str(tmp_path / "d.csv"), "--model.loss", "weighted_stress",
+          "--data.gazetteer", "false", "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])  # fmt: skip
+    coords = read_coordinates(run_dir(tmp_path / "r") / "coordinates.csv")
+    x = np.stack([coords[name] for name in names])
+    i, j = np.triu_indices(len(names), 1)
+    fitted = np.linalg.norm(x[i] - x[j], axis=1)
+    assert np.sqrt(((fitted - d[i, j]) ** 2).sum() / (d[i, j] ** 2).sum()) < 0.05  # the noise's level: 0.037
+    assert np.linalg.norm(coords[names[0]] - coords["next door"]) < 5
 
 
 def test_the_guard_warns_of_a_local_minimum_and_records_it(tmp_path, caplog):
