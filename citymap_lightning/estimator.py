@@ -169,6 +169,8 @@ class MDS(TransformerMixin, BaseEstimator):
             anchors: places held at known positions: a mapping ``{name: (x, y)}`` (or ``(latitude,
                 longitude)`` with ``metric="haversine"``), a DataFrame indexed by name with x/y or
                 latitude/longitude columns, or a CSV file. Integer names index a NumPy ``X``.
+                With anchors, ``loss="weighted_stress"`` places the others better than raw stress
+                (by the near distances, which the anchors' frame distorts least).
 
         """
         names = _names(X)
