@@ -46,8 +46,10 @@ class MDS(TransformerMixin, BaseEstimator):
             ``haversine`` (``X`` holds latitude and longitude in degrees, in that order; the
             great-circle distances in km are fitted).
         init: the start: ``classical`` (Torgerson MDS; pivot MDS at scale), ``pivot`` or ``random``.
-        n_init: maps fitted at once (batched restarts, with Adam); the best is kept.
-        max_iter: most epochs (one step of L-BFGS of up to 5 iterations each, for one map).
+        n_init: maps fitted at once (batched restarts, with Adam; Guttman transforms for weighted
+            stress); the best is kept.
+        max_iter: most epochs (one step of L-BFGS of up to 5 iterations each, for one map; for
+            weighted stress without anchors, 10 Guttman transforms).
         eps: stop when stress-1 changes by less than this (relative) over an epoch.
         random_state: seed of the random starts.
         verbose: 0 silent, 1 the progress bar and the fit's messages.

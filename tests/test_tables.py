@@ -168,3 +168,23 @@ def test_a_matrix_row_with_an_odd_cell_still_names_it(tmp_path):
         load_table(path)
     dense = from_matrix(np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.0]]), ["A", "B", "C"])
     assert dense.complete and dense.unit_weights
+
+
+def test_weighted_stress_of_a_sparse_pair_list_reaches_its_optimum(tmp_path):
+    """Weighted stress over a road-shaped pair list, fitted by Guttman transforms: L-BFGS had stalled.
+
+    300 places with their 4 nearest neighbours and 2 far partners: after the default 60 epochs
+    L-BFGS stood at weighted stress 14.0 (1.68 after 600), the Guttman transforms at 1.099 (1.079
+    after 600).
+    """
+    table = places(300)
+    i, j, d = road_like_pairs(table, neighbours=4, partners=2)
+    path = write_pairs(tmp_path / "roads.csv", table.names, i, j, d)
+    main(["fit", "--data.path", str(path), "--model.loss", "weighted_stress", "--data.gazetteer", "false",
+          "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET])  # fmt: skip
+    log_dir = run_dir(tmp_path / "run")
+    coords = read_coordinates(log_dir / "coordinates.csv")
+    x = np.stack([coords[name] for name in table.names])
+    fitted = np.linalg.norm(x[i] - x[j], axis=1)
+    assert ((fitted - d) ** 2 / d**2).sum() < 1.15
+    assert stress1_against_truth(log_dir, table) < 0.02  # every pair, known or not: 0.013
