@@ -63,13 +63,15 @@ def test_ellipses_of_a_known_spread():
     assert np.minimum(table[:, 4], 180 - table[:, 4]).max() < 3  # along x
 
 
-def test_guttman_step_never_raises_the_stress():
+@pytest.mark.parametrize("fixed", [None, [0, 7, 20]], ids=["free", "anchored"])
+def test_guttman_step_never_raises_the_stress(fixed):
     rng = np.random.default_rng(2)
     d = torch.from_numpy(D / D.max())
     w = torch.from_numpy(rng.integers(0, 3, (3, TABLE.n, TABLE.n)).astype(float))
     w = torch.triu(w, 1) + torch.triu(w, 1).transpose(1, 2)
     coords = torch.nn.Parameter(torch.from_numpy(rng.standard_normal((3, TABLE.n, 2))))
-    step = GuttmanStep([coords], d, w, iterations=1)
+    start = coords.detach().clone()
+    step = GuttmanStep([coords], d, w, iterations=1, fixed=None if fixed is None else torch.tensor(fixed))
     previous = None
     for _ in range(30):
         with torch.no_grad():
@@ -77,6 +79,9 @@ def test_guttman_step_never_raises_the_stress():
         assert previous is None or (now <= previous + 1e-9).all()
         previous = now
         step.step()
+    assert (previous < 0.25 * (w * (torch.cdist(start, start) - d) ** 2).sum((-1, -2))).all()  # it did move
+    if fixed is not None:  # the fixed places never moved
+        assert torch.equal(coords.detach()[:, fixed], start[:, fixed])
 
 
 @pytest.mark.parametrize(

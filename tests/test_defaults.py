@@ -14,6 +14,7 @@ from conftest import ROOT, event_tags, read_coordinates
 from citymap_lightning import geo, output, starts
 from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
+from citymap_lightning.fitting import full
 
 QUIET = ["--trainer.enable_progress_bar", "false"]
 WORLD = ROOT / "data" / "world200.csv"  # every continent: nothing here was tuned on it
@@ -54,13 +55,17 @@ def test_raw_stress_reaches_the_optimum_from_the_default_start(tmp_path, seed, c
 
 
 @pytest.mark.parametrize("anchored", [False, True])
-def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(tmp_path, anchored):
+@pytest.mark.parametrize("optimiser", ["guttman", "lbfgs"])
+def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(tmp_path, monkeypatch, anchored, optimiser):
     """100 places with 5% noise and two of them 0.3 km apart: weights 10^7 times the typical one.
 
-    Without anchors the fit is by Guttman transforms; with them by L-BFGS, whose strong-Wolfe line
-    search in float32 overflowed to NaN on the first step ("the fit diverged") until the objective
-    was scaled (``fitting.full.ScaledLBFGS``).
+    Weighted stress is fitted by Guttman transforms; L-BFGS (which fits it above
+    ``GUTTMAN_LIMIT`` places, with a transform or on the sphere) overflowed float32 in its
+    strong-Wolfe line search to NaN on the first step ("the fit diverged") until the objective was
+    scaled (``fitting.full.ScaledLBFGS``).
     """
+    if optimiser == "lbfgs":
+        monkeypatch.setattr(full, "GUTTMAN_LIMIT", 0)
     table = load_table(ROOT / "data" / "europe5000.csv")
     latlon = np.vstack([table.latlon[:100], table.latlon[0] + [0.0027, 0.0]])  # 0.3 km north of the first
     names = [*table.names[:100], "next door"]

@@ -161,7 +161,8 @@ class FullBatch(Fitting):
         if self.by_guttman(model):  # the matrices of the known pairs, whatever the batch's form
             d = torch.from_numpy(np.nan_to_num(self.table.matrix(), nan=0.0) / self.scale)
             w = losses.stress_weights(d, torch.from_numpy(self.table.weight_matrix()))
-            return GuttmanStep(model.parameters(), d, w.expand(model.coords.shape[0], -1, -1))
+            fixed = model._anchors[0] if model._anchors is not None else None
+            return GuttmanStep(model.parameters(), d, w.expand(model.coords.shape[0], -1, -1), fixed=fixed)
         if model.hparams.restarts > 1:
             return torch.optim.Adam(model.parameters(), lr=0.1)
         return ScaledLBFGS(
@@ -180,15 +181,15 @@ class FullBatch(Fitting):
         Weights ``1 / d^2`` span 10^7 and more between a region's nearest and farthest places, and
         L-BFGS stalls on them: on 300 US places it stopped at weighted stress 0.113 where Guttman
         transforms (each the exact minimum of a majorising function, preconditioned by the weights)
-        reach 0.1007 in 200 iterations, and 60 epochs of 10 give 600. Not with anchors (held by their
-        gradient), a transform, the sphere, or more than ``GUTTMAN_LIMIT`` places (the weighted
-        Laplacian's ``n x n`` inverse). Missing pairs have weight 0: the known pairs must join every
+        reach 0.1007 in 200 iterations, and 60 epochs of 10 give 600. Anchors are held by solving for
+        the other places only. Not with a transform, the sphere, or more than ``GUTTMAN_LIMIT`` places
+        (the weighted Laplacian's ``n x n`` inverse). Missing pairs have weight 0: the known pairs must join every
         place (a table whose pairs fall apart into groups is refused before this).
         """
         hparams = model.hparams
         return (
             hparams.loss == "weighted_stress" and hparams.geometry != "sphere"
-            and self.transform == "ratio" and self.table.anchors is None and self.table.n <= GUTTMAN_LIMIT
+            and self.transform == "ratio" and self.table.n <= GUTTMAN_LIMIT
         )  # fmt: skip
 
     def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:

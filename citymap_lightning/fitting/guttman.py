@@ -27,20 +27,43 @@ def laplacian_inverse(weights: torch.Tensor) -> torch.Tensor:
 class GuttmanStep(DirectStep):
     """``iterations`` Guttman transforms per step of every map in ``coords`` ``(maps, n, dim)``.
 
+    With ``fixed`` places (anchors) the transform is the majorising function's minimum over the
+    free places alone, the fixed ones held: ``X_f <- V_ff^-1 (B(X) X - V_fa X_a)_f``. ``V_ff`` is
+    invertible when every free place is joined to a fixed one through known pairs.
+
     Args:
         params: the model's parameters; the first is the coordinates.
         distances: ``(n, n)`` target distances (0 where unknown).
         weights: ``(maps, n, n)`` each map's pair weights (0 where unknown or left out).
         iterations: Guttman transforms per optimiser step.
+        fixed: indices of places that do not move, or None.
 
     """
 
-    def __init__(self, params: Any, distances: torch.Tensor, weights: torch.Tensor, iterations: int = 10) -> None:
+    def __init__(
+        self,
+        params: Any,
+        distances: torch.Tensor,
+        weights: torch.Tensor,
+        iterations: int = 10,
+        fixed: torch.Tensor | None = None,
+    ) -> None:
         super().__init__(params)
         self.delta = distances.double()
         self.weights = weights.double()
-        self.inverse = laplacian_inverse(self.weights)
         self.iterations = iterations
+        self.free = self.fixed = None
+        if fixed is None or len(fixed) == 0:
+            self.inverse = laplacian_inverse(self.weights)
+            return
+        n = self.weights.shape[-1]
+        mask = torch.ones(n, dtype=torch.bool)
+        mask[fixed.cpu()] = False
+        self.free, self.fixed = mask.nonzero().squeeze(1), (~mask).nonzero().squeeze(1)
+        v = torch.diag_embed(self.weights.sum(-1)) - self.weights
+        v_free = v[:, self.free]
+        self.inverse = torch.linalg.inv(v_free[:, :, self.free])
+        self.coupling = v_free[:, :, self.fixed]
 
     def move(self) -> None:
         """Move every map by ``iterations`` Guttman transforms."""
@@ -52,5 +75,11 @@ class GuttmanStep(DirectStep):
             ratio = torch.where(d > 0, delta / d.clamp_min(1e-300), torch.zeros_like(d))
             b = -weights * ratio
             b = b - torch.diag_embed(b.sum(-1))
-            x = inverse @ (b @ x)
+            if self.free is None:
+                x = inverse @ (b @ x)
+                continue
+            free, fixed = self.free.to(x.device), self.fixed.to(x.device)
+            moved = (b @ x)[:, free] - self.coupling.to(x.device) @ x[:, fixed]
+            x = x.clone()
+            x[:, free] = inverse @ moved
         coords.copy_(x.to(coords.dtype))
