@@ -16,10 +16,15 @@ import torch
 from citymap_lightning.fitting.base import DirectStep
 
 
+def laplacian(weights: torch.Tensor) -> torch.Tensor:
+    """``(maps, n, n)`` weighted Laplacians ``V = diag(W 1) - W`` of ``(maps, n, n)`` symmetric weights."""
+    return torch.diag_embed(weights.sum(-1)) - weights
+
+
 def laplacian_inverse(weights: torch.Tensor) -> torch.Tensor:
     """``(maps, n, n)`` Moore-Penrose inverses of the weighted Laplacians of ``(maps, n, n)`` symmetric weights."""
     n = weights.shape[-1]
-    v = torch.diag_embed(weights.sum(-1)) - weights
+    v = laplacian(weights)
     ones = torch.full((n, n), 1.0 / n, dtype=weights.dtype, device=weights.device)
     return torch.linalg.inv(v + ones) - ones
 
@@ -60,8 +65,7 @@ class GuttmanStep(DirectStep):
         mask = torch.ones(n, dtype=torch.bool)
         mask[fixed.cpu()] = False
         self.free, self.fixed = mask.nonzero().squeeze(1), (~mask).nonzero().squeeze(1)
-        v = torch.diag_embed(self.weights.sum(-1)) - self.weights
-        v_free = v[:, self.free]
+        v_free = laplacian(self.weights)[:, self.free]
         self.inverse = torch.linalg.inv(v_free[:, :, self.free])
         self.coupling = v_free[:, :, self.fixed]
 
