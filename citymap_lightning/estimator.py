@@ -49,7 +49,7 @@ class MDS(TransformerMixin, BaseEstimator):
         n_init: maps fitted at once (batched restarts, with Adam; Guttman transforms for weighted
             stress); the best is kept.
         max_iter: most epochs (one step of L-BFGS of up to 5 iterations each, for one map; for
-            weighted stress, 10 Guttman transforms).
+            weighted stress, 10 Guttman transforms, 50 where pairs are missing).
         eps: stop when stress-1 changes by less than this (relative) over an epoch.
         random_state: seed of the random starts.
         verbose: 0 silent, 1 the progress bar and the fit's messages.

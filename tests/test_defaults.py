@@ -56,7 +56,9 @@ def test_raw_stress_reaches_the_optimum_from_the_default_start(tmp_path, seed, c
 
 @pytest.mark.parametrize("anchored", [False, True])
 @pytest.mark.parametrize("optimiser", ["guttman", "lbfgs"])
-def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(tmp_path, monkeypatch, anchored, optimiser):
+def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(
+    tmp_path, monkeypatch, caplog, anchored, optimiser
+):
     """100 places with 5% noise and two of them 0.3 km apart: weights 10^7 times the typical one.
 
     Weighted stress is fitted by Guttman transforms; L-BFGS (which fits it above
@@ -64,7 +66,7 @@ def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(tmp_path, 
     strong-Wolfe line search to NaN on the first step ("the fit diverged") until the objective was
     scaled (``fitting.full.ScaledLBFGS``).
     """
-    if optimiser == "lbfgs":
+    if optimiser == "lbfgs":  # as above the limit: a warning names the way out
         monkeypatch.setattr(full, "GUTTMAN_LIMIT", 0)
     table = load_table(ROOT / "data" / "europe5000.csv")
     latlon = np.vstack([table.latlon[:100], table.latlon[0] + [0.0027, 0.0]])  # 0.3 km north of the first
@@ -78,8 +80,10 @@ def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(tmp_path, 
             "name,latitude,longitude\n" + "".join(f"{names[k]},{latlon[k][0]},{latlon[k][1]}\n" for k in (5, 50, 95))
         )
         extra = ["--data.anchors", str(tmp_path / "anchors.csv")]
-    main(["fit", "--data.path", str(tmp_path / "d.csv"), "--model.loss", "weighted_stress", *extra,
-          "--data.gazetteer", "false", "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        main(["fit", "--data.path", str(tmp_path / "d.csv"), "--model.loss", "weighted_stress", *extra,
+              "--data.gazetteer", "false", "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])  # fmt: skip
+    assert ("fitted by L-BFGS" in caplog.text and "--data.full_batch_limit 0" in caplog.text) == (optimiser == "lbfgs")
     coords = read_coordinates(run_dir(tmp_path / "r") / "coordinates.csv")
     x = np.stack([coords[name] for name in names])
     i, j = np.triu_indices(len(names), 1)

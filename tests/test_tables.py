@@ -174,8 +174,9 @@ def test_weighted_stress_of_a_sparse_pair_list_reaches_its_optimum(tmp_path):
     """Weighted stress over a road-shaped pair list, fitted by Guttman transforms: L-BFGS had stalled.
 
     300 places with their 4 nearest neighbours and 2 far partners: after the default 60 epochs
-    L-BFGS stood at weighted stress 14.0 (1.68 after 600), the Guttman transforms at 1.099 (1.079
-    after 600).
+    L-BFGS stood at weighted stress 14.0 (1.68 after 600). Guttman transforms at 10 per epoch
+    stood at 1.099 (1.079 after 600 epochs); at 50 per epoch, as for every table with missing
+    pairs, at 1.081.
     """
     table = places(300)
     i, j, d = road_like_pairs(table, neighbours=4, partners=2)
@@ -186,5 +187,5 @@ def test_weighted_stress_of_a_sparse_pair_list_reaches_its_optimum(tmp_path):
     coords = read_coordinates(log_dir / "coordinates.csv")
     x = np.stack([coords[name] for name in table.names])
     fitted = np.linalg.norm(x[i] - x[j], axis=1)
-    assert ((fitted - d) ** 2 / d**2).sum() < 1.15
+    assert ((fitted - d) ** 2 / d**2).sum() < 1.09
     assert stress1_against_truth(log_dir, table) < 0.02  # every pair, known or not: 0.013

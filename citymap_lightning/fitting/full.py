@@ -8,6 +8,7 @@ fused blockwise loss with its analytic gradient), or the list of known pairs of 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -24,9 +25,15 @@ from citymap_lightning.tables import DistanceTable
 if TYPE_CHECKING:
     from citymap_lightning.model import CityMap
 
+log = logging.getLogger("citymap_lightning")
+
 
 GUTTMAN_LIMIT = 2000
 """Up to this many places weighted stress in one batch is fitted by Guttman transforms (``FullBatch.by_guttman``)."""
+
+GUTTMAN_ITERATIONS, GUTTMAN_ITERATIONS_SPARSE = 10, 50
+"""Guttman transforms per epoch: a table with missing pairs converges far more slowly (250 Japanese
+places, 7 known pairs each: 600 transforms stood 8% above the optimum, 3,000 within 1.3e-4)."""
 
 
 class ScaledLBFGS(torch.optim.LBFGS):
@@ -162,7 +169,15 @@ class FullBatch(Fitting):
             d = torch.from_numpy(np.nan_to_num(self.table.matrix(), nan=0.0) / self.scale)
             w = losses.stress_weights(d, torch.from_numpy(self.table.weight_matrix()))
             fixed = model._anchors[0] if model._anchors is not None else None
-            return GuttmanStep(model.parameters(), d, w.expand(model.coords.shape[0], -1, -1), fixed=fixed)
+            iterations = GUTTMAN_ITERATIONS if self.table.complete else GUTTMAN_ITERATIONS_SPARSE
+            maps = model.coords.shape[0]
+            return GuttmanStep(model.parameters(), d, w.expand(maps, -1, -1), iterations=iterations, fixed=fixed)
+        if model.hparams.loss == "weighted_stress" and self.table.n > GUTTMAN_LIMIT:
+            log.warning(
+                f"weighted stress of {self.table.n} places in one batch is fitted by L-BFGS, which can stop well "
+                f"short of its optimum on 1/d^2 weights (Guttman transforms reach it up to {GUTTMAN_LIMIT} places): "
+                "fit by pair batches (--data.full_batch_limit 0) or check the map's stress over more epochs"
+            )
         if model.hparams.restarts > 1:
             return torch.optim.Adam(model.parameters(), lr=0.1)
         return ScaledLBFGS(
