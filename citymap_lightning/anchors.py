@@ -232,13 +232,14 @@ def warn_contradictions(placed: Placed, table: DistanceTable) -> list[str]:
     found = [f"{table.names[placed.index[p]]} - {table.names[placed.index[q]]} (given {g:.4g}, anchored {d:.4g})"
              for p, q, g, d in zip(a[off], b[off], given[off], anchored[off], strict=True)]  # fmt: skip
     if found:
-        unit = " (are the distances in km?)" if placed.latlon is not None and off.mean() > 0.5 else ""
         shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
         counts = np.bincount(np.concatenate([a[off], b[off]]), minlength=k)
         worst = int(np.argmax(counts))
         suspect = ""
         if counts[worst] > 1 and counts[worst] == len(found):
             suspect = f" ({table.names[placed.index[worst]]} is in every one: is its position right?)"
+        # one anchor in every contradiction points at that anchor, not at the unit
+        unit = " (are the distances in km?)" if placed.latlon is not None and off.mean() > 0.5 and not suspect else ""
         log.warning(
             f"{placed.source}: {len(found)} pair(s) of anchors contradict the distances by more than "
             f"{CONTRADICTION:.0%}{unit}{suspect}: {shown}"

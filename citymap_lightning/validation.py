@@ -116,9 +116,12 @@ def _check_graph(table: DistanceTable, where: str, i: np.ndarray, j: np.ndarray,
         )
     weak = np.flatnonzero(counts < 3)
     for place in weak[:5]:
-        _warn(
-            table, f"{where}: {names[place]} has only {counts[place]} known distance(s): its position may be mirrored"
+        freedom = (
+            "it may lie anywhere on a circle about its one partner"
+            if counts[place] == 1
+            else ("its position may be mirrored across the line through its two partners")
         )
+        _warn(table, f"{where}: {names[place]} has only {counts[place]} known distance(s): {freedom}")
     if len(weak) > 5:
         _warn(table, f"{where}: {len(weak)} places in all have fewer than 3 known distances")
     zero = np.flatnonzero(d == 0)

@@ -109,7 +109,8 @@ def test_contradicting_anchors_are_named(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
         fit(tmp_path / "run", "--data.path", str(EUROPE), "--data.anchors", str(anchors), "--trainer.max_epochs", "5")
     warned = [r.getMessage() for r in caplog.records if "contradict" in r.getMessage()]
-    assert warned and "Athens" in warned[0] and "Lisbon - Moscow" not in warned[0]
+    assert warned and "Athens is in every one" in warned[0] and "Lisbon - Moscow" not in warned[0]
+    assert "in km" not in warned[0]  # one wrong anchor, not a wrong unit
 
 
 def test_one_anchor_on_a_places_file_keeps_the_input_frame(tmp_path, caplog):

@@ -153,7 +153,7 @@ def test_warnings_for_zero_distance_and_few_known_pairs(tmp_path, caplog):
     pairs = "source,target,distance\nA,B,1\nB,C,1\nA,C,1\nC,D,1\n"
     with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
         load_table(write(tmp_path / "few.csv", pairs))
-    assert "D has only 1 known distance(s): its position may be mirrored" in caplog.text
+    assert "D has only 1 known distance(s): it may lie anywhere on a circle about its one partner" in caplog.text
 
 
 # ---------------------------------------------------------------- bad inputs
