@@ -74,6 +74,8 @@ class GuttmanStep(DirectStep):
         coords = self.param_groups[0]["params"][0]
         x = coords.detach().double()
         delta, weights, inverse = (t.to(x.device) for t in (self.delta, self.weights, self.inverse))
+        if self.free is not None:
+            free, fixed, coupling = (t.to(x.device) for t in (self.free, self.fixed, self.coupling))
         for _ in range(self.iterations):
             d = torch.cdist(x, x, compute_mode="donot_use_mm_for_euclid_dist")
             ratio = torch.where(d > 0, delta / d.clamp_min(1e-300), torch.zeros_like(d))
@@ -82,8 +84,7 @@ class GuttmanStep(DirectStep):
             if self.free is None:
                 x = inverse @ (b @ x)
                 continue
-            free, fixed = self.free.to(x.device), self.fixed.to(x.device)
-            moved = (b @ x)[:, free] - self.coupling.to(x.device) @ x[:, fixed]
+            moved = (b @ x)[:, free] - coupling @ x[:, fixed]
             x = x.clone()
             x[:, free] = inverse @ moved
         coords.copy_(x.to(coords.dtype))
