@@ -53,7 +53,7 @@ class ScaledLBFGS(torch.optim.LBFGS):
         def scaled() -> torch.Tensor:
             with torch.enable_grad():
                 loss = closure()
-            scale = self.state.setdefault("objective_scale", None)
+            scale = self.state.get("objective_scale")
             if scale is None:
                 total = sum(float(p.grad.abs().sum()) for p in params if p.grad is not None)
                 scale = 1.0 / total if np.isfinite(total) and total > 1.0 else 1.0
@@ -140,8 +140,7 @@ class FullBatch(Fitting):
             return
         self.bootstrap, maps = hparams.bootstrap, hparams.restarts + hparams.bootstrap
         n = self.table.n
-        d = torch.from_numpy(np.nan_to_num(self.table.matrix(), nan=0.0) / self.scale)
-        w = torch.from_numpy(self.table.weight_matrix())
+        d, w = self._dense_table()
         i, j = self.table.known_pairs()
         rng = np.random.default_rng(0)
         weights = w.repeat(maps, 1, 1)
@@ -154,7 +153,9 @@ class FullBatch(Fitting):
         self.pairs, self._terms = False, self._matrix_terms
 
     def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
-        """L-BFGS with a strong-Wolfe line search and no early stopping tolerances (Adam 0.1 for restarts).
+        """Guttman transforms for bootstrap replicates and for weighted stress (``by_guttman``); else L-BFGS.
+
+        L-BFGS (``ScaledLBFGS``) has a strong-Wolfe line search and no early stopping tolerances.
 
         The course objective ends near 1.2e-8 in normalised units, below which torch's default
         tolerances (1e-7 on the gradient, 1e-9 on the change) stop some seeds early. With several
@@ -166,20 +167,20 @@ class FullBatch(Fitting):
                 w = losses.stress_weights(d, w)
             return GuttmanStep(model.parameters(), d, w)
         if self.by_guttman(model):  # the matrices of the known pairs, whatever the batch's form
-            d = torch.from_numpy(np.nan_to_num(self.table.matrix(), nan=0.0) / self.scale)
-            w = losses.stress_weights(d, torch.from_numpy(self.table.weight_matrix()))
+            d, w = self._dense_table()
+            w = losses.stress_weights(d, w)
             fixed = model._anchors[0] if model._anchors is not None else None
             iterations = GUTTMAN_ITERATIONS if self.table.complete else GUTTMAN_ITERATIONS_SPARSE
             maps = model.coords.shape[0]
             return GuttmanStep(model.parameters(), d, w.expand(maps, -1, -1), iterations=iterations, fixed=fixed)
+        if model.hparams.restarts > 1:
+            return torch.optim.Adam(model.parameters(), lr=0.1)
         if model.hparams.loss == "weighted_stress" and self.table.n > GUTTMAN_LIMIT:
             log.warning(
                 f"weighted stress of {self.table.n} places in one batch is fitted by L-BFGS, which can stop well "
                 f"short of its optimum on 1/d^2 weights (Guttman transforms reach it up to {GUTTMAN_LIMIT} places): "
                 "fit by pair batches (--data.full_batch_limit 0) or check the map's stress over more epochs"
             )
-        if model.hparams.restarts > 1:
-            return torch.optim.Adam(model.parameters(), lr=0.1)
         return ScaledLBFGS(
             model.parameters(),
             lr=1.0,
@@ -189,6 +190,11 @@ class FullBatch(Fitting):
             tolerance_grad=0.0,
             tolerance_change=0.0,
         )
+
+    def _dense_table(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(n, n)`` normalised distances (0 where unknown) and weights (0 where unknown), float64."""
+        d = torch.from_numpy(np.nan_to_num(self.table.matrix(), nan=0.0) / self.scale)
+        return d, torch.from_numpy(self.table.weight_matrix())
 
     def by_guttman(self, model: CityMap) -> bool:
         """Whether the map is fitted by SMACOF's Guttman transforms rather than L-BFGS: weighted stress in one batch.
