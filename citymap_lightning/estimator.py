@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from citymap_lightning import data, geo, placing
+from citymap_lightning import data, geo, losses, placing
 from citymap_lightning.callbacks import Converged
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.model import CityMap
@@ -53,8 +53,8 @@ class MDS(TransformerMixin, BaseEstimator):
         eps: stop when stress-1 changes by less than this (relative) over an epoch.
         random_state: seed of the random starts.
         verbose: 0 silent, 1 the progress bar and the fit's messages.
-        loss: ``stress`` (Kruskal's raw stress), ``weighted_stress`` (weights ``1/d^2``) or
-            ``course`` (squared distances).
+        loss: ``stress`` (Kruskal's raw stress), ``weighted_stress`` (weights ``1/d^2``), ``sammon``
+            (weights ``1/d``) or ``course`` (squared distances): any loss of ``losses.REGISTRY``.
         geometry: ``plane``, ``space`` or ``sphere``.
         trainer_kwargs: passed to the Lightning ``Trainer`` (``accelerator``, ``devices``,
             ``logger``, ``callbacks``...). By default there is no logger, checkpoint, progress bar
@@ -81,7 +81,7 @@ class MDS(TransformerMixin, BaseEstimator):
         "eps": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "loss": [StrOptions({"stress", "weighted_stress", "course"})],
+        "loss": [StrOptions(set(losses.LOSSES))],
         "geometry": [StrOptions({"plane", "space", "sphere"})],
         "trainer_kwargs": [dict, None],
     }

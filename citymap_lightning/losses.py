@@ -14,8 +14,102 @@ from collections.abc import Callable
 
 import torch
 
-LOSSES = ("course", "stress", "weighted_stress")
-"""Loss names accepted by :func:`loss_fn`."""
+
+class Loss:
+    """One loss: its per-pair term and weights, and what fits it. Register a subclass with :func:`register`.
+
+    Stress-type losses (``squared = False``) are ``w * d^power * (dhat - d)^2`` summed over the known
+    pairs: :meth:`pair_weights` gives ``w * d^power`` (pairs at distance 0 left out when ``power < 0``).
+    The course objective (``squared = True``) compares squared distances, ``w (dhat^2 - d^2)^2``.
+
+    Attributes:
+        name: the value of ``--model.loss`` and the estimator's ``loss``.
+        squared: compares squared distances (takes no transform, no pair batches, no Guttman step).
+        power: the stress weights' exponent of the given distance (0, or negative for local losses).
+        describe: a few words for the docs and messages.
+
+    """
+
+    name = ""
+    squared = False
+    power = 0.0
+    describe = ""
+
+    @property
+    def local(self) -> bool:
+        """Whether the weights favour near pairs (``power < 0``): its optimum trades raw stress-1 for them."""
+        return self.power < 0
+
+    @property
+    def majorizable(self) -> bool:
+        """Whether SMACOF's Guttman transform minimises it (every stress-type loss)."""
+        return not self.squared
+
+    def pair_weights(self, distances: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor | None:
+        """The weights of each pair's ``(dhat - d)^2`` (``weights`` None means all ones, and may stay None)."""
+        if self.power == 0:
+            return weights
+        weights = torch.ones_like(distances) if weights is None else weights
+        safe = torch.where(distances > 0, distances, torch.ones_like(distances))
+        return torch.where(distances > 0, weights * safe**self.power, torch.zeros_like(weights))
+
+    def terms(self, fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+        """Each pair's term, elementwise."""
+        if self.squared:
+            term = (fitted**2 - distances**2) ** 2
+            return term if weights is None else weights * term
+        weights = self.pair_weights(distances, weights)
+        term = (fitted - distances) ** 2
+        return term if weights is None else weights * term
+
+
+REGISTRY: dict[str, Loss] = {}
+"""Every loss by name, in registration order."""
+
+
+def register(cls: type[Loss]) -> type[Loss]:
+    """Add a loss class to :data:`REGISTRY` (a class decorator)."""
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+@register
+class Course(Loss):
+    """The course's objective: ``w (dhat^2 - d^2)^2``; it weighs long distances most and settles the global shape."""
+
+    name, squared, describe = "course", True, "squared distances (the course's objective)"
+
+
+@register
+class Stress(Loss):
+    """Kruskal's raw stress ``w (dhat - d)^2``."""
+
+    name, describe = "stress", "Kruskal's raw stress"
+
+
+@register
+class WeightedStress(Loss):
+    """Raw stress with weights ``w / d^2``: the graph-drawing standard, relative error of every pair alike."""
+
+    name, power, describe = "weighted_stress", -2.0, "raw stress with weights 1/d^2"
+
+
+@register
+class Sammon(Loss):
+    """Sammon's stress, raw stress with weights ``w / d`` (the normalising constant left out): between the two."""
+
+    name, power, describe = "sammon", -1.0, "Sammon's stress (weights 1/d)"
+
+
+LOSSES = tuple(REGISTRY)
+"""Loss names accepted by :func:`get`."""
+
+
+def get(name: str) -> Loss:
+    """The registered loss ``name``; a ValueError names the known ones."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
+    return REGISTRY[name]
 
 
 def pairwise_distances(coords: torch.Tensor) -> torch.Tensor:
@@ -48,34 +142,19 @@ def geodesic_distances(coords: torch.Tensor, radius: torch.Tensor) -> torch.Tens
 
 
 def terms(name: str, fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    """Each pair's term of the loss ``name``, elementwise (``weights`` None means all ones).
-
-    ``course``: ``w (dhat^2 - d^2)^2``, the course's objective on squared distances; ``stress``:
-    ``w (dhat - d)^2``, Kruskal's raw stress; ``weighted_stress``: raw stress with weights ``w / d^2``,
-    the graph-drawing standard that favours local accuracy (pairs at distance 0 are left out).
-    """
-    if name == "course":
-        term = (fitted**2 - distances**2) ** 2
-    elif name in ("stress", "weighted_stress"):
-        term = (fitted - distances) ** 2
-        if name == "weighted_stress":
-            weights = stress_weights(distances, torch.ones_like(distances) if weights is None else weights)
-    else:
-        raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
-    return term if weights is None else weights * term
+    """Each pair's term of the loss ``name``, elementwise (``weights`` None means all ones): see :class:`Loss`."""
+    return get(name).terms(fitted, distances, weights)
 
 
 def stress_weights(distances: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Weights ``w / d^2`` of the weighted (local) stress; pairs at distance 0 are left out."""
-    safe = torch.where(distances > 0, distances, torch.ones_like(distances))
-    return torch.where(distances > 0, weights / safe**2, torch.zeros_like(weights))
+    return REGISTRY["weighted_stress"].pair_weights(distances, weights)
 
 
 def loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
     """The loss ``name`` over whole symmetric matrices: half the sum of :func:`terms`, so each pair counts once."""
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
-    return lambda fitted, distances, weights: 0.5 * terms(name, fitted, distances, weights).sum((-1, -2))
+    loss = get(name)
+    return lambda fitted, distances, weights: 0.5 * loss.terms(fitted, distances, weights).sum((-1, -2))
 
 
 CDIST_LIMIT = 1000
@@ -146,12 +225,14 @@ def _fused_terms(
     residual = torch.zeros(restarts, dtype=torch.float64, device=x.device)
     out = torch.empty_like(x) if gradient else torch.empty(restarts, n, dtype=x.dtype, device=x.device)
     rows = max(1, working_set // (restarts * n))
+    kind = get(loss)
+    plain = not kind.squared and kind.power == 0  # its loss is the residual itself
     for start in range(0, n, rows):
         block = slice(start, min(n, start + rows))
         xs = x[:, block]
         fitted = _squared_block(xs, x)
         d, w = distances[block], None if weights is None else weights[block]
-        if loss == "course":
+        if kind.squared:
             c = fitted - d * d
             wc = c if w is None else c.mul_(w)
             value += (wc * (fitted - d * d)).sum((-1, -2)).double()
@@ -160,9 +241,9 @@ def _fused_terms(
         else:
             fitted.sqrt_()
             r = fitted - d
-            lw = w if loss == "stress" else stress_weights(d, torch.ones_like(d) if w is None else w)
+            lw = kind.pair_weights(d, w)
             lr = r.clone() if lw is None else r * lw
-            if loss != "stress":
+            if not plain:
                 value += (lr * r).sum((-1, -2)).double()
             # coincident points (dhat = 0) get no pull: r / 0 is inf or nan, set to 0 (autograd's subgradient)
             coefficient = lr.div_(fitted).nan_to_num_(0.0, 0.0, 0.0).mul_(2.0)
@@ -175,7 +256,7 @@ def _fused_terms(
             out[:, block] = rowsums
             total = rowsums.sum(-1).double()
         residual += total
-        if loss == "stress":
+        if plain:
             value += total
     return 0.5 * value, residual, out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -13,6 +14,7 @@ from torch import nn
 
 from citymap_lightning import anchors as anchoring
 from citymap_lightning import geo, losses, placing, starts, transforms
+from citymap_lightning.convergence import Convergence
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
@@ -86,7 +88,8 @@ class CityMap(pl.LightningModule):
         radius: the sphere's radius in the input's unit (6371.0088 for the Earth in km); ``learn``
             to learn it; when not given, the Earth's for latitude/longitude inputs, else learned.
         loss: ``course`` (squared distances, the course's objective), ``stress`` (Kruskal raw
-            stress) or ``weighted_stress`` (raw stress with weights 1/d^2).
+            stress), ``weighted_stress`` (raw stress with weights 1/d^2) or ``sammon`` (weights 1/d): the
+            registry :data:`citymap_lightning.losses.REGISTRY`.
         start: ``auto`` (random for the course objective on a flat map, else classical: see
             :func:`~citymap_lightning.starts.resolve_start`), ``random`` (the course's), ``classical``
             (Torgerson MDS), ``pivot`` (pivot MDS on shortest paths through the known pairs), or,
@@ -105,6 +108,11 @@ class CityMap(pl.LightningModule):
             replacement (as weights), all by Guttman transforms from the map's start; they give each
             place's 95% ellipse (``uncertainty.csv``). They are never the result. A 2-D plane with
             raw or weighted stress, up to 1,000 places.
+        tol: the fit stops once the objective's relative change over an epoch has stayed below
+            ``tol`` for ``patience`` epochs in a row (``trainer.max_epochs`` is a ceiling); the run
+            ends with one line saying whether it converged. Pair batches are judged on stress-1 over
+            the evaluation pairs once their step size has annealed. 0 never stops early.
+        patience: that many epochs in a row.
 
     """
 
@@ -121,6 +129,8 @@ class CityMap(pl.LightningModule):
         anneal_eps: float = 0.01,
         transform: str = "ratio",
         bootstrap: int = 0,
+        tol: float = 1e-7,
+        patience: int = 3,
     ) -> None:
         super().__init__()
         if geometry not in GEOMETRIES:
@@ -143,11 +153,13 @@ class CityMap(pl.LightningModule):
             raise ConfigError(f"bootstrap is {bootstrap}: give 0 (none) or at least 2 replicates (50 is usual)")
         if transform not in transforms.TRANSFORMS:
             raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
-        if transform != "ratio" and loss == "course":
+        if transform != "ratio" and losses.get(loss).squared:
             raise ConfigError(f"transform {transform!r} fits disparities by stress: the course objective compares "
                               "squared distances and takes no transform; use --model.loss stress")  # fmt: skip
         if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
             raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
+        if not 0 <= tol < 1 or patience < 1:
+            raise ConfigError(f"tol is {tol} and patience {patience}: give 0 <= tol < 1 and patience >= 1")
         self.save_hyperparameters()
         self.start = starts.resolve_start(start, loss, geometry)
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
@@ -166,17 +178,25 @@ class CityMap(pl.LightningModule):
         self._reference: np.ndarray | None = None
         self._anchors: tuple[torch.Tensor, torch.Tensor] | None = None
         self._anchor_hook: Any = None
+        self.convergence = Convergence(tol, patience)
 
     def setup(self, stage: str) -> None:
         """Take the data module's fitting algorithm; set the radius; before fitting, place the restarts by the start."""
         dm = self.trainer.datamodule
         self.fitting = dm.fitting
         self.fitting.setup(self.hparams)
+        hp = self.hparams
+        self.start = starts.resolve_start(hp.start, hp.loss, hp.geometry, dm.table if stage == "fit" else None)
         if self.hparams.geometry == "sphere":
             self._setup_sphere(dm.table, stage)
         elif stage == "fit" and self.start != "random":
             init = starts.initial_coords(
-                self.start, dm.table, self.coords.shape[-1], np.random.default_rng(0), scale=self.fitting.scale
+                self.start,
+                dm.table,
+                self.coords.shape[-1],
+                np.random.default_rng(0),
+                scale=self.fitting.scale,
+                loss=self.hparams.loss if self.hparams.transform == "ratio" else "stress",
             )
             if self.start in ("classical", "pivot"):
                 self._reference = init  # the quality guard's reference: no need to compute it again
@@ -322,6 +342,18 @@ class CityMap(pl.LightningModule):
             self.log("transform/a", line[0], on_step=True, on_epoch=False)
             self.log("transform/b", line[1], on_step=True, on_epoch=False)
 
+    def on_train_epoch_end(self) -> None:
+        """Record the epoch's objective and stop the fit once it has converged."""
+        value = self.fitting.epoch_objective(self)
+        if value is not None and self.convergence.update(value):
+            self.trainer.should_stop = True
+
+    def convergence_summary(self, log_dir: str | None = None) -> str:
+        """The run's one summary line (logged at the end of fitting): stress-1, epochs, converged or not, where."""
+        stress1 = float(self.stress1[self.best_restart()])
+        where = f"; outputs in {log_dir}" if log_dir else ""
+        return self.convergence.summary(stress1, self.current_epoch, self.trainer.max_epochs) + where
+
     def check_finite(self, value: torch.Tensor | None = None) -> None:
         """Stop with a plain message when the loss (or the coordinates) stopped being finite."""
         value = self.coords.detach() if value is None else value.detach()
@@ -387,7 +419,7 @@ class CityMap(pl.LightningModule):
         dm = self.trainer.datamodule
         if dm is not None and hasattr(dm, "path"):
             params["data"] = str(dm.path)
-        keys = ("hp/stress1", "hp/reference_stress1", "hp/wall_time_s")
+        keys = ("hp/stress1", "hp/reference_stress1", "hp/wall_time_s", "hp/converged", "hp/epochs")
         self.logger.log_hyperparams(params, dict.fromkeys(keys, float("nan")))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -399,12 +431,15 @@ class CityMap(pl.LightningModule):
         if dm is not None:
             checkpoint.update(placing.checkpoint_metadata(dm.table, self.fitting.scale))
         checkpoint["stress1"] = self.stress1.detach().cpu()
+        checkpoint["convergence"] = self.convergence.state_dict()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse a checkpoint of other data in one line; for ``predict``, take its places in this input's order."""
         dm = self.trainer.datamodule if self._trainer is not None else None
         predicting = self._trainer is not None and self.trainer.state.fn == "predict"
         match_checkpoint(checkpoint, self, dm.table.names if dm is not None else None, reorder=predicting)
+        if isinstance(checkpoint.get("convergence"), dict):
+            self.convergence.load_state_dict(checkpoint["convergence"])
         stress1 = checkpoint.get("stress1")
         if isinstance(stress1, torch.Tensor) and stress1.shape == self.stress1.shape:
             self.stress1 = stress1.to(self.stress1)
@@ -415,6 +450,7 @@ class CityMap(pl.LightningModule):
         stress1 = float(self.stress1[self.best_restart()])
         reference = self.reference_stress1()
         metrics = {"hp/stress1": stress1, "hp/reference_stress1": reference}
+        metrics.update({"hp/converged": float(self.convergence.converged), "hp/epochs": float(self.current_epoch)})
         line = self.fitting.transform_line(self) if self.hparams.transform == "interval" else None
         if line is not None and self.trainer.global_rank == 0:
             log.info(f"interval transform: given = {line[0]:.4g} + {line[1]:.4g} x map distance (a is the fixed part, "
@@ -422,7 +458,7 @@ class CityMap(pl.LightningModule):
         message = ""
         # weighted stress trades raw stress-1 for the near distances: its optimum can lie above the
         # classical start's raw stress-1 (eurodist: 0.106 against 0.090), so the guard does not apply
-        guarded = self.hparams.loss != "weighted_stress"
+        guarded = not losses.get(self.hparams.loss).local
         if guarded and stress1 > max(GUARD_RATIO * reference, reference + GUARD_MARGIN):
             fix = "--model.start classical" if self.start == "random" else "--model.start classical and more epochs"
             message = (
@@ -431,6 +467,10 @@ class CityMap(pl.LightningModule):
             )
             if self.trainer.global_rank == 0:
                 log.warning(message)
+        if self.trainer.global_rank == 0:
+            log_dir = self.trainer.log_dir if self.logger is not None else None
+            line = self.convergence_summary(str(Path(log_dir).resolve()) if log_dir else None)
+            (log.info if self.convergence.converged else log.warning)(line)
         if self.logger is None:
             return
         metrics["hp/wall_time_s"] = time.perf_counter() - self._fit_started

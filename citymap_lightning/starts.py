@@ -7,13 +7,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from citymap_lightning import geo, metrics
+from citymap_lightning import geo, losses, metrics
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.tables import DistanceTable
 
 log = logging.getLogger("citymap_lightning")
 
-STARTS = ("auto", "random", "classical", "pivot", "mercator", "lambert")
+STARTS = ("auto", "random", "classical", "pivot", "continuation", "mercator", "lambert")
 """Start names accepted by :func:`initial_coords`."""
 
 
@@ -115,17 +115,100 @@ def projection_start(latlon: np.ndarray, kind: str) -> np.ndarray:
     return geo.lambert_conformal_conic(latlon, centre)
 
 
-def resolve_start(start: str, loss: str, geometry: str) -> str:
+def resolve_start(start: str, loss: str, geometry: str, table: DistanceTable | None = None) -> str:
     """The start that ``auto`` stands for (an explicit start is kept).
 
-    The course objective on a flat map keeps the course's random start, so the course is reproduced
-    exactly; everything else starts from classical MDS (chord MDS on a sphere, pivot MDS at scale):
-    random starts of raw stress or of a sphere end in local minima on a few hundred places, while a
-    classical start begins in the optimum's basin.
+    - A complete table: the course objective on a flat map keeps the course's random start, so the
+      course is reproduced exactly; everything else starts from classical MDS (chord MDS on a
+      sphere, pivot MDS at scale): random starts of raw stress or of a sphere end in local minima
+      on a few hundred places, while a classical start begins in the optimum's basin.
+    - A flat map of a table with missing pairs (a pair list, a matrix with empty cells):
+      ``continuation``. From a random start the course objective ended in a tangle on a 500-place
+      road-shaped pair list (stress-1 0.18, places 290 km off); fitted straight from classical MDS of
+      the shortest paths, raw stress ended 4.9x and weighted stress 8x above their optimum.
     """
     if start != "auto":
         return start
-    return "random" if loss == "course" and geometry != "sphere" else "classical"
+    if table is not None and not table.complete and geometry != "sphere" and table.n <= CONTINUATION_LIMIT:
+        return "continuation"
+    return "random" if losses.get(loss).squared and geometry != "sphere" else "classical"
+
+
+CONTINUATION_LIMIT = 20000
+"""Up to this many places a table with missing pairs starts by :func:`continuation` (each step costs O(pairs))."""
+
+CONTINUATION_TOLERANCE = 1e-12
+"""A stage of :func:`continuation` ends when its objective's relative change in an L-BFGS iteration stays below this."""
+
+
+def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) -> np.ndarray:
+    """A start in the basin of ``loss``'s optimum for a table with missing pairs: global losses first, then local ones.
+
+    Classical MDS of the shortest paths through the known pairs (pivot MDS above a size), then the
+    course objective over the known pairs (it weighs long distances most and settles the map's
+    global shape), then, for a local loss (weights ``d^power``, ``power < 0``), raw stress, then
+    ``loss`` itself. Each stage is minimised by L-BFGS in float64 to a relative tolerance
+    (:data:`CONTINUATION_TOLERANCE`); the fit's epochs then go on from its optimum and confirm it.
+    On a 500-place road-shaped pair list of US places this path reached every loss's optimum
+    (course, stress, weighted stress, Sammon: within 2e-6 of an independent reference), where each
+    one fitted straight from the classical start folded a cluster of places (raw stress 4.9x,
+    weighted stress 8x, Sammon 22x above the optimum).
+    """
+    x = initial_coords("classical", table, dim, np.random.default_rng(0), scale=scale)
+    i, j, d, w = table.known_values()
+    d = d / scale
+    stages = list(dict.fromkeys(["course"] + (["stress"] if losses.get(loss).local else []) + [loss]))
+    for stage in stages:
+        x = minimise_pairs(stage, x, i, j, d, w)
+    log.info(f"start: classical MDS of the shortest paths, then {' then '.join(stages)} (continuation)")
+    return np.ascontiguousarray(x)
+
+
+def minimise_pairs(
+    loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray, max_iter: int = 20000
+) -> np.ndarray:
+    """``loss`` over the pairs ``(i, j)`` minimised from ``x`` by SciPy's L-BFGS, in float64 (deterministic).
+
+    The objective is rescaled to start at 10^6, so that SciPy's tolerance on its change is relative.
+    """
+    from scipy.optimize import minimize
+
+    kind = losses.get(loss)
+    n, dim = x.shape
+    weights = w if kind.squared else _np_pair_weights(kind.power, d, w)
+
+    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        y = flat.reshape(n, dim)
+        diff = y[i] - y[j]
+        fitted = np.sqrt((diff * diff).sum(1))
+        if kind.squared:
+            r = fitted * fitted - d * d
+            value, coefficient = float((weights * r * r).sum()), 4.0 * weights * r
+        else:
+            r = fitted - d
+            value = float((weights * r * r).sum())
+            coefficient = np.where(fitted > 0, 2.0 * weights * r / np.where(fitted > 0, fitted, 1.0), 0.0)
+        step = coefficient[:, None] * diff
+        grad = np.stack([np.bincount(i, step[:, k], n) - np.bincount(j, step[:, k], n) for k in range(dim)], 1)
+        return value, grad.ravel()
+
+    # L-BFGS-B's ftol is relative to max(|f|, 1): start the objective at 1e6 so that it stays relative
+    norm = (objective(x.ravel())[0] or 1.0) * 1e-6
+
+    def scaled(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = objective(flat)
+        return value / norm, grad / norm
+
+    options = {"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": CONTINUATION_TOLERANCE, "gtol": 1e-14, "maxcor": 20}
+    result = minimize(scaled, x.ravel(), jac=True, method="L-BFGS-B", options=options)
+    return result.x.reshape(n, dim)
+
+
+def _np_pair_weights(power: float, d: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``w d^power`` (pairs at distance 0 left out when ``power < 0``)."""
+    if power == 0:
+        return w
+    return np.where(d > 0, w * np.where(d > 0, d, 1.0) ** power, 0.0)
 
 
 def check_start(method: str, table: DistanceTable, dim: int, geometry: str = "plane") -> None:
@@ -142,7 +225,7 @@ def check_start(method: str, table: DistanceTable, dim: int, geometry: str = "pl
 
 
 def initial_coords(
-    method: str, table: DistanceTable, dim: int, rng: np.random.Generator, scale: float = 1.0
+    method: str, table: DistanceTable, dim: int, rng: np.random.Generator, scale: float = 1.0, loss: str = "stress"
 ) -> np.ndarray:
     """Initial positions of a table's places in the units of ``distances / scale``.
 
@@ -150,10 +233,12 @@ def initial_coords(
     through the known pairs by Dijkstra where pairs are missing (the standard start of sparse
     stress): O(pivots (m + n log n)), no ``n x n`` array; ``classical`` is Torgerson MDS on the whole
     matrix (shortest paths where pairs are missing), and pivot MDS above a size; ``mercator`` and
-    ``lambert`` need latitude/longitude and a 2-D map.
+    ``lambert`` need latitude/longitude and a 2-D map; ``continuation`` is :func:`continuation` towards ``loss``.
     """
     n = table.n
     check_start(method, table, dim)
+    if method == "continuation":
+        return continuation(table, loss, dim, scale)
     if method == "random":
         return random_start(n, dim, rng)
     if method in ("mercator", "lambert"):

@@ -144,11 +144,12 @@ class DistanceTable:
     def weight_range(self, loss_weights: str) -> tuple[float, float]:
         """Smallest and largest positive weight of the loss over every known pair.
 
-        ``loss_weights`` is ``stress`` (the given weights) or ``weighted_stress`` (``w / d^2``).
+        ``loss_weights`` names a stress-type loss: its weights are ``w d^power`` (``w / d^2`` for weighted stress).
         """
         _, _, d, w = self.known_values()
-        if loss_weights == "weighted_stress":
-            w = np.where(d > 0, w / np.where(d > 0, d, 1.0) ** 2, 0.0)
+        power = _weight_power(loss_weights)
+        if power:
+            w = np.where(d > 0, w * np.where(d > 0, d, 1.0) ** power, 0.0)
         w = w[w > 0]
         return (float(w.min()), float(w.max())) if w.size else (1.0, 1.0)
 
@@ -260,12 +261,13 @@ class PlacesTable(DistanceTable):
         return {"distances": torch.from_numpy(geo.distance_matrix(self.latlon))}
 
     def weight_range(self, loss_weights: str) -> tuple[float, float]:
-        """Unit weights; for ``weighted_stress``, ``1 / d^2`` between the closest pair and the farthest.
+        """Unit weights; for a local loss (weights ``d^power``), between the farthest pair and the closest.
 
         The closest pair is found among nearest neighbours (any already found will do: the closest
         pair is each other's nearest), the farthest by a few far-point sweeps.
         """
-        if loss_weights != "weighted_stress":
+        power = _weight_power(loss_weights)
+        if not power:
             return 1.0, 1.0
         near = next((v for v in self._nearest.values() if v.shape[1]), None)
         near = self.nearest(1) if near is None else near
@@ -275,7 +277,7 @@ class PlacesTable(DistanceTable):
         for _ in range(4):
             column = self.columns(np.array([far]))[:, 0]
             far, high = int(np.argmax(column)), max(high, float(column.max()))
-        return 1.0 / high**2, 1.0 / low**2
+        return high**power, low**power
 
     def _find_nearest(self, k: int) -> np.ndarray:
         """By the largest dot products of unit vectors (chord length is monotone in great-circle distance)."""
@@ -353,3 +355,10 @@ class PairTable(DistanceTable):
             "distances": torch.from_numpy(self.d),
             "weights": torch.from_numpy(self.w),
         }
+
+
+def _weight_power(loss: str) -> float:
+    """The exponent of the given distance in a loss's pair weights (0 for raw stress)."""
+    from citymap_lightning.losses import get
+
+    return get(loss).power

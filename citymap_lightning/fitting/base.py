@@ -96,6 +96,10 @@ class Fitting:
                 metric.update(*self.batch_sums(model, {k: v.to(model.device) for k, v in batch.items()}))
         return metric.compute().reshape(-1).float().to(model.device)
 
+    def epoch_objective(self, model: CityMap) -> float | None:
+        """The objective at the end of an epoch, that convergence is judged on; None while it cannot be judged."""
+        return None
+
     def transform_line(self, model: CityMap) -> tuple[float, float] | None:
         """For an ``interval`` transform: ``a, b`` of ``given = a + b * map distance`` in the input's unit."""
         return None

@@ -123,7 +123,7 @@ class FullBatch(Fitting):
         keep them independent.
         """
         refused = {
-            "loss": hparams.loss if hparams.loss == "course" else None,
+            "loss": hparams.loss if losses.get(hparams.loss).squared else None,
             "geometry": hparams.geometry if hparams.geometry != "plane" else None,
             "dim": hparams.dim if hparams.get("dim") not in (None, 2) else None,
             "transform": hparams.get("transform", "ratio") if hparams.get("transform", "ratio") != "ratio" else None,
@@ -163,21 +163,20 @@ class FullBatch(Fitting):
         """
         if self.bootstrap:
             d, w = self.batch["distances"].double(), self.batch["weights"].double()
-            if model.hparams.loss == "weighted_stress":
-                w = losses.stress_weights(d, w)
+            w = losses.get(model.hparams.loss).pair_weights(d, w)
             return GuttmanStep(model.parameters(), d, w)
         if self.by_guttman(model):  # the matrices of the known pairs, whatever the batch's form
             d, w = self._dense_table()
-            w = losses.stress_weights(d, w)
+            w = losses.get(model.hparams.loss).pair_weights(d, w)
             fixed = model._anchors[0] if model._anchors is not None else None
             iterations = GUTTMAN_ITERATIONS if self.table.complete else GUTTMAN_ITERATIONS_SPARSE
             maps = model.coords.shape[0]
             return GuttmanStep(model.parameters(), d, w.expand(maps, -1, -1), iterations=iterations, fixed=fixed)
         if model.hparams.restarts > 1:
             return torch.optim.Adam(model.parameters(), lr=0.1)
-        if model.hparams.loss == "weighted_stress" and self.table.n > GUTTMAN_LIMIT:
+        if losses.get(model.hparams.loss).local and self.table.n > GUTTMAN_LIMIT:
             log.warning(
-                f"weighted stress of {self.table.n} places in one batch is fitted by L-BFGS, which can stop well "
+                f"{model.hparams.loss} of {self.table.n} places in one batch is fitted by L-BFGS, which can stop well "
                 f"short of its optimum on 1/d^2 weights (Guttman transforms reach it up to {GUTTMAN_LIMIT} places): "
                 "fit by pair batches (--data.full_batch_limit 0) or check the map's stress over more epochs"
             )
@@ -209,7 +208,7 @@ class FullBatch(Fitting):
         """
         hparams = model.hparams
         return (
-            hparams.loss == "weighted_stress" and hparams.geometry != "sphere"
+            losses.get(hparams.loss).local and hparams.geometry != "sphere"
             and self.transform == "ratio" and self.table.n <= GUTTMAN_LIMIT
         )  # fmt: skip
 
@@ -257,8 +256,7 @@ class FullBatch(Fitting):
         """Map distances, given values and the loss's weights of the known pairs (``w / d^2`` for weighted stress)."""
         d, w = self._inputs(model, batch)
         fitted = model.pair_distances(batch["i"], batch["j"]).double()  # the line's sums need double precision
-        if model.hparams.loss == "weighted_stress":
-            w = losses.stress_weights(d, w)
+        w = losses.get(model.hparams.loss).pair_weights(d, w)
         return fitted, d.double(), w.double()
 
     def _transform_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -267,6 +265,11 @@ class FullBatch(Fitting):
 
     def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         return self._terms(model, batch)[1:]
+
+    def epoch_objective(self, model: CityMap) -> float | None:
+        """The best restart's loss at the last evaluation of the epoch's step."""
+        objective = getattr(self, "_objective", None)
+        return None if objective is None else float(objective)
 
     def transform_line(self, model: CityMap) -> tuple[float, float] | None:
         """For ``interval``: ``a`` and ``b`` of ``given = a + b * map distance`` in the input's unit (best restart)."""
@@ -294,6 +297,7 @@ class FullBatch(Fitting):
         """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
         loss, residual, norm = self._terms(model, batch)
         total = loss.sum()
+        self._objective = loss.detach()[: model.hparams.restarts].min()
         if model.logging_step():
             model.check_finite(total)
             stress1 = metrics.from_sums(residual.detach().double(), norm.double()).float()

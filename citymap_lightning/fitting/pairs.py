@@ -95,7 +95,7 @@ class PairBatches(Fitting):
 
     def setup(self, hparams: Any) -> None:
         refused = {
-            "loss": hparams.loss if hparams.loss == "course" else None,
+            "loss": hparams.loss if losses.get(hparams.loss).squared else None,
             "geometry": hparams.geometry if hparams.geometry == "sphere" else None,
             "restarts": hparams.restarts if hparams.restarts > 1 else None,
             "bootstrap": hparams.get("bootstrap", 0) or None,
@@ -112,7 +112,7 @@ class PairBatches(Fitting):
             fix = "use --config configs/large.yaml (or --model.loss stress), or " if "loss" in refused else ""
             raise ConfigError(
                 f"{self.table.n} places are fitted by pair batches (above data.full_batch_limit), which take one flat "
-                f"map with loss stress or weighted_stress, not {settings}: {fix}raise --data.full_batch_limit to fit "
+                f"map with a stress-type loss, not {settings}: {fix}raise --data.full_batch_limit to fit "
                 "every pair at once"
             )
         if self._range_loss != hparams.loss:  # set up twice (the CLI's checks, then the model): computed once
@@ -199,7 +199,7 @@ class PairBatches(Fitting):
         i, j, d, w = batch["i"], batch["j"], batch["distances"], batch["weights"]
         x = model.coords[0]
         fitted = model.pair_distances(i, j)[0]
-        lw = w if model.hparams.loss == "stress" else losses.stress_weights(d, w)
+        lw = losses.get(model.hparams.loss).pair_weights(d, w)
         eta = self.eta(model.current_epoch)
         mu = (lw * eta).clamp(max=1.0)
         if self.transform != "ratio" and self._targets.epoch != model.current_epoch:
@@ -266,8 +266,7 @@ class PairBatches(Fitting):
                                 for k in range(0, len(i), self.batch_size)]).double().cpu()  # fmt: skip
         given = torch.from_numpy(self.table.pair_distances(*self._evaluation) / self.scale)
         w = torch.from_numpy(self.table.pair_weights(*self._evaluation))
-        if model.hparams.loss == "weighted_stress":
-            w = losses.stress_weights(given, w)
+        w = losses.get(model.hparams.loss).pair_weights(given, w)
         self._targets.refit(self.transform, fitted, given, w, model.current_epoch)
         self.invalidate()
 
@@ -287,6 +286,12 @@ class PairBatches(Fitting):
 
     def invalidate(self) -> None:
         self._evaluated = None
+
+    def epoch_objective(self, model: CityMap) -> float | None:
+        """Stress-1 over the evaluation pairs, once the step size has annealed (the steps are stochastic before)."""
+        if model.current_epoch + 1 < self.anneal_epochs:
+            return None
+        return float(self.evaluate(model)[0])
 
     def evaluate(self, model: CityMap) -> torch.Tensor:
         return self._evaluation_pass(model)[0].float().to(model.device)

@@ -1,0 +1,70 @@
+"""When a fit is done: the objective's relative change per epoch against a tolerance, and the run's summary line."""
+
+from __future__ import annotations
+
+import math
+
+
+class Convergence:
+    """One objective value per epoch; converged once ``patience`` epochs in a row changed it by less than ``tol``.
+
+    The change is relative, ``|previous - value| / max(|value|, tiny)``, so it reads the same whatever
+    the objective's unit (the course objective ends near 1e-8 in normalised units, raw stress near 1e-3).
+    ``tol`` 0 never converges early: the fit runs every epoch up to ``max_epochs``.
+    """
+
+    def __init__(self, tol: float, patience: int) -> None:
+        self.tol, self.patience = tol, patience
+        self.values: list[float] = []
+        self.quiet = 0
+
+    @property
+    def change(self) -> float:
+        """The last epoch's relative change of the objective (nan before two epochs)."""
+        if len(self.values) < 2:
+            return math.nan
+        previous, value = self.values[-2], self.values[-1]
+        return abs(previous - value) / max(abs(value), 1e-300)
+
+    @property
+    def judged(self) -> bool:
+        """Whether any change was measured (a fit of one epoch, or pair batches still annealing, has none)."""
+        return len(self.values) >= 2
+
+    @property
+    def converged(self) -> bool:
+        """Whether the last ``patience`` changes were all below ``tol`` (or the objective is exactly 0)."""
+        return self.quiet >= self.patience or (bool(self.values) and self.values[-1] == 0.0)
+
+    def update(self, value: float) -> bool:
+        """Record an epoch's objective; True once converged."""
+        if not math.isfinite(value):
+            self.quiet = 0
+            return False
+        self.values.append(value)
+        self.quiet = self.quiet + 1 if self.judged and self.change < self.tol else 0
+        return self.converged
+
+    def summary(self, stress1: float, epochs: int, max_epochs: int | None) -> str:
+        """One line: the final stress-1, the epochs run, and converged or ``did not converge`` with what to raise."""
+        head = f"stress-1 {stress1:.6g} after {epochs} epoch{'s' if epochs != 1 else ''}"
+        if self.converged:
+            change = self.change if self.judged else 0.0
+            return f"{head}: converged (relative change {change:.2g} < tol {self.tol:g} for {self.patience} epochs)"
+        if not self.judged:
+            return (
+                f"{head}: did not converge: too few epochs to measure the objective's change; "
+                "raise --trainer.max_epochs"
+            )
+        return (
+            f"{head}: did not converge: the objective still changed by {self.change:.2g} (relative) in the last epoch, "
+            f"above tol {self.tol:g}; raise --trainer.max_epochs (now {max_epochs}) or --model.tol"
+        )
+
+    def state_dict(self) -> dict[str, object]:
+        """What a resumed fit needs."""
+        return {"values": list(self.values), "quiet": self.quiet}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Resume the record of a checkpoint."""
+        self.values, self.quiet = list(state.get("values", [])), int(state.get("quiet", 0))
