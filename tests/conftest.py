@@ -9,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EUROPE = ROOT / "data" / "europe36.csv"
-REFERENCE = ROOT.parent / "shared" / "reference"
+COURSE_DISTANCES = ROOT / "data" / "optim4ai_distances.npy"  # the course's own 36 x 36 matrix (km), bundled
+COURSE_NAMES = ROOT / "data" / "optim4ai_cities.txt"  # its names, spelled as the course spells them
 
 
 @pytest.fixture(scope="session", autouse=True)

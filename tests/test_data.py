@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EUROPE, REFERENCE, assert_course_orientation, read_coordinates
+from conftest import COURSE_DISTANCES, COURSE_NAMES, EUROPE, assert_course_orientation, read_coordinates
 from test_cli import QUIET, run_dir, stress1_of
 
 from citymap_lightning import geo
@@ -65,9 +65,7 @@ def test_matrix_csv(tmp_path):
 
 
 def test_course_reference_matrix_npy_with_names(tmp_path):
-    if not (REFERENCE / "optim4ai_distances.npy").exists():
-        pytest.skip("the shared reference folder is not beside this checkout")
-    npy, names = REFERENCE / "optim4ai_distances.npy", REFERENCE / "optim4ai_cities.txt"
+    npy, names = COURSE_DISTANCES, COURSE_NAMES
     log_dir = fit_file(tmp_path / "run", npy, "--data.names", str(names))
     table = load_table(npy, names=names)
     assert table.names[2] == "Barcelone"

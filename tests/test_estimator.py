@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EUROPE, REFERENCE, ROOT
+from conftest import COURSE_DISTANCES, EUROPE, ROOT
 
 from citymap_lightning import geo
 from citymap_lightning.data import load_table
@@ -22,7 +22,7 @@ from citymap_lightning import MDS  # noqa: E402
 
 TABLE = load_table(EUROPE)
 NAMES = TABLE.names
-D = np.load(REFERENCE / "optim4ai_distances.npy")
+D = np.load(COURSE_DISTANCES)
 RAW_STRESS_OPTIMUM = 0.0020192  # stress-1 of the course's matrix at raw stress's optimum (L-BFGS to convergence)
 
 
