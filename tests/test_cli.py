@@ -9,29 +9,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, assert_course_orientation, event_tags, read_coordinates
+from conftest import QUIET, ROOT, assert_course_orientation, event_tags, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
-
-QUIET = ["--trainer.enable_progress_bar", "false"]
-
-
-def run_dir(root: Path) -> Path:
-    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
-    return log_dir
-
-
-def stress1_of(coordinates: Path, distances: np.ndarray, names: list[str]) -> float:
-    """Stress-1 of the written map (km) against the given distances, computed from the CSV alone."""
-    coords = read_coordinates(coordinates)
-    x = np.stack([coords[n] for n in names])
-    fitted = np.linalg.norm(x[:, None] - x[None], axis=-1)
-    upper = np.triu_indices(len(names), 1)
-    return float(np.sqrt(((fitted - distances)[upper] ** 2).sum() / (distances[upper] ** 2).sum()))
 
 
 def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, capsys):
@@ -46,7 +29,7 @@ def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, 
     for p in printed:
         assert tmp_path in p.parents
     table = load_table(ROOT / "data" / "europe36.csv")
-    assert stress1_of(log_dir / "coordinates.csv", table.matrix(), table.names) <= 0.0023
+    assert map_stress1(log_dir / "coordinates.csv", table) <= 0.0023
     assert_course_orientation(read_coordinates(log_dir / "coordinates.csv"))
     config = yaml.safe_load((log_dir / "config.yaml").read_text())
     assert config["seed_everything"] == 0 and config["model"]["loss"] == "course"
