@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -78,7 +79,7 @@ def main() -> None:
     names, _ = read_rows(args.data)
     results = []
     for batch in args.batch_sizes:
-        root = Path("/tmp") / f"citymap_gpu_{batch}"
+        root = Path(tempfile.gettempdir()) / f"citymap_gpu_{batch}"
         shutil.rmtree(root, ignore_errors=True)
         command = [sys.executable, "-m", "citymap_lightning", "fit", "--config", str(ROOT / "configs" / "large.yaml"),
                    "--data.path", str(args.data), "--data.batch_size", str(batch),

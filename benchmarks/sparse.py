@@ -117,6 +117,12 @@ def pair_indices(latlon: np.ndarray, k: int, partners: int, seed: int) -> tuple[
     return key // n, key % n
 
 
+def shown(path: Path) -> str:
+    """``path`` as the report records it: relative to the repository when inside it, so no machine's folder is named."""
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def write_atomic(path: Path, write) -> Path:
     """Write ``path`` through a temporary file in the same folder, so that an interrupted run leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -328,7 +334,7 @@ def main() -> None:
             "dirty": bool(git("status", "--porcelain", "--", "citymap_lightning")),
         },
         "timing": str(TIME) if TIME.exists() else "psutil polling",
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {k: shown(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "results": [],
         "reader": [],
     }
@@ -360,7 +366,8 @@ def main() -> None:
                     runs[label].append(result)
                     print(json.dumps({"n": n, "input": label, **result}), flush=True)
             for label, path in inputs:
-                summary = {"n": n, "input": label, "file": str(path), "n_pairs": n_pairs if label != "matrix" else None,
+                summary = {"n": n, "input": label, "file": shown(path),
+                           "n_pairs": n_pairs if label != "matrix" else None,
                            "stress1_pairs": "all" if n <= EXACT_STRESS_LIMIT else STRESS_PAIRS,
                            **summarise(runs[label])}  # fmt: skip
                 report["results"].append(summary)
@@ -374,7 +381,7 @@ def main() -> None:
                 ("pairs", pair_csv(n, names, latlon, args)[0]),
             ]:
                 disk = round(path.stat().st_size / 2**20, 1)
-                result = {"n": n, "input": label, "file": str(path), "mb_on_disk": disk,
+                result = {"n": n, "input": label, "file": shown(path), "mb_on_disk": disk,
                           **read_only(path, args.timeout, work)}  # fmt: skip
                 report["reader"].append(result)
                 print(json.dumps(result), flush=True)

@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import csv
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EUROPE, read_coordinates
-from test_cli import QUIET, run_dir
-from test_hostile import refused
+from conftest import (
+    EUROPE,
+    QUIET,
+    fit_cli,
+    geojson_latlon,
+    read_coordinates,
+    refusal,
+    refused,
+    run_dir,
+    write,
+    write_matrix,
+)
 
-from citymap_lightning import geo, output
+from citymap_lightning import geo
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_table
+from citymap_lightning.data import load_new_places, load_table
+from citymap_lightning.datamodule import DistanceDataModule
 
 TABLE = load_table(EUROPE)
 NAMES, LATLON = TABLE.names, TABLE.latlon
 D = geo.distance_matrix(LATLON)
 ANCHORED = ["Lisbon", "Moscow", "Kiruna", "Athens", "London"]
-
-
-def write_matrix(path: Path, rows: list[int], cols: list[int], d: np.ndarray = D) -> Path:
-    return output.write_matrix(path, [NAMES[r] for r in rows], [NAMES[c] for c in cols], d[np.ix_(rows, cols)])
 
 
 def write_anchors(path: Path, names: list[str], latlon: bool = True, positions: dict | None = None) -> Path:
@@ -36,15 +41,8 @@ def write_anchors(path: Path, names: list[str], latlon: bool = True, positions: 
     return path
 
 
-def geojson(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
-    features = json.loads(path.read_text(encoding="utf-8"))["features"]
-    latlon = {f["properties"]["name"]: np.array(f["geometry"]["coordinates"][::-1]) for f in features}
-    return latlon, {f["properties"]["name"]: f["properties"] for f in features}
-
-
 def fit(root: Path, *extra: str) -> Path:
-    main(["fit", "--trainer.default_root_dir", str(root), *QUIET, "--model.loss", "stress", *extra])
-    return run_dir(root)
+    return fit_cli(root, "--model.loss", "stress", *extra)
 
 
 def errors_km(found: dict[str, np.ndarray], names: list[str]) -> np.ndarray:
@@ -61,7 +59,7 @@ def test_latlon_anchors_hold_a_names_only_matrix_in_the_real_frame(tmp_path, los
     anchors = write_anchors(tmp_path / "anchors.csv", ANCHORED)
     log_dir = fit(tmp_path / "run", "--data.path", str(matrix), "--data.anchors", str(anchors),
                   "--data.gazetteer", "false", "--model.loss", loss)  # fmt: skip
-    found, properties = geojson(log_dir / "coordinates.geojson")
+    found, properties = geojson_latlon(log_dir / "coordinates.geojson")
     assert errors_km(found, ANCHORED).max() < 1.0  # held where they were put
     others = [n for n in NAMES if n not in ANCHORED]
     assert np.median(errors_km(found, others)) < 5  # 1.1 km (stress), 1.4 km (weighted): the true places
@@ -97,7 +95,7 @@ def test_anchors_on_the_sphere(tmp_path):
     anchors = write_anchors(tmp_path / "anchors.csv", ANCHORED)
     log_dir = fit(tmp_path / "run", "--data.path", str(EUROPE), "--data.anchors", str(anchors),
                   "--model.geometry", "sphere", "--trainer.max_epochs", "30")  # fmt: skip
-    found, _ = geojson(log_dir / "coordinates.geojson")
+    found, _ = geojson_latlon(log_dir / "coordinates.geojson")
     assert errors_km(found, ANCHORED).max() < 1.0
     assert errors_km(found, NAMES).max() < 5.0  # great-circle distances fit exactly on the Earth
 
@@ -118,7 +116,7 @@ def test_one_anchor_on_a_places_file_keeps_the_input_frame(tmp_path, caplog):
     anchors = write_anchors(tmp_path / "one.csv", ["Lisbon"])
     with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
         log_dir = fit(tmp_path / "run", "--data.path", str(EUROPE), "--data.anchors", str(anchors))
-    found, _ = geojson(log_dir / "coordinates.geojson")
+    found, _ = geojson_latlon(log_dir / "coordinates.geojson")
     assert errors_km(found, ["Lisbon"]).max() < 1.0 and np.median(errors_km(found, NAMES)) < 60
     assert any("1 anchor(s) fix the map's position" in r.getMessage() for r in caplog.records)
 
@@ -129,7 +127,7 @@ def test_predict_draws_an_anchored_fit_in_its_anchors_frame(tmp_path):
     anchors = write_anchors(tmp_path / "anchors.csv", ANCHORED)
     fitted = fit(tmp_path / "run", "--data.path", str(matrix), "--data.anchors", str(anchors))
     log_dir = predict(tmp_path / "pred", fitted / "checkpoints" / "last.ckpt", matrix)
-    found, _ = geojson(log_dir / "coordinates.geojson")
+    found, _ = geojson_latlon(log_dir / "coordinates.geojson")
     assert errors_km(found, ANCHORED).max() < 1.0
 
 
@@ -148,19 +146,30 @@ def test_estimator_anchors_hold(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("name,latitude,longitude\nParis,95,0\n", "latitude 95 is outside"),
+        ("name,east,north\nParis,1,2\n", "expected name,latitude,longitude or name,x,y"),
+        ("name,x,y\nParis,1,2\nParis,3,4\n", "'Paris' is anchored twice"),
+    ],
+)
+def test_bad_anchors_files_are_refused_in_one_line(tmp_path, content, message):
+    path = write(tmp_path / "anchors.csv", content)
+    line = refusal(lambda: DistanceDataModule(path=str(EUROPE), anchors=str(path)), message)
+    assert line.startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize(
     ("content", "extra", "message"),
     [
         ("name,latitude,longitude\nAtlantis,0,0\n", [], "anchor 'Atlantis' is not a place of"),
-        ("name,latitude,longitude\nParis,95,0\n", [], "latitude 95 is outside"),
         ("name,x,y\nParis,1,2\n", ["--model.geometry", "sphere"], "x/y anchors cannot be put on a sphere"),
         ("name,latitude,longitude\nParis,48.8,2.3\n", ["--model.geometry", "space"], "anchors give 2-D positions"),
-        ("name,east,north\nParis,1,2\n", [], "expected name,latitude,longitude or name,x,y"),
-        ("name,x,y\nParis,1,2\nParis,3,4\n", [], "'Paris' is anchored twice"),
     ],
 )
-def test_bad_anchors_are_refused_in_one_line(tmp_path, capsys, content, extra, message):
-    anchors = tmp_path / "anchors.csv"
-    anchors.write_text(content, encoding="utf-8")
+def test_anchors_that_do_not_fit_the_data_or_the_model(tmp_path, capsys, content, extra, message):
+    """Through the CLI: an anchor the data lacks, and anchors the chosen geometry cannot hold."""
+    anchors = write(tmp_path / "anchors.csv", content)
     line = refused(tmp_path, capsys, ["--data.anchors", str(anchors), *extra], message)
     assert "anchors.csv" in line
 
@@ -191,7 +200,7 @@ def predict(root: Path, ckpt: Path, path: Path) -> Path:
 def check_new_places(log_dir: Path, fitted_dir: Path, limit_km: float) -> None:
     coords = read_coordinates(log_dir / "coordinates.csv")
     assert list(coords) == NEW
-    found, properties = geojson(log_dir / "coordinates.geojson")
+    found, properties = geojson_latlon(log_dir / "coordinates.geojson")
     assert np.median(errors_km(found, NEW)) < limit_km
     assert all(properties[n]["stress1"] < 0.05 for n in NEW)
     assert (log_dir / "map.png").stat().st_size > 10000
@@ -236,18 +245,24 @@ def test_predict_of_the_fitted_places_still_draws_their_map(tmp_path, fitted):
     assert len(read_coordinates(log_dir / "coordinates.csv")) == len(FITTED)
 
 
-def test_bad_new_places_are_refused_in_one_line(tmp_path, capsys, fitted):
+def test_bad_new_places_are_refused_in_one_line(tmp_path):
     few = np.full_like(D, np.nan)
     few[:, FITTED[:2]] = D[:, FITTED[:2]]
     cases = [
         (write_matrix(tmp_path / "few.csv", NEW_ROWS, FITTED, few), "new place 'Paris' has 2 known distance(s)"),
         (write_matrix(tmp_path / "col.csv", NEW_ROWS, [*FITTED, NEW_ROWS[0]]), "column 'Paris' is not a place"),
-        (tmp_path / "both.csv", "neither 'Paris' nor 'Atlantis' is a place of the fitted map"),
-        (tmp_path / "places.csv", "the map was not fitted from latitude/longitude"),
-    ]
-    (tmp_path / "both.csv").write_text("source,target,distance\nParis,Atlantis,3\n", encoding="utf-8")
-    (tmp_path / "places.csv").write_text("name,latitude,longitude\nParis,48.8,2.3\n", encoding="utf-8")
+        (write(tmp_path / "both.csv", "source,target,distance\nParis,Atlantis,3\n"),
+         "neither 'Paris' nor 'Atlantis' is a place of the fitted map"),
+    ]  # fmt: skip
+    fitted_names = [NAMES[k] for k in FITTED]
     for path, message in cases:
-        line = refused(tmp_path, capsys, ["--ckpt_path", str(fitted[1]), "--data.path", str(path)], message,
-                       subcommand="predict")  # fmt: skip
-        assert path.name in line
+        line = refusal(lambda path=path: load_new_places(path, fitted_names), message)
+        assert line.startswith(f"{path}: ")
+
+
+def test_new_places_by_position_on_a_map_fitted_without_positions(tmp_path, capsys, fitted):
+    """Through the CLI (predict): refused in one line, status 2, no results."""
+    path = write(tmp_path / "places.csv", "name,latitude,longitude\nParis,48.8,2.3\n")
+    line = refused(tmp_path, capsys, ["--ckpt_path", str(fitted[1]), "--data.path", str(path)],
+                   "the map was not fitted from latitude/longitude", subcommand="predict")  # fmt: skip
+    assert path.name in line

@@ -7,10 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import EUROPE, event_tags, read_coordinates
-from test_anchors import write_matrix
-from test_cli import QUIET, run_dir
-from test_hostile import refused
+from conftest import EUROPE, QUIET, event_tags, read_coordinates, refused, run_dir, write_matrix
 
 from citymap_lightning import geo, uncertainty
 from citymap_lightning.cli import main

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_cli import QUIET
+from conftest import QUIET
 
 from citymap_lightning.cli import main
 

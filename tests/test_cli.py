@@ -6,32 +6,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, assert_course_orientation, event_tags, read_coordinates
+from conftest import QUIET, ROOT, assert_course_orientation, event_tags, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
-
-QUIET = ["--trainer.enable_progress_bar", "false"]
-
-
-def run_dir(root: Path) -> Path:
-    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
-    return log_dir
-
-
-def stress1_of(coordinates: Path, distances: np.ndarray, names: list[str]) -> float:
-    """Stress-1 of the written map (km) against the given distances, computed from the CSV alone."""
-    coords = read_coordinates(coordinates)
-    x = np.stack([coords[n] for n in names])
-    fitted = np.linalg.norm(x[:, None] - x[None], axis=-1)
-    upper = np.triu_indices(len(names), 1)
-    return float(np.sqrt(((fitted - distances)[upper] ** 2).sum() / (distances[upper] ** 2).sum()))
 
 
 def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, capsys):
@@ -46,7 +30,7 @@ def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, 
     for p in printed:
         assert tmp_path in p.parents
     table = load_table(ROOT / "data" / "europe36.csv")
-    assert stress1_of(log_dir / "coordinates.csv", table.matrix(), table.names) <= 0.0023
+    assert map_stress1(log_dir / "coordinates.csv", table) <= 0.0023
     assert_course_orientation(read_coordinates(log_dir / "coordinates.csv"))
     config = yaml.safe_load((log_dir / "config.yaml").read_text())
     assert config["seed_everything"] == 0 and config["model"]["loss"] == "course"
@@ -150,17 +134,38 @@ def test_a_signal_writes_the_map_of_where_the_fit_got(tmp_path, signum, status):
     assert (log_dir / "checkpoints" / "last.ckpt").exists()
 
 
+HELD_BEFORE_THE_FIT = """
+import signal, sys
+from citymap_lightning import cli
+
+def before_fit(self, original=cli.CityMapCLI.before_fit):
+    print("held before the fit", flush=True)
+    signal.pause()  # until the test's signal: the data is read, the trainer built, nothing fitted yet
+    original(self)
+
+cli.CityMapCLI.before_fit = before_fit
+cli.main(sys.argv[1:])
+"""
+
+
 def test_sigterm_before_the_fit_writes_nothing(tmp_path):
+    """SIGTERM sent when the program says it is about to fit (whatever the machine's speed): status 143, no files."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "citymap_lightning", "fit", "--trainer.default_root_dir", str(tmp_path), *QUIET],
+        [sys.executable, "-c", HELD_BEFORE_THE_FIT, "fit", "--trainer.default_root_dir", str(tmp_path), *QUIET],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(1.0)  # importing torch and Lightning: before any data is read
-    proc.send_signal(signal.SIGTERM)
+    watchdog = threading.Timer(300, proc.kill)  # no hung test when the marker never comes
+    watchdog.start()
     try:
-        _, err = proc.communicate(timeout=60)
+        for line in proc.stdout:
+            if line.strip() == "held before the fit":
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, err = proc.communicate(timeout=120)
     finally:
+        watchdog.cancel()
         proc.kill()
-    assert proc.returncode not in (0, None)
-    assert "Traceback" not in err
+    assert proc.returncode == 143, err[-2000:]
+    assert "Traceback" not in err and "interrupted by SIGTERM" in err
     assert not list(tmp_path.rglob("coordinates.csv")) and not list(tmp_path.rglob("*.ckpt"))
+    assert not list(tmp_path.rglob("map.png")) and "wrote" not in out

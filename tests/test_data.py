@@ -1,4 +1,8 @@
-"""Every input format fits; every bad input is one plain line, a non-zero exit and no results."""
+"""Every input format fits; every bad input is refused in one plain line naming the file.
+
+The readers are called directly for each bad input; one case goes through the CLI, for its promise of a
+single ``error:`` line, status 2 and no results.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EUROPE, REFERENCE, assert_course_orientation, read_coordinates
-from test_cli import QUIET, run_dir, stress1_of
+from conftest import (
+    COURSE_DISTANCES,
+    COURSE_NAMES,
+    EUROPE,
+    assert_course_orientation,
+    fit_cli,
+    map_stress1,
+    read_coordinates,
+    refusal,
+    refused,
+    write,
+)
 
 from citymap_lightning import geo
-from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
 
 EUROPE_TABLE = load_table(EUROPE)
@@ -20,13 +33,7 @@ EUROPE_TABLE = load_table(EUROPE)
 
 def fit_file(root: Path, path: Path, *extra: str) -> Path:
     """Fit ``path`` through the CLI; return the run's log directory."""
-    main(["fit", "--data.path", str(path), "--trainer.default_root_dir", str(root), *QUIET, *extra])
-    return run_dir(root)
-
-
-def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_text(text, encoding=encoding)
-    return path
+    return fit_cli(root, "--data.path", str(path), *extra)
 
 
 def europe_matrix_csv(path: Path, sep: str = ",") -> Path:
@@ -53,25 +60,23 @@ def test_places_csv_from_a_spreadsheet(tmp_path):
     assert table.names == EUROPE_TABLE.names
     assert np.allclose(table.matrix(), EUROPE_TABLE.matrix(), atol=0.01)
     log_dir = fit_file(tmp_path / "run", path)
-    assert stress1_of(log_dir / "coordinates.csv", EUROPE_TABLE.matrix(), EUROPE_TABLE.names) <= 0.0023
+    assert map_stress1(log_dir / "coordinates.csv", EUROPE_TABLE) <= 0.0023
 
 
 def test_matrix_csv(tmp_path):
     log_dir = fit_file(tmp_path / "run", europe_matrix_csv(tmp_path / "matrix.csv"))
     coords = read_coordinates(log_dir / "coordinates.csv")
     assert_course_orientation(coords)  # no latitude/longitude: the course's anchor rule orients the map
-    assert stress1_of(log_dir / "coordinates.csv", EUROPE_TABLE.matrix(), EUROPE_TABLE.names) <= 0.0023
+    assert map_stress1(log_dir / "coordinates.csv", EUROPE_TABLE) <= 0.0023
     assert not (log_dir / "pairs_fitted.csv").exists()
 
 
 def test_course_reference_matrix_npy_with_names(tmp_path):
-    if not (REFERENCE / "optim4ai_distances.npy").exists():
-        pytest.skip("the shared reference folder is not beside this checkout")
-    npy, names = REFERENCE / "optim4ai_distances.npy", REFERENCE / "optim4ai_cities.txt"
+    npy, names = COURSE_DISTANCES, COURSE_NAMES
     log_dir = fit_file(tmp_path / "run", npy, "--data.names", str(names))
     table = load_table(npy, names=names)
     assert table.names[2] == "Barcelone"
-    assert stress1_of(log_dir / "coordinates.csv", table.matrix(), table.names) <= 0.0023
+    assert map_stress1(log_dir / "coordinates.csv", table) <= 0.0023
     assert_course_orientation_course_names(read_coordinates(log_dir / "coordinates.csv"))
 
 
@@ -107,7 +112,7 @@ def test_pair_list_with_missing_pairs_and_weights(tmp_path, caplog):
         log_dir = fit_file(tmp_path / "run", path, "--model.start", "classical", "--model.loss", "stress")
     assert f"{int(keep.sum())} of 630 pairs known" in caplog.text
     # the map is still right on the full table, including the pairs it never saw
-    assert stress1_of(log_dir / "coordinates.csv", d, names) <= 0.01
+    assert map_stress1(log_dir / "coordinates.csv", EUROPE_TABLE) <= 0.01
     with open(log_dir / "pairs_fitted.csv", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 630
@@ -212,55 +217,46 @@ BAD_CSV = {
 }
 
 
-def expect_error(tmp_path: Path, capsys, path: Path, message: str, *extra: str) -> None:
-    root = tmp_path / "run"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--data.path", str(path), "--trainer.default_root_dir", str(root), *QUIET, *extra])
-    assert exit_info.value.code not in (0, None)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith(f"error: {path}"), err[0]
-    assert message in err[0]
-    assert "Traceback" not in err[0]
-    assert not list(tmp_path.rglob("coordinates.csv")) and not list(tmp_path.rglob("map.png"))
+def expect_error(path: Path, message: str, **options) -> None:
+    """The reader refuses ``path`` in one line that starts with the file's name and holds ``message``."""
+    line = refusal(lambda: load_table(path, **options), message)
+    assert line.startswith(f"{path}: "), line
 
 
 @pytest.mark.parametrize("case", sorted(BAD_CSV))
-def test_bad_csv(tmp_path, capsys, case):
+def test_bad_csv(tmp_path, case):
     text, message = BAD_CSV[case]
-    expect_error(tmp_path, capsys, write(tmp_path / f"{case}.csv", text), message)
+    expect_error(write(tmp_path / f"{case}.csv", text), message)
 
 
-def test_missing_file(tmp_path, capsys):
-    expect_error(tmp_path, capsys, tmp_path / "nowhere.csv", "file not found")
+def test_a_bad_csv_through_the_cli(tmp_path, capsys):
+    """A data error's way out of the CLI: one line naming the file and the cell, status 2, no results."""
+    text, message = BAD_CSV["non_numeric"]
+    path = write(tmp_path / "non_numeric.csv", text)
+    line = refused(tmp_path, capsys, ["--data.path", str(path)], message)
+    assert line.startswith(f"error: {path}: ")
 
 
-def test_unknown_extension(tmp_path, capsys):
-    expect_error(tmp_path, capsys, write(tmp_path / "d.xlsx", "x"), "unknown extension '.xlsx'")
+def test_missing_file(tmp_path):
+    expect_error(tmp_path / "nowhere.csv", "file not found")
 
 
-def test_npy_not_square_and_names_mismatch(tmp_path, capsys):
+def test_unknown_extension(tmp_path):
+    expect_error(write(tmp_path / "d.xlsx", "x"), "unknown extension '.xlsx'")
+
+
+def test_npy_not_square_and_names_mismatch(tmp_path):
     np.save(tmp_path / "rect.npy", np.zeros((3, 4)))
-    expect_error(tmp_path, capsys, tmp_path / "rect.npy", "not square (shape (3, 4))")
+    expect_error(tmp_path / "rect.npy", "not square (shape (3, 4))")
     np.save(tmp_path / "sq.npy", EUROPE_TABLE.matrix())
     names = write(tmp_path / "names.txt", "A\nB\nC\n")
-    root = tmp_path / "run"
-    with pytest.raises(SystemExit):
-        main(["fit", "--data.path", str(tmp_path / "sq.npy"), "--data.names", str(names),
-              "--trainer.default_root_dir", str(root), *QUIET])  # fmt: skip
-    err = capsys.readouterr().err.strip()
-    assert err == f"error: {names}: 3 names for the 36 x 36 matrix in {tmp_path / 'sq.npy'}"
+    line = refusal(lambda: load_table(tmp_path / "sq.npy", names=names), "3 names")
+    assert line == f"{names}: 3 names for the 36 x 36 matrix in {tmp_path / 'sq.npy'}"
 
 
 def test_divergence_stops_with_a_plain_message(tmp_path, capsys):
-    root = tmp_path / "run"
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--optimizer", "SGD", "--optimizer.lr", "1e6", "--trainer.max_epochs", "50",
-              "--trainer.default_root_dir", str(root), *QUIET])  # fmt: skip
-    assert exit_info.value.code not in (0, None)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "learning rate is probably too large" in err[0]
-    assert not list(root.rglob("coordinates.csv")) and not list(root.rglob("map.png"))
+    args = ["--optimizer", "SGD", "--optimizer.lr", "1e6", "--trainer.max_epochs", "50"]
+    refused(tmp_path, capsys, args, "learning rate is probably too large")
 
 
 def test_haversine_matrix_is_what_places_give():

@@ -9,29 +9,15 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, event_tags, read_coordinates
+from conftest import QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning import geo, output, starts
 from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
 from citymap_lightning.fitting import full
 
-QUIET = ["--trainer.enable_progress_bar", "false"]
 WORLD = ROOT / "data" / "world200.csv"  # every continent: nothing here was tuned on it
 EURODIST = ROOT / "data" / "eurodist.csv"  # R's road distances between 21 European cities, names only
-
-
-def run_dir(root):
-    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
-    return log_dir
-
-
-def stress1_of(log_dir, table) -> float:
-    coords = read_coordinates(log_dir / "coordinates.csv")
-    x = np.stack([coords[name] for name in table.names])
-    i, j = np.triu_indices(table.n, 1)
-    d = table.pair_distances(i, j)
-    return float(np.sqrt(((np.linalg.norm(x[i] - x[j], axis=1) - d) ** 2).sum() / (d**2).sum()))
 
 
 def test_the_auto_start_rule():
@@ -50,7 +36,7 @@ def test_raw_stress_reaches_the_optimum_from_the_default_start(tmp_path, seed, c
         main(["fit", "--data.path", str(path), "--model.loss", "stress", "--seed_everything", str(seed),
               "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])  # fmt: skip
     # the raw-stress optimum of these 500 places on a plane (s_gd2: 0.0011544)
-    assert stress1_of(run_dir(tmp_path / "r"), load_table(path)) <= 0.0011544 * 1.01
+    assert map_stress1(run_dir(tmp_path / "r") / "coordinates.csv", load_table(path)) <= 0.0011544 * 1.01
     assert "local minimum" not in caplog.text
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_course_orientation, event_tags, read_coordinates
-from test_cli import QUIET, run_dir
+from conftest import QUIET, ROOT, assert_course_orientation, event_tags, read_coordinates, run_dir
 
 from citymap_lightning import render
 from citymap_lightning.cli import main

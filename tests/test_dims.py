@@ -6,9 +6,7 @@ import csv
 
 import numpy as np
 import pytest
-from conftest import ROOT, event_tags
-from test_cli import QUIET, run_dir
-from test_hostile import refused
+from conftest import QUIET, ROOT, event_tags, refused, run_dir
 
 from citymap_lightning.cli import main
 from citymap_lightning.dims import Dimension, elbow

@@ -7,11 +7,10 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EUROPE, REFERENCE, ROOT
+from conftest import COURSE_DISTANCES, EUROPE, ROOT, stress1
 
 from citymap_lightning import geo
 from citymap_lightning.data import load_table
-from citymap_lightning.metrics import stress1
 
 pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")
@@ -22,13 +21,8 @@ from citymap_lightning import MDS  # noqa: E402
 
 TABLE = load_table(EUROPE)
 NAMES = TABLE.names
-D = np.load(REFERENCE / "optim4ai_distances.npy")
+D = np.load(COURSE_DISTANCES)
 RAW_STRESS_OPTIMUM = 0.0020192  # stress-1 of the course's matrix at raw stress's optimum (L-BFGS to convergence)
-
-
-def map_stress1(coords: np.ndarray, d: np.ndarray) -> float:
-    i, j = np.triu_indices(len(d), 1)
-    return float(stress1(np.linalg.norm(coords[i] - coords[j], axis=1), d[i, j], np.ones(len(i))))
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "precomputed"])
@@ -41,7 +35,7 @@ def test_course_matrix_reaches_the_optimum():
     embedding = mds.fit_transform(D)
     assert embedding.shape == (36, 2) and embedding is mds.embedding_
     assert mds.stress_ <= RAW_STRESS_OPTIMUM * 1.01
-    assert map_stress1(embedding, D) == pytest.approx(mds.stress_, rel=1e-3)  # stress_ is stress-1, in input units
+    assert stress1(embedding, D) == pytest.approx(mds.stress_, rel=1e-3)  # stress_ is stress-1, in input units
     assert 1 <= mds.n_iter_ <= mds.max_iter
     assert mds.fitted_map_.names == [str(k) for k in range(36)]
 
@@ -54,7 +48,7 @@ def test_nan_marks_missing_pairs():
     given[hide | hide.T] = np.nan
     mds = MDS(metric="precomputed").fit(given)
     assert mds.fitted_map_.stress1 < 0.01
-    assert map_stress1(mds.embedding_, d) < 0.01  # the hidden pairs come out right too
+    assert stress1(mds.embedding_, d) < 0.01  # the hidden pairs come out right too
     with pytest.raises(ValueError, match="Input X contains NaN"):
         MDS().fit(np.where(np.isnan(given), np.nan, 1.0)[:, :5])  # NaN is missing only for a distance matrix
 
@@ -66,7 +60,7 @@ def test_weights_leave_pairs_out():
     weights = np.ones_like(d)
     weights[0, 1] = weights[1, 0] = 0.0
     good = MDS(metric="precomputed").fit(wrong, weights=weights)
-    assert map_stress1(good.embedding_, d) < 0.01
+    assert stress1(good.embedding_, d) < 0.01
 
 
 def test_dataframe_names_in_and_out():

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, event_tags
-from test_cli import QUIET, run_dir
+from conftest import ROOT, event_tags, fit_cli
 
 from citymap_lightning import geo
-from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
-
-
-def fit(root: Path, *extra: str) -> Path:
-    main(["fit", "--trainer.default_root_dir", str(root), *QUIET, *extra])
-    return run_dir(root)
 
 
 def read_geojson(path: Path, names: list[str]) -> np.ndarray:
@@ -36,7 +29,7 @@ def read_geojson(path: Path, names: list[str]) -> np.ndarray:
 
 def test_sphere_from_a_random_start_recovers_europe(tmp_path):
     table = load_table(ROOT / "data" / "europe36.csv")
-    log_dir = fit(tmp_path, "--model.geometry", "sphere", "--model.radius", "6371.0088", "--model.loss", "stress")
+    log_dir = fit_cli(tmp_path, "--model.geometry", "sphere", "--model.radius", "6371.0088", "--model.loss", "stress")
     acc = event_tags(log_dir)
     assert acc.Scalars("hp/stress1")[-1].value < 1e-4
     errors = geo.haversine(read_geojson(log_dir / "coordinates.geojson", table.names), table.latlon)
@@ -51,7 +44,7 @@ def test_sphere_from_a_random_start_recovers_europe(tmp_path):
 
 def test_sphere_learns_the_radius_of_the_world(tmp_path):
     table = load_table(ROOT / "data" / "world200.csv")
-    log_dir = fit(
+    log_dir = fit_cli(
         tmp_path, "--config", str(ROOT / "configs" / "sphere.yaml"), "--model.radius", "learn",
         "--data.path", str(ROOT / "data" / "world200.csv"),
     )  # fmt: skip
@@ -64,7 +57,7 @@ def test_sphere_learns_the_radius_of_the_world(tmp_path):
 
 def test_plane_geojson_through_the_inverse_projection(tmp_path):
     table = load_table(ROOT / "data" / "europe36.csv")
-    log_dir = fit(tmp_path)
+    log_dir = fit_cli(tmp_path)
     errors = geo.haversine(read_geojson(log_dir / "coordinates.geojson", table.names), table.latlon)
     assert np.median(errors) < 60 and errors.max() < 200  # a flat map of Europe, read back on the globe
 
@@ -72,13 +65,13 @@ def test_plane_geojson_through_the_inverse_projection(tmp_path):
 def test_no_geojson_without_latitude_longitude_or_names(tmp_path):
     npy = tmp_path / "d.npy"
     np.save(npy, load_table(ROOT / "data" / "europe36.csv").matrix())
-    log_dir = fit(tmp_path / "run", "--data.path", str(npy), "--trainer.max_epochs", "10")
+    log_dir = fit_cli(tmp_path / "run", "--data.path", str(npy), "--trainer.max_epochs", "10")
     assert (log_dir / "coordinates.csv").exists() and not (log_dir / "coordinates.geojson").exists()
 
 
 def test_space_gives_three_coordinates_and_a_3d_projector(tmp_path):
-    log_dir = fit(tmp_path, "--model.geometry", "space", "--model.loss", "stress", "--model.start", "classical",
-                  "--trainer.max_epochs", "30")  # fmt: skip
+    log_dir = fit_cli(tmp_path, "--model.geometry", "space", "--model.loss", "stress", "--model.start", "classical",
+                      "--trainer.max_epochs", "30")  # fmt: skip
     header = (log_dir / "coordinates.csv").read_text().splitlines()[0]
     assert header == "name,x,y,z"
     acc = event_tags(log_dir)
@@ -94,7 +87,7 @@ def test_large_config_on_a_few_hundred_places(tmp_path):
     lines = (ROOT / "data" / "europe5000.csv").read_text(encoding="utf-8").splitlines()[:401]
     subset = tmp_path / "europe400.csv"
     subset.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    log_dir = fit(tmp_path / "run", "--config", str(ROOT / "configs" / "large.yaml"), "--data.path", str(subset))
+    log_dir = fit_cli(tmp_path / "run", "--config", str(ROOT / "configs" / "large.yaml"), "--data.path", str(subset))
     acc = event_tags(log_dir)
     assert acc.Scalars("hp/stress1")[-1].value < 0.0015
     assert (log_dir / "map.png").exists() and (log_dir / "coordinates.geojson").exists()
@@ -102,6 +95,6 @@ def test_large_config_on_a_few_hundred_places(tmp_path):
 
 def test_plane_of_three_dimensions_with_latitude_longitude(tmp_path):
     """A plane fitted in 3-D has no projection to align on: principal axes, x,y,z, no GeoJSON, no crash."""
-    log_dir = fit(tmp_path, "--model.dim", "3", "--trainer.max_epochs", "10")
+    log_dir = fit_cli(tmp_path, "--model.dim", "3", "--trainer.max_epochs", "10")
     assert (log_dir / "coordinates.csv").read_text().splitlines()[0] == "name,x,y,z"
     assert (log_dir / "map.png").exists() and not (log_dir / "coordinates.geojson").exists()

@@ -1,43 +1,26 @@
 """Hostile inputs, options and files: each ends in one plain line, exit status 2, no traceback, no result files.
 
-The files are made here, in the test; every case takes a second or two.
+The files are made here, in the test. Options run the whole CLI; a bad file is given to the function that
+refuses it (the reader, the path check, the checkpoint check), and one case of each such kind runs the CLI
+too, for its promise of one line, status 2 and no results.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import EUROPE, ROOT, read_coordinates
+from conftest import EUROPE, QUIET, ROOT, read_coordinates, refusal, refused, write
 
 from citymap_lightning import output
-from citymap_lightning.cli import main
+from citymap_lightning.cli import check_arguments, check_checkpoint, main
 from citymap_lightning.data import load_table
 
-QUIET = ["--trainer.enable_progress_bar", "false"]
 TABLE = load_table(EUROPE)
-
-
-def refused(tmp_path, capsys, args: list[str], message: str, subcommand: str = "fit") -> str:
-    """Run the CLI and check the promise: one line naming the problem, status 2, no results."""
-    root = tmp_path / "run"
-    with pytest.raises(SystemExit) as exit_info:
-        main([subcommand, *args, "--trainer.default_root_dir", str(root), *QUIET])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1, err
-    assert err[0].startswith("error: ") and message in err[0], err[0]
-    assert "Traceback" not in err[0] and "weights_only=False" not in err[0]
-    assert not list(root.rglob("coordinates.csv")) and not list(root.rglob("map.png"))
-    return err[0]
-
-
-def write(path, text: str):
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def npy_with_names(tmp_path, d: np.ndarray, name: str = "d.npy") -> list[str]:
@@ -49,62 +32,64 @@ def npy_with_names(tmp_path, d: np.ndarray, name: str = "d.npy") -> list[str]:
 # ---- paths that are not regular files, or too large ------------------------------------------------------------
 
 
-def test_names_from_a_device_is_refused_at_once(tmp_path, capsys):
+def test_names_from_a_device_is_refused_at_once(tmp_path):
     args = npy_with_names(tmp_path, TABLE.matrix())
     args[-1] = "/dev/zero"
-    refused(tmp_path, capsys, args, "/dev/zero: is not a regular file")
+    refusal(lambda: check_arguments(["fit", *args]), "/dev/zero: is not a regular file")
 
 
 def test_a_fifo_as_data_does_not_hang(tmp_path, capsys):
+    """The CLI's path for a file option that names no regular file: refused before anything opens it."""
     fifo = tmp_path / "pipe.csv"
     os.mkfifo(fifo)
     refused(tmp_path, capsys, ["--data.path", str(fifo)], "is not a regular file")
 
 
-def test_a_folder_as_names(tmp_path, capsys):
+def test_a_folder_as_names(tmp_path):
     args = npy_with_names(tmp_path, TABLE.matrix())
     args[-1] = str(tmp_path)
-    refused(tmp_path, capsys, args, "is a folder, not a names file")
+    refusal(lambda: check_arguments(["fit", *args]), "is a folder, not a names file")
 
 
-def test_a_config_from_a_device(tmp_path, capsys):
-    refused(tmp_path, capsys, ["--config", "/dev/zero"], "/dev/zero: is not a regular file")
+def test_a_config_from_a_device():
+    refusal(lambda: check_arguments(["fit", "--config", "/dev/zero"]), "/dev/zero: is not a regular file")
 
 
-def test_the_size_ceiling_names_its_override(tmp_path, capsys, monkeypatch):
+def test_the_size_ceiling_names_its_override(monkeypatch):
     monkeypatch.setenv("CITYMAP_MAX_FILE_MB", "0.0001")
-    refused(tmp_path, capsys, ["--data.path", str(EUROPE)], "above the 9.92e-05 MB ceiling; set CITYMAP_MAX_FILE_MB")
+    refusal(lambda: load_table(EUROPE), "above the 9.92e-05 MB ceiling; set CITYMAP_MAX_FILE_MB")
 
 
 # ---- .npy files that are not what they claim ---------------------------------------------------------------------
 
 
-def test_an_npz_named_npy(tmp_path, capsys):
+def test_an_npz_named_npy(tmp_path):
     np.savez(tmp_path / "d.npz", d=TABLE.matrix())
     os.replace(tmp_path / "d.npz", tmp_path / "d.npy")
-    refused(tmp_path, capsys, ["--data.path", str(tmp_path / "d.npy")], "not a NumPy .npy array")
+    refusal(lambda: load_table(tmp_path / "d.npy"), "not a NumPy .npy array")
 
 
-def test_an_npy_header_claiming_a_huge_shape(tmp_path, capsys):
+def test_an_npy_header_claiming_a_huge_shape(tmp_path):
     header = "{'descr': '<f8', 'fortran_order': False, 'shape': (100000000, 100000000), }"
     header += " " * (118 - len(header)) + "\n"
     (tmp_path / "huge.npy").write_bytes(
         b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\0" * 64
     )
-    refused(tmp_path, capsys, ["--data.path", str(tmp_path / "huge.npy")], "shorter than the 100000000 x 100000000")
+    refusal(lambda: load_table(tmp_path / "huge.npy"), "shorter than the 100000000 x 100000000")
 
 
-def test_complex_npy(tmp_path, capsys):
+def test_complex_npy(tmp_path):
     d = TABLE.matrix().astype(complex)
     d[0, 1] += 1j
-    refused(tmp_path, capsys, npy_with_names(tmp_path, d), "complex numbers with non-zero imaginary parts")
+    npy_with_names(tmp_path, d)
+    refusal(lambda: load_table(tmp_path / "d.npy", names=tmp_path / "names.txt"), "complex numbers with non-zero")
     np.save(tmp_path / "real.npy", TABLE.matrix().astype(complex))
     assert np.allclose(load_table(tmp_path / "real.npy").matrix(), TABLE.matrix())
 
 
-def test_object_npy_is_never_unpickled(tmp_path, capsys):
+def test_object_npy_is_never_unpickled(tmp_path):
     np.save(tmp_path / "o.npy", np.array([[0, "a"], ["a", 0]], dtype=object), allow_pickle=True)
-    refused(tmp_path, capsys, ["--data.path", str(tmp_path / "o.npy")], "holds object, not numbers")
+    refusal(lambda: load_table(tmp_path / "o.npy"), "holds object, not numbers")
 
 
 # ---- values taken silently before --------------------------------------------------------------------------------
@@ -121,8 +106,9 @@ def test_object_npy_is_never_unpickled(tmp_path, capsys):
     ],
     ids=["duplicate-latitude", "nan-weight", "zero-weights", "empty-distances", "underscore"],
 )
-def test_values_refused_instead_of_read_silently(tmp_path, capsys, text, message):
-    refused(tmp_path, capsys, ["--data.path", str(write(tmp_path / "in.csv", text))], message)
+def test_values_refused_instead_of_read_silently(tmp_path, text, message):
+    path = write(tmp_path / "in.csv", text)
+    refusal(lambda: load_table(path), message)
 
 
 def test_the_zero_distance_warning_counts_every_pair(tmp_path, caplog):
@@ -209,8 +195,16 @@ def damaged(tmp_path, kind: str, checkpoint) -> str:
         ("pickle", "not a checkpoint of this program"),
     ],
 )
-def test_checkpoints_that_are_not_checkpoints(tmp_path, capsys, checkpoint, kind, message):
-    refused(tmp_path, capsys, ["--ckpt_path", damaged(tmp_path, kind, checkpoint)], message, subcommand="predict")
+def test_checkpoints_that_are_not_checkpoints(tmp_path, checkpoint, kind, message):
+    path = damaged(tmp_path, kind, checkpoint)
+    line = refusal(lambda: check_checkpoint(Path(path)), message)
+    assert "weights_only=False" not in line
+
+
+def test_a_hostile_checkpoint_through_the_cli(tmp_path, capsys, checkpoint):
+    """A checkpoint's way out of the CLI: refused, weights-only, before any hook runs; one line, status 2."""
+    refused(tmp_path, capsys, ["--ckpt_path", damaged(tmp_path, "pickle", checkpoint)], "not a checkpoint of this",
+            subcommand="predict")  # fmt: skip
 
 
 def test_predict_needs_a_checkpoint(tmp_path, capsys):
@@ -298,13 +292,16 @@ def test_names_are_data_not_markup(tmp_path):
         (["--model.dim", "40"], "model.dim is 40, but 36 places fit exactly in 35 dimensions"),
         (["--trainer.check_val_every_n_epoch", "0"], "check_val_every_n_epoch must be at least 1"),
         (["--optimizer", "SGD", "--optimizer.lr", "0"], "optimizer.lr is 0"),
-        (["--data.path", ""], "--data.path is empty"),
-        (["--data.names", str(ROOT / "README.md")], "a names file goes with a .npy matrix"),
     ],
-    ids=["dim-above-places", "val-every-0", "lr-0", "empty-path", "names-with-csv"],
+    ids=["dim-above-places", "val-every-0", "lr-0"],
 )
 def test_more_options_refused(tmp_path, capsys, args, message):
     refused(tmp_path, capsys, args, message)
+
+
+def test_file_options_that_cannot_name_the_file():
+    refusal(lambda: check_arguments(["fit", "--data.path", ""]), "--data.path is empty")
+    refusal(lambda: load_table(EUROPE, names=ROOT / "README.md"), "a names file goes with a .npy matrix")
 
 
 @pytest.mark.parametrize(
@@ -313,22 +310,28 @@ def test_more_options_refused(tmp_path, capsys, args, message):
         (";A;B;C\nA;0;2.164;1,5\nB;2.164;0;3\nC;1,5;3;0\n", "has a '.' in a file whose numbers"),
         ("name,latitude,longitude\nZurich,47,4,8,5\nGeneva,46,2,6,1\nBasel,47,6,7,6\n", "would shift the columns"),
         ("source,target,distance\nA,B,1e308\nB,C,1e308\nA,C,1.5e308\n", "beyond 1e-150 to 1e150"),
-        ('name,latitude,longitude\n"Line1\nLine2",x,1\nB,2,2\nC,3,3\n', "latitude: 'x' is not a number"),
     ],
-    ids=["thousands-dots", "extra-cells", "near-1e308", "newline-in-message"],
+    ids=["thousands-dots", "extra-cells", "near-1e308"],
 )
-def test_more_values_refused(tmp_path, capsys, text, message):
-    refused(tmp_path, capsys, ["--data.path", str(write(tmp_path / "in.csv", text))], message)
+def test_more_values_refused(tmp_path, text, message):
+    path = write(tmp_path / "in.csv", text)
+    refusal(lambda: load_table(path), message)
 
 
-def test_a_config_that_is_not_utf8(tmp_path, capsys):
+def test_a_line_break_in_a_name_still_makes_one_line(tmp_path, capsys):
+    """A data error's way out of the CLI when the message quotes a name that holds a line break."""
+    path = write(tmp_path / "in.csv", 'name,latitude,longitude\n"Line1\nLine2",x,1\nB,2,2\nC,3,3\n')
+    refused(tmp_path, capsys, ["--data.path", str(path)], "latitude: 'x' is not a number")
+
+
+def test_a_config_that_is_not_utf8(tmp_path):
     (tmp_path / "c.yaml").write_bytes("trainer:\n  max_epochs: 5\n".encode("utf-16"))
-    refused(tmp_path, capsys, ["--config", str(tmp_path / "c.yaml")], "the config file is not UTF-8")
+    refusal(lambda: check_arguments(["fit", "--config", str(tmp_path / "c.yaml")]), "the config file is not UTF-8")
 
 
-def test_the_ceiling_can_be_lifted_and_must_be_a_size(tmp_path, capsys, monkeypatch):
+def test_the_ceiling_can_be_lifted_and_must_be_a_size(monkeypatch):
     monkeypatch.setenv("CITYMAP_MAX_FILE_MB", "nan")
-    refused(tmp_path, capsys, [], "expected a positive number of megabytes")
+    refusal(lambda: load_table(EUROPE), "expected a positive number of megabytes")
     monkeypatch.setenv("CITYMAP_MAX_FILE_MB", "inf")
     assert load_table(EUROPE).n == 36
 

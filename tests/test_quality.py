@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, assert_course_orientation, read_coordinates
-from test_cli import QUIET, run_dir, stress1_of
+from conftest import QUIET, ROOT, assert_course_orientation, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning.cli import main
 from citymap_lightning.data import load_table
@@ -17,7 +16,7 @@ def fit_stress(tmp_path, seed: int, *extra: str) -> float:
     main(["fit", "--seed_everything", str(seed), "--trainer.default_root_dir", str(root), *QUIET, *extra])
     coordinates = run_dir(root) / "coordinates.csv"
     assert_course_orientation(read_coordinates(coordinates))
-    return stress1_of(coordinates, TABLE.matrix(), TABLE.names)
+    return map_stress1(coordinates, TABLE)
 
 
 @pytest.mark.slow

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import EUROPE, ROOT, event_tags, read_coordinates
+from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, run_dir
 
 from citymap_lightning import geo, losses, sampling
 from citymap_lightning.cli import main
 from citymap_lightning.data import from_matrix, load_table
 from citymap_lightning.tables import PlacesTable
 
-QUIET = ["--trainer.enable_progress_bar", "false"]
 PAIRS = ["--data.full_batch_limit", "0", "--model.loss", "stress", "--model.start", "pivot"]
 
 
@@ -28,22 +27,6 @@ def europe300(tmp_path_factory) -> Path:
     lines = (ROOT / "data" / "europe5000.csv").read_text(encoding="utf-8").splitlines()[:301]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def run_dir(root: Path) -> Path:
-    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
-    return log_dir
-
-
-def map_stress1(coordinates: Path, places: Path) -> float:
-    """Exact stress-1 of a written map against the great-circle distances of its places."""
-    table = load_table(places)
-    coords = read_coordinates(coordinates)
-    x = np.stack([coords[name] for name in table.names])
-    i, j = np.triu_indices(table.n, 1)
-    fitted = np.linalg.norm(x[i] - x[j], axis=1)
-    d = table.pair_distances(i, j)
-    return float(np.sqrt(((fitted - d) ** 2).sum() / (d**2).sum()))
 
 
 @pytest.mark.parametrize("loss", losses.LOSSES)
@@ -106,7 +89,7 @@ def test_pair_fit_reaches_the_full_batch_quality_and_logs_its_schedule(europe300
           "--trainer.check_val_every_n_epoch", "10", "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
     log_dir = run_dir(tmp_path)
     # the full-batch optimum of these 300 places is 0.00118 (L-BFGS, 30 epochs)
-    assert map_stress1(log_dir / "coordinates.csv", europe300) <= 0.00125
+    assert map_stress1(log_dir / "coordinates.csv", load_table(europe300)) <= 0.00125
     acc = event_tags(log_dir)
     assert {"train/batch_stress1", "train/eta", "val/stress1", "val/pairs"} <= set(acc.Tags()["scalars"])
     assert acc.Scalars("val/pairs")[-1].value == 300 * 299 / 2  # exact: every pair
@@ -114,7 +97,9 @@ def test_pair_fit_reaches_the_full_batch_quality_and_logs_its_schedule(europe300
     assert eta[0] == pytest.approx(1.0) and eta[-1] == pytest.approx(0.01)
     assert all(a >= b for a, b in zip(eta, eta[1:], strict=False))
     val = [s.value for s in acc.Scalars("val/stress1")]
-    assert val[-1] < val[0] and val[-1] == pytest.approx(map_stress1(log_dir / "coordinates.csv", europe300), rel=1e-3)
+    assert val[-1] < val[0] and val[-1] == pytest.approx(
+        map_stress1(log_dir / "coordinates.csv", load_table(europe300)), rel=1e-3
+    )
     assert {"map.png", "shepard.png", "city_error.png", "coordinates.geojson"} <= {p.name for p in log_dir.iterdir()}
 
 
@@ -131,7 +116,7 @@ def test_pair_fit_never_builds_a_distance_matrix_and_samples_validation(europe30
     assert acc.Scalars("val/pairs")[-1].value == 4000
     sampled = acc.Scalars("val/stress1")[-1].value
     monkeypatch.undo()
-    exact = map_stress1(log_dir / "coordinates.csv", europe300)
+    exact = map_stress1(log_dir / "coordinates.csv", load_table(europe300))
     assert exact <= 0.00125
     assert sampled == pytest.approx(exact, rel=0.15)
 
@@ -149,7 +134,7 @@ def test_pair_fit_of_a_pair_list_with_missing_pairs(tmp_path):
     main(["fit", *PAIRS, "--data.path", str(path), "--trainer.max_epochs", "60",
           "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET])  # fmt: skip
     log_dir = run_dir(tmp_path / "run")
-    assert map_stress1(log_dir / "coordinates.csv", EUROPE) <= 0.01
+    assert map_stress1(log_dir / "coordinates.csv", load_table(EUROPE)) <= 0.01
     assert len((log_dir / "pairs_fitted.csv").read_text(encoding="utf-8").splitlines()) == 631
 
 
@@ -171,7 +156,7 @@ def test_pair_fit_of_a_matrix_without_coordinates(tmp_path):
     main(["fit", *PAIRS, "--data.path", str(tmp_path / "d.npy"), "--data.names", str(tmp_path / "names.txt"),
           "--trainer.max_epochs", "30", "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET])  # fmt: skip
     log_dir = run_dir(tmp_path / "run")
-    assert map_stress1(log_dir / "coordinates.csv", EUROPE) <= 0.0021  # raw stress optimum: 0.00203
+    assert map_stress1(log_dir / "coordinates.csv", load_table(EUROPE)) <= 0.0021  # raw stress optimum: 0.00203
     assert event_tags(log_dir).Scalars("val/pairs")[-1].value == 630
 
 
@@ -208,7 +193,7 @@ def test_ddp_with_two_cpu_processes_matches_one_process(europe300, tmp_path):
         done = subprocess.run([*common, *extra, "--trainer.default_root_dir", str(root)], env=env,
                               capture_output=True, text=True, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
-        results[name] = map_stress1(run_dir(root) / "coordinates.csv", europe300)
+        results[name] = map_stress1(run_dir(root) / "coordinates.csv", load_table(europe300))
     assert "GLOBAL_RANK: 1" in done.stdout + done.stderr
     assert results["ddp"] == pytest.approx(results["one"], rel=0.05)
     assert results["ddp"] <= 0.00125

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EUROPE, ROOT, event_tags, read_coordinates
+from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning import geo, starts
 from citymap_lightning.cli import main
 from citymap_lightning.data import from_matrix, load_table
 from citymap_lightning.tables import MatrixTable, PairTable, PlacesTable
-
-QUIET = ["--trainer.enable_progress_bar", "false"]
 
 
 def places(n: int) -> PlacesTable:
@@ -35,20 +33,6 @@ def write_pairs(path, names, i, j, d):
     lines = ["source,target,distance"] + [f"{names[a]},{names[b]},{v:.4f}" for a, b, v in zip(i, j, d, strict=True)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def stress1_against_truth(log_dir, table: PlacesTable) -> float:
-    """Stress-1 of the written map against the great-circle distance of every pair (not only the known ones)."""
-    coords = read_coordinates(log_dir / "coordinates.csv")
-    x = np.stack([coords[name] for name in table.names])
-    i, j = np.triu_indices(table.n, 1)
-    d = table.pair_distances(i, j)
-    return float(np.sqrt(((np.linalg.norm(x[i] - x[j], axis=1) - d) ** 2).sum() / (d**2).sum()))
-
-
-def run_dir(root):
-    (log_dir,) = [p.parent for p in root.rglob("config.yaml")]
-    return log_dir
 
 
 def test_readers_give_each_kind_and_the_same_distances(tmp_path):
@@ -133,7 +117,7 @@ def test_a_sparse_pair_list_fits_without_any_n_by_n_array(tmp_path, monkeypatch,
     log_dir = run_dir(tmp_path / "run")
     # the package saw 12 % of the pairs; the map is right on all of them (complete-table optimum: 0.00118)
     assert len(i) < 0.13 * table.n_pairs
-    assert stress1_against_truth(log_dir, table) <= 0.0016
+    assert map_stress1(log_dir / "coordinates.csv", table) <= 0.0016
     assert event_tags(log_dir).Scalars("hp/stress1")[-1].value <= 0.0016  # over the known pairs
     assert {"map.png", "shepard.png", "city_error.png"} <= {p.name for p in log_dir.iterdir()}
     assert not (log_dir / "pairs_fitted.csv").exists()
@@ -188,4 +172,4 @@ def test_weighted_stress_of_a_sparse_pair_list_reaches_its_optimum(tmp_path):
     x = np.stack([coords[name] for name in table.names])
     fitted = np.linalg.norm(x[i] - x[j], axis=1)
     assert ((fitted - d) ** 2 / d**2).sum() < 1.09
-    assert stress1_against_truth(log_dir, table) < 0.02  # every pair, known or not: 0.013
+    assert map_stress1(log_dir / "coordinates.csv", table) < 0.02  # every pair, known or not: 0.013

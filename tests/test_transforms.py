@@ -7,10 +7,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import EUROPE, event_tags, read_coordinates
-from test_anchors import write_matrix
-from test_cli import QUIET, run_dir
-from test_hostile import refused
+from conftest import EUROPE, QUIET, event_tags, geojson_latlon, read_coordinates, refused, run_dir, write_matrix
 
 from citymap_lightning import geo, transforms
 from citymap_lightning.cli import main
@@ -118,11 +115,9 @@ def test_transforms_by_pair_batches_on_a_pair_list(tmp_path, caplog):
 
 def test_ordinal_names_are_located_without_their_values(tmp_path):
     """Ranks are not proportional to km: the gazetteer matches names without them, and the GeoJSON is right."""
-    import json
-
     path = write_matrix(tmp_path / "sqrt.csv", EVERY, EVERY, np.sqrt(D))
     main(["fit", "--trainer.default_root_dir", str(tmp_path / "run"), *QUIET, "--model.loss", "stress",
           "--data.path", str(path), "--model.transform", "ordinal"])  # fmt: skip
-    features = json.loads((run_dir(tmp_path / "run") / "coordinates.geojson").read_text(encoding="utf-8"))["features"]
-    found = np.array([f["geometry"]["coordinates"][::-1] for f in features])
+    latlon, _ = geojson_latlon(run_dir(tmp_path / "run") / "coordinates.geojson")
+    found = np.array([latlon[name] for name in TABLE.names])
     assert np.median(geo.haversine(found, TABLE.latlon)) < 60
