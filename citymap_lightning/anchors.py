@@ -69,10 +69,6 @@ class Placed:
         """``(k, 3)`` unit vectors of latitude/longitude anchors (for a sphere)."""
         return geo.to_unit_vectors(self.latlon)
 
-    def plane_to_latlon(self, coords: np.ndarray) -> np.ndarray | None:
-        """Latitude/longitude of plane points in the anchors' frame, through the projection's inverse."""
-        return None if self.centre is None else geo.inverse_azimuthal_equidistant(coords, self.centre)
-
 
 def read(path: str | Path) -> Anchors:
     """Read an anchors CSV: ``name,latitude,longitude`` or ``name,x,y`` (one line names the file and the problem)."""

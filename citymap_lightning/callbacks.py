@@ -27,20 +27,6 @@ from citymap_lightning.result import FittedMap
 log = logging.getLogger("citymap_lightning")
 
 
-class Converged(pl.Callback):
-    """Stop when stress-1 changed by less than ``eps`` (relative) over an epoch, as scikit-learn's MDS does."""
-
-    def __init__(self, eps: float) -> None:
-        self.eps = eps
-        self.last = float("inf")
-
-    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        value = float(torch.nan_to_num(pl_module.stress1, nan=float("inf")).min())
-        if np.isfinite(value) and abs(self.last - value) <= self.eps * max(value, 1e-300):
-            trainer.should_stop = True
-        self.last = value
-
-
 class MapRenderer(pl.Callback):
     """Draws the fitted map and its diagnostics into the run's log directory and TensorBoard.
 

@@ -40,11 +40,15 @@ class Dimension:
     random_stress1: float
 
 
-def random_table(table: DistanceTable, rng: np.random.Generator) -> DistanceTable:
-    """The same places and known pairs (and weights) with distances uniform on (0, 1]."""
+def random_table(table: DistanceTable, rng: np.random.Generator, dense_limit: int) -> DistanceTable:
+    """The same places and known pairs (and weights) with distances uniform on (0, 1].
+
+    A complete table of up to ``dense_limit`` places (the data's ``full_batch_limit``) stays a
+    matrix, fitted as the data's own is; otherwise a pair list.
+    """
     i, j, _, w = table.known_values()
     d = 1.0 - rng.random(len(i))
-    if len(i) == table.n_pairs and table.n <= 5000:
+    if len(i) == table.n_pairs and table.n <= dense_limit:
         matrix = np.zeros((table.n, table.n))
         matrix[i, j] = matrix[j, i] = d
         weights = np.zeros((table.n, table.n))
@@ -58,14 +62,13 @@ def fit_stress1(table: DistanceTable, dim: int, model_options: dict[str, Any], d
     """Stress-1 of a ``dim``-dimensional flat map of ``table`` fitted from the classical start."""
     from lightning.pytorch import Trainer
 
-    from citymap_lightning.callbacks import Converged
     from citymap_lightning.datamodule import DistanceDataModule
     from citymap_lightning.model import CityMap
 
     dm = DistanceDataModule.from_table(table, gazetteer=False, **data_options)
     model = CityMap(num_places=table.n, **{**model_options, "geometry": "plane", "dim": dim, "start": "classical",
-                                            "restarts": 1})  # fmt: skip
-    trainer = Trainer(**trainer_options, callbacks=[Converged(CONVERGED)])
+                                            "restarts": 1, "tol": CONVERGED, "patience": 1})  # fmt: skip
+    trainer = Trainer(**trainer_options)
     trainer.fit(model, datamodule=dm)
     model.refresh_stress1()
     return float(model.stress1[model.best_restart()])
@@ -87,7 +90,8 @@ def scree(
     """
     rng = np.random.default_rng(seed)
     table = replace(table, anchors=None, located=None)  # the fits need no frame
-    randoms = [random_table(table, rng) for _ in range(replicates)]
+    dense_limit = int(data_options.get("full_batch_limit", 5000))
+    randoms = [random_table(table, rng, dense_limit) for _ in range(replicates)]
     rows: list[Dimension] = []
     best = [np.inf] * (1 + len(randoms))  # a map of fewer dimensions is one of more, with zeros on the new axes
     for dim in range(1, min(max_dim, table.n - 1) + 1):
@@ -103,9 +107,9 @@ def scree(
 
 @contextmanager
 def _quiet() -> Iterator[None]:
-    """The dimensions' own fits say nothing below a warning (their data lines would repeat the run's)."""
+    """The dimensions' own fits say nothing below an error (their data and summary lines would repeat the run's)."""
     saved = log.level
-    log.setLevel(max(saved, logging.WARNING))
+    log.setLevel(max(saved, logging.ERROR))
     try:
         yield
     finally:

@@ -21,7 +21,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from citymap_lightning import data, geo, losses, placing
-from citymap_lightning.callbacks import Converged
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.model import CityMap
 from citymap_lightning.result import FittedMap
@@ -50,7 +49,8 @@ class MDS(TransformerMixin, BaseEstimator):
             stress); the best is kept.
         max_iter: most epochs (one step of L-BFGS of up to 5 iterations each, for one map; for
             weighted stress, 10 Guttman transforms, 50 where pairs are missing).
-        eps: stop when stress-1 changes by less than this (relative) over an epoch.
+        eps: stop when the objective changes by less than this (relative) over an epoch; a fit that
+            reaches ``max_iter`` first says ``did not converge`` in a warning.
         random_state: seed of the random starts.
         verbose: 0 silent, 1 the progress bar and the fit's messages.
         loss: ``stress`` (Kruskal's raw stress), ``weighted_stress`` (weights ``1/d^2``), ``sammon``
@@ -193,7 +193,7 @@ class MDS(TransformerMixin, BaseEstimator):
             dim = None if self.geometry == "sphere" else self.n_components
             start = "classical" if self.init == "classical_mds" else self.init
             model = CityMap(num_places=table.n, geometry=self.geometry, dim=dim, loss=self.loss, start=start,
-                            restarts=self.n_init)  # fmt: skip
+                            restarts=self.n_init, tol=self.eps, patience=1)  # fmt: skip
             trainer = Trainer(**self._trainer_options())
             trainer.fit(model, datamodule=dm)
             self.fitted_map_: FittedMap = model.fitted_map()
@@ -211,8 +211,6 @@ class MDS(TransformerMixin, BaseEstimator):
             "limit_val_batches": 0, "log_every_n_steps": 1,
         }  # fmt: skip
         options.update(self.trainer_kwargs or {})
-        callbacks = options.get("callbacks") or []
-        options["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), Converged(self.eps)]
         return options
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:

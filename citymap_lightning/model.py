@@ -21,7 +21,7 @@ from citymap_lightning.metrics import Stress1
 
 
 def gazetteer_locate(table: Any, where: str, by_distance: bool) -> Any:
-    """The data module's gazetteer lookup (imported here: the data module imports this module's package)."""
+    """The gazetteer's match of the table's names (:func:`citymap_lightning.datamodule.locate`), imported on use."""
     from citymap_lightning.datamodule import locate
 
     return locate(table, where, by_distance=by_distance)

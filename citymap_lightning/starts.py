@@ -154,13 +154,15 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
     one fitted straight from the classical start folded a cluster of places (raw stress 4.9x,
     weighted stress 8x, Sammon 22x above the optimum).
     """
-    x = initial_coords("classical", table, dim, np.random.default_rng(0), scale=scale)
+    limit = CLASSICAL_LIMIT if table.complete else SPARSE_CLASSICAL_LIMIT
+    first = "pivot MDS" if table.n > limit else "classical MDS"
+    x = initial_coords("pivot" if table.n > limit else "classical", table, dim, np.random.default_rng(0), scale=scale)
     i, j, d, w = table.known_values()
     d = d / scale
     stages = list(dict.fromkeys(["course"] + (["stress"] if losses.get(loss).local else []) + [loss]))
     for stage in stages:
         x = minimise_pairs(stage, x, i, j, d, w)
-    log.info(f"start: classical MDS of the shortest paths, then {' then '.join(stages)} (continuation)")
+    log.info(f"start: {first} of the shortest paths, then {', then '.join(stages)} (continuation)")
     return np.ascontiguousarray(x)
 
 

@@ -36,7 +36,6 @@ class DistanceTable:
         source: the file the table came from.
         unit: the distances' unit when known ("km" for great-circle distances), else "".
         kind: ``places``, ``matrix`` or ``pairs``: the input's format.
-        warnings: what validation found worth telling about the data.
         located: for inputs without latitude/longitude, the places found by name in the gazetteer
             (a :class:`~citymap_lightning.gazetteer.Match`), which fix the map's frame and scale.
         anchors: places held at known positions (a :class:`~citymap_lightning.anchors.Placed`): they
@@ -49,7 +48,6 @@ class DistanceTable:
     source: str = ""
     unit: str = ""
     kind: str = "matrix"
-    warnings: list[str] = field(default_factory=list)
     located: Any = None
     anchors: Any = None
     _nearest: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)

@@ -165,6 +165,5 @@ def _symmetric(table: MatrixTable, where: str, symmetrize: bool) -> np.ndarray:
 
 
 def _warn(table: DistanceTable, message: str) -> None:
-    """Log a warning about the data and keep it with the table."""
+    """Log a warning about the data."""
     log.warning(message)
-    table.warnings.append(message)

@@ -235,8 +235,8 @@ class FullBatch(Fitting):
         w = batch.get("weights")
         return batch["distances"].to(dtype), None if w is None else w.to(dtype)
 
-    def _matrix_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and ``sum w (dhat - d)^2`` per restart over the matrix (each pair counted twice in the sum)."""
+    def _matrix_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss, ``sum w (dhat - d)^2`` and ``sum w d^2`` per restart over the matrix (each pair counted twice)."""
         d, w = self._inputs(model, batch)
         if model.hparams.geometry != "sphere" and d.shape[0] > losses.CDIST_LIMIT:
             return (*losses.fused_loss(model.coords, d, w, model.hparams.loss), batch["norm"])
@@ -245,8 +245,8 @@ class FullBatch(Fitting):
         residual, norm = metrics.stress1_sums(fitted.detach(), d, w, dims=(-1, -2))
         return loss, residual, norm if w is not None and w.dim() == 3 else batch["norm"]
 
-    def _pair_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and ``sum w (dhat - d)^2`` per restart over the known pairs."""
+    def _pair_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss, ``sum w (dhat - d)^2`` and ``sum w d^2`` per restart over the known pairs."""
         d, w = self._inputs(model, batch)
         fitted = model.pair_distances(batch["i"], batch["j"])
         loss = losses.terms(model.hparams.loss, fitted, d, w).sum(-1)

@@ -288,8 +288,12 @@ class PairBatches(Fitting):
         self._evaluated = None
 
     def epoch_objective(self, model: CityMap) -> float | None:
-        """Stress-1 over the evaluation pairs, once the step size has annealed (the steps are stochastic before)."""
-        if model.current_epoch + 1 < self.anneal_epochs:
+        """Stress-1 over the evaluation pairs over the last epochs of the annealing and after.
+
+        Before them the steps are large and stochastic; from ``patience + 1`` epochs before the end of
+        the annealing the changes are measured, so the fit can stop at its end at the earliest.
+        """
+        if model.current_epoch + 1 < self.anneal_epochs - model.convergence.patience - 1:
             return None
         return float(self.evaluate(model)[0])
 
