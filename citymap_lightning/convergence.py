@@ -57,8 +57,9 @@ class Convergence:
                 "raise --trainer.max_epochs"
             )
         return (
-            f"{head}: did not converge: the objective still changed by {self.change:.2g} (relative) in the last epoch, "
-            f"above tol {self.tol:g}; raise --trainer.max_epochs (now {max_epochs}) or --model.tol"
+            f"{head}: did not converge: the objective changed by {self.change:.2g} (relative) in the last epoch, and "
+            f"by less than tol {self.tol:g} in {self.quiet} of the last {self.patience} epochs; raise "
+            f"--trainer.max_epochs (now {max_epochs}), or --model.tol"
         )
 
     def state_dict(self) -> dict[str, object]:

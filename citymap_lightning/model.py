@@ -345,6 +345,7 @@ class CityMap(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         """Record the epoch's objective and stop the fit once it has converged."""
         value = self.fitting.epoch_objective(self)
+        self.convergence.tol = max(self.hparams.tol, self.fitting.min_tolerance) if self.hparams.tol else 0.0
         if value is not None and self.convergence.update(value):
             self.trainer.should_stop = True
 
@@ -467,8 +468,8 @@ class CityMap(pl.LightningModule):
             )
             if self.trainer.global_rank == 0:
                 log.warning(message)
+        log_dir = self.trainer.log_dir if self.logger is not None else None  # a collective under DDP: every rank
         if self.trainer.global_rank == 0:
-            log_dir = self.trainer.log_dir if self.logger is not None else None
             line = self.convergence_summary(str(Path(log_dir).resolve()) if log_dir else None)
             (log.info if self.convergence.converged else log.warning)(line)
         if self.logger is None:

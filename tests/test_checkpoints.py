@@ -27,11 +27,12 @@ def test_same_seed_same_coordinates(tmp_path):
 
 
 def test_resume_last_ends_where_an_uninterrupted_run_ends(tmp_path, capsys):
-    fit(tmp_path / "whole", "--trainer.max_epochs", "40")
+    never = ("--model.tol", "0")  # every epoch runs: the split falls mid-fit
+    fit(tmp_path / "whole", "--trainer.max_epochs", "40", *never)
     root = tmp_path / "split"
-    fit(root, "--trainer.max_epochs", "20")
+    fit(root, "--trainer.max_epochs", "20", *never)
     capsys.readouterr()
-    fit(root, "--trainer.max_epochs", "40", "--ckpt_path", "last")
+    fit(root, "--trainer.max_epochs", "40", "--ckpt_path", "last", *never)
     assert f"Resuming from {version(root, 0) / 'checkpoints' / 'last.ckpt'}" in capsys.readouterr().out
     whole = np.loadtxt(version(tmp_path / "whole", 0) / "coordinates.csv", delimiter=",", skiprows=1, usecols=(1, 2))
     resumed = np.loadtxt(version(root, 1) / "coordinates.csv", delimiter=",", skiprows=1, usecols=(1, 2))

@@ -81,7 +81,10 @@ def test_event_file_has_scalars_image_and_hparams(tmp_path):
         assert tag in tags["scalars"], tag
     assert "map" in tags["images"]
     stress = [e.value for e in acc.Scalars("train/stress1")]
-    assert len(stress) == 30 and stress[-1] < stress[0]
+    # the fit stops once converged: one point per epoch it ran, and TensorBoard says it converged
+    epochs = acc.Scalars("hp/epochs")[-1].value
+    assert len(stress) == trainer.current_epoch == epochs < 30 and stress[-1] < stress[0]
+    assert acc.Scalars("hp/converged")[-1].value == 1.0
     final = acc.Scalars("hp/stress1")[-1].value
     assert final == pytest.approx(float(model.stress1[model.best_restart()]), rel=1e-5)
     assert final <= 0.0023
@@ -91,7 +94,9 @@ def test_event_file_has_scalars_image_and_hparams(tmp_path):
 
     content = acc.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert {m.name.tag for m in experiment.metric_infos} == {"hp/stress1", "hp/reference_stress1", "hp/wall_time_s"}
+    assert {m.name.tag for m in experiment.metric_infos} == {
+        "hp/stress1", "hp/reference_stress1", "hp/wall_time_s", "hp/converged", "hp/epochs"
+    }  # fmt: skip
     assert {"optimizer", "lr", "loss", "start", "max_epochs"} <= {h.name for h in experiment.hparam_infos}
 
 

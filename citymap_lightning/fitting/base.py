@@ -44,6 +44,8 @@ class Fitting:
     """
 
     name = ""
+    min_tolerance = 0.0
+    """The smallest relative change per epoch this algorithm's objective can be judged by (``model.tol`` if larger)."""
 
     def __init__(self, table: DistanceTable) -> None:
         self.table = table
