@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import geo
+from citymap_lightning import align, geo
 from citymap_lightning.tables import DistanceTable
 
 PATH = Path(__file__).resolve().parent / "gazetteer.tsv.gz"
@@ -118,6 +118,11 @@ def load(path: Path = PATH, regions: Path = REGIONS) -> Gazetteer:
         np.array(latlon), np.array(population, dtype=np.int64), names, country, index, admin1, qualifiers,
         abbreviations,
     )  # fmt: skip
+
+
+def as_text(label: str) -> str:
+    """A label as prose: ``Birmingham (GB)`` reads ``Birmingham, GB``."""
+    return re.sub(r" \(([^()]*)\)$", r", \1", label)
 
 
 def split_name(name: str) -> tuple[str, list[str]]:
@@ -272,10 +277,5 @@ def _great_circle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return geo.haversine(a[:, None, :], b[None, :, :])
 
 
-def non_collinear(latlon: np.ndarray) -> bool:
-    """At least 3 places that span a plane (not all on one great-circle line)."""
-    if len(latlon) < MIN_MATCHES:
-        return False
-    xy = geo.azimuthal_equidistant(latlon, geo.spherical_centre(latlon))
-    singular = np.linalg.svd(xy - xy.mean(axis=0), compute_uv=False)
-    return bool(singular[-1] > 1e-3 * singular[0])
+non_collinear = align.non_collinear
+"""Whether found places can fix a frame: 3 or more, not on one great-circle line."""
