@@ -342,8 +342,7 @@ def _report_matches(table: Any, fit: FittedMap) -> None:
     if not matches.enough:
         log.warning(
             f"{table.source}: only {kept} of the {found} places found by name agree with the map, too few to put it "
-            "north up: it is laid along its principal axes and may be turned or mirrored; give the places' "
-            "latitude/longitude (a places CSV) or hold 3 or more at known positions with --data.anchors"
+            f"north up: it may be turned or mirrored; {gazetteer.FIX_FRAME}"
         )
         return
     errors = matches.km[matches.kept]

@@ -38,6 +38,11 @@ REGIONS = Path(__file__).resolve().parent / "regions.tsv"
 
 MIN_MATCHES = 3
 """Fewest matched, non-collinear places that fix a frame."""
+FIX_FRAME = (
+    "give the places' latitude/longitude (a places CSV: name,latitude,longitude) or hold 3 or more of them "
+    "at known positions with --data.anchors"
+)
+"""What a user can do when names do not fix the map's frame."""
 
 COUNTRY_ALIASES = {
     "US": ("USA", "U.S.", "U.S.A.", "United States of America", "America"),
@@ -135,28 +140,36 @@ def split_name(name: str) -> tuple[str, list[str]]:
     return place, [q for q in rest + qualifiers if q.strip()]
 
 
-def candidates(name: str, gazetteer: Gazetteer) -> tuple[list[int], bool]:
-    """The gazetteer rows a name may be, and whether its qualifiers (state, country) were all recognised.
+def candidates(name: str, gazetteer: Gazetteer) -> list[int]:
+    """The gazetteer rows a name may be.
 
-    A recognised qualifier restricts the candidates to its regions (none left: no match, never one
-    elsewhere); an unrecognised one is read as part of the name, then ignored.
+    A recognised qualifier (state, province, country) restricts the candidates to its regions (none
+    left: no match, never one elsewhere); an unrecognised one is read as part of the name, then
+    ignored. A name not found whose last words are a qualifier is read as one (``Springfield IL``).
     """
     key = fold(name)
     if not re.search(r"[^\W\d_]", key):  # names that are numbers (places called 0..n-1) match nothing
-        return [], False
+        return []
     place, qualifiers = split_name(name)
     regions = [
         gazetteer.qualifiers.get(fold(q)) or gazetteer.qualifiers.get(fold(q).replace(" ", "")) for q in qualifiers
     ]
     if qualifiers and all(regions):
-        rows = gazetteer.index.get(fold(place), [])
-        return [r for r in rows if all(_within(gazetteer, r, allowed) for allowed in regions)], True
-    return gazetteer.index.get(key) or gazetteer.index.get(fold(place), []), False
+        return _within(gazetteer, gazetteer.index.get(fold(place), []), regions)
+    rows = gazetteer.index.get(key) or gazetteer.index.get(fold(place), [])
+    words = key.split()
+    for k in range(1, min(3, len(words) - 1) + 1) if not rows and not qualifiers else ():
+        allowed = gazetteer.qualifiers.get(" ".join(words[-k:])) or gazetteer.qualifiers.get("".join(words[-k:]))
+        rows = _within(gazetteer, gazetteer.index.get(" ".join(words[:-k]), []), [allowed]) if allowed else []
+        if rows:
+            break
+    return rows
 
 
-def _within(gazetteer: Gazetteer, row: int, allowed: set[Region]) -> bool:
-    """Whether a row lies in one of the regions."""
-    return any(gazetteer.country[row] == cc and (not a1 or gazetteer.admin1[row] == a1) for cc, a1 in allowed)
+def _within(gazetteer: Gazetteer, rows: list[int], regions: list[set[Region]]) -> list[int]:
+    """The rows that lie in one region of every set."""
+    country, admin1 = gazetteer.country, gazetteer.admin1
+    return [r for r in rows if all(any(country[r] == cc and a1 in ("", admin1[r]) for cc, a1 in ok) for ok in regions)]
 
 
 @dataclass
@@ -199,7 +212,7 @@ def match(table: DistanceTable, gazetteer: Gazetteer | None = None, by_distance:
     (:func:`citymap_lightning.align.robust_similarity`).
     """
     gazetteer = gazetteer or load()
-    options = [candidates(name, gazetteer)[0] for name in table.names]
+    options = [candidates(name, gazetteer) for name in table.names]
     keys = [fold(split_name(name)[0]) for name in table.names]
     preference = _preference(options, keys, gazetteer)
     choice = np.array([max(c, key=lambda r, p=p: preference(p, r)) if c else -1 for p, c in enumerate(options)])
