@@ -163,11 +163,10 @@ OUTLIER_FACTOR = 10.0
 distance of the kept ones from its match..."""
 OUTLIER_SHARE = 0.05
 """... and more than this share of the matched places' spread (RMS distance from their centroid): on an
-exact table the median is a few km, and a place 20 km off is no wrong match."""
+exact table the median is a few km, and a place 20 km off is no wrong match. Also the tolerance within
+which a trial fit counts a match as agreeing."""
 TRIALS = 200
 """Random triples of matches tried as the robust fit's start (all of them when there are fewer)."""
-MIN_TRIPLES = 4
-"""Up to this many matches, every one is used: too few to outvote a wrong one."""
 
 
 @dataclass
@@ -183,45 +182,50 @@ class RobustFit:
 
 
 def robust_similarity(source: np.ndarray, target: np.ndarray, trials: int = TRIALS, seed: int = 0) -> RobustFit:
-    """The similarity that maps most of ``source`` onto ``target``, unmoved by a minority of wrong matches.
+    """The similarity that maps most of ``source`` onto ``target``, unmoved by wrong matches.
 
-    Least median of squares over the least-squares fit of all matches and of ``trials`` triples
-    (deterministic for a seed), then trimmed least squares: fit on the matches within
-    :data:`OUTLIER_FACTOR` times the median residual (and :data:`OUTLIER_SHARE` of the spread), refit,
-    until the kept set stops changing. This chooses the frame only; every match gets its residual.
+    The start is the best of the least-squares fit of all matches and of ``trials`` triples
+    (deterministic for a seed) by MSAC, each match costing its squared residual up to a tolerance of
+    :data:`OUTLIER_SHARE` of the spread: a triple of right matches wins even when most are wrong.
+    Then trimmed least squares from the matches within that tolerance: refit on those within
+    :data:`OUTLIER_FACTOR` times their median residual (or the tolerance), until the set stops
+    changing. This chooses the frame only; every match gets its residual. Fewer than 3 matches
+    agreeing leave ``inliers`` with fewer than 3.
     """
     n = len(source)
+    tolerance = OUTLIER_SHARE * float(np.sqrt(((target - target.mean(axis=0)) ** 2).sum(axis=1).mean()))
 
     def fit(keep: np.ndarray) -> tuple[Orientation, float, np.ndarray]:
         orientation, scale = similarity(source[keep], target[keep])
         moved = scale * (source - orientation.centre) @ orientation.rotation + orientation.offset
         return orientation, scale, np.linalg.norm(moved - target, axis=1)
 
-    everything = np.ones(n, dtype=bool)
-    orientation, scale, residuals = fit(everything)
-    if n <= MIN_TRIPLES:
-        return RobustFit(orientation, scale, everything, residuals)
-    rng = np.random.default_rng(seed)
-    if math.comb(n, 3) <= trials:
-        triples = np.array(list(itertools.combinations(range(n), 3)))
-    else:
-        triples = np.array([rng.choice(n, 3, replace=False) for _ in range(trials)])
-    best = float(np.median(residuals))
-    for triple in triples:
-        keep = np.zeros(n, dtype=bool)
-        keep[triple] = True
-        candidate = fit(keep)
-        if candidate[1] > 0 and (cost := float(np.median(candidate[2]))) < best:
-            best, (orientation, scale, residuals) = cost, candidate
-    spread = float(np.sqrt(((target - target.mean(axis=0)) ** 2).sum(axis=1).mean()))
-    inliers = everything
+    def cost(residuals: np.ndarray) -> float:
+        return float((np.minimum(residuals, tolerance) ** 2).sum())
+
+    best = fit(np.ones(n, dtype=bool))
+    if n >= 3:
+        rng = np.random.default_rng(seed)
+        if math.comb(n, 3) <= trials:
+            triples = np.array(list(itertools.combinations(range(n), 3)))
+        else:
+            triples = np.array([rng.choice(n, 3, replace=False) for _ in range(trials)])
+        for triple in triples:
+            keep = np.zeros(n, dtype=bool)
+            keep[triple] = True
+            candidate = fit(keep)
+            if candidate[1] > 0 and cost(candidate[2]) < cost(best[2]):
+                best = candidate
+    orientation, scale, residuals = best
+    inliers = residuals <= tolerance
     for _ in range(50):
-        threshold = max(OUTLIER_FACTOR * float(np.median(residuals[inliers])), OUTLIER_SHARE * spread)
-        kept = residuals <= threshold
-        if kept.sum() < 3 or np.array_equal(kept, inliers):
+        if inliers.sum() < 3:
+            break
+        orientation, scale, residuals = fit(inliers)
+        kept = residuals <= max(OUTLIER_FACTOR * float(np.median(residuals[inliers])), tolerance)
+        if np.array_equal(kept, inliers):
             break
         inliers = kept
-        orientation, scale, residuals = fit(inliers)
     return RobustFit(orientation, scale, inliers, residuals)
 
 
@@ -253,7 +257,7 @@ def frame_from_names(coords: np.ndarray, places: np.ndarray, latlon: np.ndarray)
     """
     kept = np.ones(len(places), dtype=bool)
     for _ in range(2):  # the second pass projects about the kept matches' centre
-        centre = geo.spherical_centre(latlon[kept])
+        centre = geo.spherical_centre(latlon[kept] if kept.sum() >= 3 else latlon)
         fit = robust_similarity(coords[places], geo.azimuthal_equidistant(latlon, centre))
         kept = fit.inliers
     orientation = Orientation(fit.orientation.rotation, coords.mean(axis=0), np.zeros(2))
