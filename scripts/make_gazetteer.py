@@ -81,7 +81,9 @@ def main() -> None:
     with REGIONS.open("w", encoding="utf-8") as f:
         f.write("country\tadmin1\tabbreviation\tname\n")
         f.write("".join("\t".join(row) + "\n" for row in sorted(regions)))
-    print(f"wrote {OUT} ({len(rows)} cities, {OUT.stat().st_size / 2**20:.2f} MB) and {REGIONS} ({len(regions)} regions)")
+    print(
+        f"wrote {OUT} ({len(rows)} cities, {OUT.stat().st_size / 2**20:.2f} MB) and {REGIONS} ({len(regions)} regions)"
+    )
 
 
 if __name__ == "__main__":
