@@ -115,8 +115,10 @@ class DistanceDataModule(pl.LightningDataModule):
         sample_pairs: pair batches: beyond ``exact_limit``, stress-1 is estimated on this many random pairs.
         seed: seed of the pair sampling (the same pairs whatever the number of ranks).
         gazetteer: for inputs without latitude/longitude, look the names up in the bundled GeoNames
-            gazetteer; with 3 or more non-collinear places found, the map is put north up and east
-            right, scaled onto them (the scale is reported), and written as GeoJSON too.
+            gazetteer (``City``, ``City, ST``, ``City, Country``, ``City (Country)``); with 3 or more
+            non-collinear places found, the map is put north up and east right, scaled onto those that
+            agree with it (the scale is reported; a wrong match is left out and named), and written as
+            GeoJSON too.
         anchors: a CSV of places held at known positions, ``name,latitude,longitude`` or
             ``name,x,y``; every other place is fitted to its distances. The map is then in the
             anchors' frame (latitude/longitude on the azimuthal equidistant projection about their
