@@ -8,6 +8,8 @@ west of Moscow); without either, the map's principal axis is laid east-west.
 
 from __future__ import annotations
 
+import itertools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -154,3 +156,124 @@ def orient_geometry(
         return fit, geo.from_unit_vectors(fit.apply(coords)), GeoFrame()
     fit = procrustes(coords, directions * (radius or geo.EARTH_RADIUS_KM))
     return fit, geo.from_unit_vectors(fit.apply(coords)), GeoFrame()
+
+
+OUTLIER_FACTOR = 10.0
+"""A place found by name is left out of the alignment when it lies more than this times the median
+distance of the kept ones from its match..."""
+OUTLIER_SHARE = 0.05
+"""... and more than this share of the matched places' spread (RMS distance from their centroid): on an
+exact table the median is a few km, and a place 20 km off is no wrong match. Also the tolerance within
+which a trial fit counts a match as agreeing."""
+TRIALS = 200
+"""Random triples of matches tried as the robust fit's start (all of them when there are fewer)."""
+
+
+@dataclass
+class RobustFit:
+    """A similarity fitted on the matches that agree with it: ``scale * (x - centre) @ rotation + offset``."""
+
+    orientation: Orientation
+    scale: float
+    inliers: np.ndarray
+    """``(n,)`` bool: the matches the fit was made on."""
+    residuals: np.ndarray
+    """``(n,)`` each match's distance from its target after the fit (target units)."""
+
+
+def robust_similarity(source: np.ndarray, target: np.ndarray, trials: int = TRIALS, seed: int = 0) -> RobustFit:
+    """The similarity that maps most of ``source`` onto ``target``, unmoved by wrong matches.
+
+    The start is the best of the least-squares fit of all matches and of ``trials`` triples
+    (deterministic for a seed) by MSAC, each match costing its squared residual up to a tolerance of
+    :data:`OUTLIER_SHARE` of the spread: a triple of right matches wins even when most are wrong.
+    Then trimmed least squares from the matches within that tolerance: refit on those within
+    :data:`OUTLIER_FACTOR` times their median residual (or the tolerance), until the set stops
+    changing. This chooses the frame only; every match gets its residual. Fewer than 3 matches
+    agreeing leave ``inliers`` with fewer than 3.
+    """
+    n = len(source)
+    tolerance = OUTLIER_SHARE * float(np.sqrt(((target - target.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+    def fit(keep: np.ndarray) -> tuple[Orientation, float, np.ndarray]:
+        orientation, scale = similarity(source[keep], target[keep])
+        moved = scale * (source - orientation.centre) @ orientation.rotation + orientation.offset
+        return orientation, scale, np.linalg.norm(moved - target, axis=1)
+
+    def cost(residuals: np.ndarray) -> float:
+        return float((np.minimum(residuals, tolerance) ** 2).sum())
+
+    best = fit(np.ones(n, dtype=bool))
+    if n >= 3:
+        rng = np.random.default_rng(seed)
+        if math.comb(n, 3) <= trials:
+            triples = np.array(list(itertools.combinations(range(n), 3)))
+        else:
+            triples = np.array([rng.choice(n, 3, replace=False) for _ in range(trials)])
+        for triple in triples:
+            keep = np.zeros(n, dtype=bool)
+            keep[triple] = True
+            candidate = fit(keep)
+            if candidate[1] > 0 and cost(candidate[2]) < cost(best[2]):
+                best = candidate
+    orientation, scale, residuals = best
+    inliers = residuals <= tolerance
+    for _ in range(50):
+        if inliers.sum() < 3:
+            break
+        orientation, scale, residuals = fit(inliers)
+        kept = residuals <= max(OUTLIER_FACTOR * float(np.median(residuals[inliers])), tolerance)
+        if np.array_equal(kept, inliers):
+            break
+        inliers = kept
+    return RobustFit(orientation, scale, inliers, residuals)
+
+
+@dataclass
+class NamesFrame:
+    """The real frame of a flat map from places found by name, and how each match agreed with it.
+
+    Attributes:
+        orientation: rotation/reflection of the map (input units) about its centroid, north up.
+        frame: how its points become latitude/longitude; ``km_per_unit`` is the fitted scale.
+        kept: ``(m,)`` bool over the matches: those the frame was fitted on.
+        km: ``(m,)`` great-circle km from each match's position to where the map, so aligned, puts it.
+        enough: whether the kept matches fix a frame (3 or more, not on one line, and most of the matches).
+
+    """
+
+    orientation: Orientation
+    frame: GeoFrame
+    kept: np.ndarray
+    km: np.ndarray
+    enough: bool
+
+
+def frame_from_names(coords: np.ndarray, places: np.ndarray, latlon: np.ndarray) -> NamesFrame:
+    """Fit a 2-D map (input units) onto the places found by name (``places``, at ``latlon``), robustly.
+
+    The projection's centre is the kept matches' spherical centre: a wrong match on another
+    continent moves neither the centre nor the fit.
+    """
+    kept = np.ones(len(places), dtype=bool)
+    for _ in range(2):  # the second pass projects about the kept matches' centre
+        centre = geo.spherical_centre(latlon[kept] if kept.sum() >= 3 else latlon)
+        fit = robust_similarity(coords[places], geo.azimuthal_equidistant(latlon, centre))
+        kept = fit.inliers
+    orientation = Orientation(fit.orientation.rotation, coords.mean(axis=0), np.zeros(2))
+    shift = (
+        fit.scale * (orientation.centre - fit.orientation.centre) @ fit.orientation.rotation + fit.orientation.offset
+    )
+    frame = GeoFrame(centre, shift, fit.scale)
+    km = geo.haversine(frame.latlon(orientation.apply(coords[places])), latlon)
+    enough = bool(kept.sum() * 2 > len(kept) and non_collinear(latlon[kept]))
+    return NamesFrame(orientation, frame, kept, km, enough)
+
+
+def non_collinear(latlon: np.ndarray) -> bool:
+    """At least 3 places that span a plane (not all on one great-circle line)."""
+    if len(latlon) < 3:
+        return False
+    xy = geo.azimuthal_equidistant(latlon, geo.spherical_centre(latlon))
+    singular = np.linalg.svd(xy - xy.mean(axis=0), compute_uv=False)
+    return bool(singular[-1] > 1e-3 * singular[0])

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from citymap_lightning import geo, output, render, result, sampling, uncertainty
+from citymap_lightning import gazetteer, geo, output, render, result, sampling, uncertainty
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
 
@@ -220,14 +220,9 @@ class MapRenderer(pl.Callback):
         self._publish(trainer, "map", figure, log_dir)
         self._diagnostics(trainer, pl_module, fit, log_dir)
         self._log_position_error(trainer, fit.position_error_km)
+        if fit.matches is not None:
+            _report_matches(table, fit)
         if fit.km_per_unit is not None:
-            errors = fit.position_error_km[np.isfinite(fit.position_error_km)]
-            log.info(
-                f"map put north up on the {len(errors)} places found by name: the distances are "
-                f"{1 / fit.km_per_unit:.4g} times the great-circle km ({fit.km_per_unit:.4g} km per unit: the unit, "
-                f"or a detour factor); found places lie a median {np.median(errors):.0f} km (at most "
-                f"{errors.max():.0f} km) from their GeoNames positions"
-            )
             if trainer.logger is not None:
                 trainer.logger.log_metrics({"geo/km_per_unit": fit.km_per_unit}, step=trainer.global_step)
         for logger in _tensorboard(trainer):
@@ -321,6 +316,31 @@ def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
     return [logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)]
 
 
+def _report_matches(table: Any, fit: FittedMap) -> None:
+    """One warning per match left out of the alignment, then the frame the others fixed, or why none."""
+    matches, located = fit.matches, table.located
+    for k in np.flatnonzero(~matches.kept):
+        log.warning(
+            f"{table.names[located.places[k]]}: matched {gazetteer.as_text(located.labels[k])}, "
+            f"{matches.km[k]:,.0f} km from where the map puts it; left out"
+        )
+    kept, found = int(matches.kept.sum()), len(matches.kept)
+    if not matches.enough:
+        log.warning(
+            f"{table.source}: only {kept} of the {found} places found by name agree with the map, too few to put it "
+            f"north up: it may be turned or mirrored; {gazetteer.FIX_FRAME}"
+        )
+        return
+    errors = matches.km[matches.kept]
+    left_out = f" ({found - kept} left out)" if kept < found else ""
+    log.info(
+        f"map put north up on {kept} places found by name{left_out}: the distances are "
+        f"{1 / fit.km_per_unit:.4g} times the great-circle km ({fit.km_per_unit:.4g} km per unit: the unit, "
+        f"or a detour factor); they lie a median {np.median(errors):.0f} km (at most {errors.max():.0f} km) "
+        "from their GeoNames positions"
+    )
+
+
 def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
     """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched."""
     if fit.located_by == "anchors":
@@ -331,8 +351,10 @@ def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
     if fit.located_by != "names":
         return output.write_geojson(path, table.names, fit.latlon)
     labels = dict(zip(table.located.places.tolist(), table.located.labels, strict=True))
+    left_out = set(table.located.places[~fit.matches.kept].tolist())
     properties = [
         {"estimated_from": "names", "gazetteer": labels.get(k), "km_per_unit": round(fit.km_per_unit, 6)}
+        | ({"left_out": True} if k in left_out else {})
         for k in range(table.n)
     ]
     return output.write_geojson(path, table.names, fit.latlon, properties)

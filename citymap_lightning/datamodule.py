@@ -47,21 +47,31 @@ def predicting_from(checkpoint: dict[str, Any], path: str) -> Any:
 def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
     """The places of ``table`` found by name in the gazetteer, or None when they cannot fix a frame; says which.
 
-    ``by_distance``: break ties and drop contradicted matches by the table's distances (which must then be
-    proportional to great-circle distance); else the most populous candidate of each name is taken.
+    ``by_distance``: break ties by the table's distances (ranked, so any transform that keeps their order
+    will do); else by the country most other matches share, then population. With some names found but
+    too few to fix a frame, a warning says that the map may be turned or mirrored and how to fix it.
     """
     found = gazetteer.match(table, by_distance=by_distance)
     matched = len(found.places)
-    unmatched = ", ".join(found.unmatched[:8]) + (", ..." if len(found.unmatched) > 8 else "")
     if matched == 0:
         return None
+    shown = found.unmatched[:UNMATCHED_SHOWN]
+    more = len(found.unmatched) - len(shown)
     line = f"{where}: {matched} of {table.n} names found in the GeoNames gazetteer"
-    line += f" (not found: {unmatched})" if found.unmatched else ""
+    line += f" (not found: {'; '.join(shown)}{f'; and {more} more' if more else ''})" if found.unmatched else ""
     if not gazetteer.non_collinear(found.latlon):
-        log.info(f"{line}: too few, or on one line, to put the map north up")
+        log.warning(
+            f"{line}: too few, or on one line, to put the map north up, so it may be turned or mirrored. Names are "
+            f"found written as City; City, ST (US, Canada, Australia); City, Country; or City (Country). Else "
+            f"{gazetteer.FIX_FRAME}"
+        )
         return None
-    log.info(f"{line}: the map is put north up on them")
+    log.info(f"{line}: the map is put north up on those that agree with it")
     return found
+
+
+UNMATCHED_SHOWN = 50
+"""Most names not found that the log lists."""
 
 
 def _anchors_by_name(fitted: DistanceTable, names: list[str]) -> Any:
@@ -105,8 +115,10 @@ class DistanceDataModule(pl.LightningDataModule):
         sample_pairs: pair batches: beyond ``exact_limit``, stress-1 is estimated on this many random pairs.
         seed: seed of the pair sampling (the same pairs whatever the number of ranks).
         gazetteer: for inputs without latitude/longitude, look the names up in the bundled GeoNames
-            gazetteer; with 3 or more non-collinear places found, the map is put north up and east
-            right, scaled onto them (the scale is reported), and written as GeoJSON too.
+            gazetteer (``City``, ``City, ST``, ``City, Country``, ``City (Country)``); with 3 or more
+            non-collinear places found, the map is put north up and east right, scaled onto those that
+            agree with it (the scale is reported; a wrong match is left out and named), and written as
+            GeoJSON too.
         anchors: a CSV of places held at known positions, ``name,latitude,longitude`` or
             ``name,x,y``; every other place is fitted to its distances. The map is then in the
             anchors' frame (latitude/longitude on the azimuthal equidistant projection about their

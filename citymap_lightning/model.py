@@ -19,14 +19,6 @@ from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
 
-
-def gazetteer_locate(table: Any, where: str, by_distance: bool) -> Any:
-    """The gazetteer's match of the table's names (:func:`citymap_lightning.datamodule.locate`), imported on use."""
-    from citymap_lightning.datamodule import locate
-
-    return locate(table, where, by_distance=by_distance)
-
-
 GEOMETRIES = ("plane", "space", "sphere")
 """Values of ``model.geometry``."""
 
@@ -202,9 +194,6 @@ class CityMap(pl.LightningModule):
                 self._reference = init  # the quality guard's reference: no need to compute it again
             with torch.no_grad():
                 self.coords[0].copy_(torch.from_numpy(init))
-        if self.hparams.transform != "ratio" and dm.table.located is not None and dm.table.located.by_distance:
-            # the given values are not proportional to km: names are matched without them
-            dm.table.located = gazetteer_locate(dm.table, dm.path, by_distance=False)
         if stage == "fit":
             self._hold_anchors(dm.table)
             with torch.no_grad():  # bootstrap replicates start where the map starts

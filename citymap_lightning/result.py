@@ -38,6 +38,8 @@ class FittedMap:
         frame: how points of the map become latitude/longitude, where the real frame is known.
         replicates: ``(K, n, 2)`` bootstrap replicates moved onto ``coords`` by Procrustes (no scaling),
             when the fit had them (see :mod:`citymap_lightning.uncertainty`).
+        matches: for a flat map of places found by name, which matches the frame was fitted on and how
+            far each lies from where the map puts it (see :func:`citymap_lightning.align.frame_from_names`).
 
     """
 
@@ -55,6 +57,7 @@ class FittedMap:
     position_error_km: np.ndarray | None = None
     frame: align.GeoFrame | None = None
     replicates: np.ndarray | None = None
+    matches: align.NamesFrame | None = None
 
     def to_latlon(self, coords: np.ndarray) -> np.ndarray | None:
         """Latitude/longitude of points in this map's frame (new places), or None where the frame is unknown."""
@@ -74,6 +77,7 @@ class Aligned:
     latlon: np.ndarray | None = None
     km_per_unit: float | None = None
     frame: align.GeoFrame | None = None
+    matches: align.NamesFrame | None = None
 
 
 def aligned(model: CityMap, table: DistanceTable) -> Aligned:
@@ -103,14 +107,13 @@ def aligned(model: CityMap, table: DistanceTable) -> Aligned:
         return Aligned(coords, identity, None if frame is None else frame.latlon(coords), frame=frame)
     located = table.located
     if table.latlon is None and located is not None and geometry == "plane" and coords.shape[1] == 2:
-        truth, centre = align.true_plane(located.latlon)
-        fit, km_per_unit = align.similarity(coords[located.places], truth)
-        # coordinates stay in the input's unit: rotated and reflected onto the real frame, centred
-        orientation = align.Orientation(fit.rotation, coords.mean(axis=0), np.zeros(2))
-        shift = km_per_unit * (orientation.centre - fit.centre) @ fit.rotation + fit.offset
-        frame = align.GeoFrame(centre, shift, km_per_unit)
-        out = orientation.apply(coords)
-        return Aligned(out, orientation, frame.latlon(out), km_per_unit, frame)
+        matches = align.frame_from_names(coords, located.places, located.latlon)
+        if not matches.enough:  # too few matches agree with the map: they cannot say where north is
+            orientation = align.orient(coords, table.names)
+            return Aligned(orientation.apply(coords), orientation, matches=matches)
+        out = matches.orientation.apply(coords)  # in the input's unit: rotated and reflected onto the real frame
+        frame = matches.frame
+        return Aligned(out, matches.orientation, frame.latlon(out), frame.km_per_unit, frame, matches)
     orientation, latlon, frame = align.orient_geometry(coords, table.names, table.latlon, geometry)
     return Aligned(orientation.apply(coords), orientation, latlon, frame=frame)
 
@@ -132,7 +135,8 @@ def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
         located_by, error = "input", geo.haversine(latlon, table.latlon)
     elif latlon is not None and km_per_unit is not None:
         located_by, error = "names", np.full(table.n, np.nan)
-        error[table.located.places] = geo.haversine(latlon[table.located.places], table.located.latlon)
+        kept = found.matches.kept  # a match left out of the alignment has no known position
+        error[table.located.places[kept]] = found.matches.km[kept]
     replicates = None
     if model.hparams.get("bootstrap", 0) and found.coords.shape[1] == 2:
         raw = model.coords[model.hparams.restarts :].detach().cpu().double().numpy() * model.fitting.scale
@@ -155,4 +159,5 @@ def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
         position_error_km=error,
         frame=found.frame,
         replicates=replicates,
+        matches=found.matches,
     )
