@@ -267,7 +267,8 @@ def find_last_checkpoint(trainer: Trainer) -> Path:
     )
     if not candidates:
         raise ConfigError(f"{root}: no earlier run with checkpoints/last.ckpt to resume from (--ckpt_path last)")
-    print(f"Resuming from {candidates[-1].resolve()}")
+    if trainer.global_rank == 0:
+        print(f"Resuming from {candidates[-1].resolve()}")
     return candidates[-1]
 
 

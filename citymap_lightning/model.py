@@ -162,6 +162,7 @@ class CityMap(pl.LightningModule):
         self.val_stress1 = Stress1(maps)
         self.fitting: Fitting | None = None
         self._fit_started = 0.0
+        self._written = True
         self._stress1_step = -1
         self._reference: np.ndarray | None = None
         self._anchors: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -297,15 +298,20 @@ class CityMap(pl.LightningModule):
         return self.fitting.training_step(self, batch)
 
     def logging_step(self) -> bool:
-        """Log (and check for divergence) every ``log_every_n_steps`` steps and on the last epoch.
+        """Log (and check for divergence) on the steps Lightning writes, and on the last epoch.
 
-        ``self.log`` costs about a millisecond per call on CPU, more than a whole step on small
-        inputs, and a NaN, once there, stays: checking on logging steps is enough.
+        Lightning writes a step's logged values only when its own schedule says so (the ``(k + 1)``-th
+        step for ``log_every_n_steps`` dividing ``k + 1``); the decision is taken from Lightning itself,
+        so that every ``log_every_n_steps`` gets its points. The last epoch is logged too: its values
+        are the fit's end (written in :meth:`on_train_end` when Lightning did not write them).
+        ``self.log`` costs about a millisecond per call on CPU, more than a whole step on small inputs,
+        and a NaN, once there, stays: checking on logging steps is enough.
         """
         trainer = self.trainer
-        every = max(1, trainer.log_every_n_steps)
+        scheduled = trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run)
+        self._written = scheduled
         last = trainer.max_epochs is not None and self.current_epoch >= trainer.max_epochs - 1
-        return self.global_step % every == 0 or last
+        return scheduled or last
 
     def record_stress1(self, stress1: torch.Tensor, loss: torch.Tensor) -> None:
         """Keep each restart's stress-1 and log the best restart's loss, stress-1, learning rate and radius."""
@@ -340,8 +346,9 @@ class CityMap(pl.LightningModule):
         stress1 = self.val_stress1.compute().reshape(-1).float()
         self.val_stress1.reset()
         self.stress1 = stress1.to(self.device)
-        self.log("val/stress1", stress1[self.best_restart()])
-        self.log("val/pairs", float(self.fitting.evaluation_size))
+        # the values are already the same on every rank: sync_dist only tells Lightning so
+        self.log("val/stress1", stress1[self.best_restart()], sync_dist=True)
+        self.log("val/pairs", float(self.fitting.evaluation_size), sync_dist=True)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The best restart's coordinates (normalised units), or new places' (input units) on the fitted map."""
@@ -372,21 +379,23 @@ class CityMap(pl.LightningModule):
         return fitted_map(self, self.trainer.datamodule.table)
 
     def on_fit_start(self) -> None:
-        """Refuse optimisers the algorithm cannot run; declare the hparams metrics for TensorBoard's HPARAMS tab."""
+        """Refuse optimisers the algorithm cannot run; declare the hparams metrics for TensorBoard's HPARAMS tab.
+
+        The tab's columns are what runs are compared by, in that order (the resolved loss and start,
+        not ``auto``), and ``hp/stress1`` is the first metric.
+        """
         self._fit_started = time.perf_counter()
         optimizers = self.trainer.optimizers
         self.fitting.check_optimizers(self, optimizers)
         if self.logger is None:
             return
-        params: dict[str, Any] = dict(self.hparams)
+        hp = self.hparams
+        params: dict[str, Any] = {"loss": hp.loss, "start": self.start}
         if optimizers:
             params["optimizer"] = type(optimizers[0]).__name__
             params["lr"] = float(optimizers[0].param_groups[0].get("lr", float("nan")))
-        params["max_epochs"] = self.trainer.max_epochs
-        params["fitting"] = self.fitting.name
-        dm = self.trainer.datamodule
-        if dm is not None and hasattr(dm, "path"):
-            params["data"] = str(dm.path)
+        params.update(max_epochs=self.trainer.max_epochs, places=hp.num_places, transform=hp.transform,
+                      geometry=hp.geometry)  # fmt: skip
         keys = ("hp/stress1", "hp/reference_stress1", "hp/wall_time_s")
         self.logger.log_hyperparams(params, dict.fromkeys(keys, float("nan")))
 
@@ -410,7 +419,15 @@ class CityMap(pl.LightningModule):
             self.stress1 = stress1.to(self.stress1)
 
     def on_train_end(self) -> None:
-        """Log the final stress-1 and wall time as the hparams metrics; warn when the fit missed the optimum."""
+        """Log the final stress-1 and wall time as the hparams metrics; warn when the fit missed the optimum.
+
+        The last step's ``train/*`` values are written here when Lightning's schedule skipped that step.
+        """
+        if not self._written and self.trainer.loggers and self.trainer.log_every_n_steps > 0:
+            last = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith(("train/", "transform/"))}
+            step = self.trainer.fit_loop.epoch_loop._batches_that_stepped - 1  # Lightning's own step numbering
+            self.trainer._logger_connector.log_metrics(last, step=step)
+            self._written = True
         self.refresh_stress1()
         stress1 = float(self.stress1[self.best_restart()])
         reference = self.reference_stress1()
