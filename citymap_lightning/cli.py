@@ -30,7 +30,7 @@ from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.data import packaged_path
 from citymap_lightning.datamodule import DistanceDataModule, predicting_from
 from citymap_lightning.errors import CitymapError, ConfigError
-from citymap_lightning.model import CityMap, match_checkpoint
+from citymap_lightning.model import CityMap, check_settings, match_checkpoint
 from citymap_lightning.progress import EpochProgressBar
 
 DEFAULT_CONFIG = "default.yaml"
@@ -82,10 +82,7 @@ class CityMapTrainer(Trainer):
         from citymap_lightning import dims, output, render
         from citymap_lightning.callbacks import _tensorboard
 
-        if model.hparams.geometry == "sphere":
-            raise ConfigError("dims fits flat maps of 1 to max_dim dimensions: leave out --model.geometry sphere")
-        if max_dim < 1 or replicates < 1:
-            raise ConfigError(f"dims: max_dim ({max_dim}) and replicates ({replicates}) must be at least 1")
+        check_dims(model.hparams.geometry, max_dim, replicates)
         for callback in self.callbacks:  # the run's config.yaml, as fit writes it
             if isinstance(callback, SaveConfigCallback):
                 callback.setup(self, model, stage="dims")
@@ -111,6 +108,34 @@ class CityMapTrainer(Trainer):
         if elbow is not None:
             log.info(f"the elbow is at {elbow} dimensions (stress-1 {rows[elbow - 1].stress1:.4g})")
         return rows
+
+
+def check_dims(geometry: str, max_dim: int, replicates: int) -> None:
+    """Refuse ``dims`` settings that cannot work, in one line."""
+    if geometry == "sphere":
+        raise ConfigError("dims fits flat maps of 1 to max_dim dimensions: leave out --model.geometry sphere")
+    if max_dim < 1 or replicates < 1:
+        raise ConfigError(f"dims: max_dim ({max_dim}) and replicates ({replicates}) must be at least 1")
+
+
+def check_options(config: Namespace, subcommand: str | None) -> None:
+    """Refuse settings that cannot work whatever the data, before the data is read (reading can take long).
+
+    The model's own checks (:func:`~citymap_lightning.model.check_settings`, which the model runs
+    again), a fit of no epochs, and the ``dims`` settings.
+    """
+    names = inspect.signature(check_settings).parameters
+    model = {k: p.default for k, p in inspect.signature(CityMap.__init__).parameters.items() if k in names}
+    model.update((k, v) for k, v in (config.get("model") or {}).items() if k in names)
+    check_settings(**model)
+    trainer = config.get("trainer") or {}
+    if subcommand in ("fit", "dims") and trainer.get("max_epochs") == 0:
+        raise ConfigError("trainer.max_epochs is 0: nothing would be fitted; give at least 1")
+    every = trainer.get("check_val_every_n_epoch")
+    if subcommand == "fit" and every is not None and every < 1:
+        raise ConfigError("trainer.check_val_every_n_epoch must be at least 1")
+    if subcommand == "dims":
+        check_dims(model["geometry"], config.get("max_dim", 5), config.get("replicates", 5))
 
 
 class CityMapCLI(LightningCLI):
@@ -155,6 +180,7 @@ class CityMapCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         path = config.get("ckpt_path") if self.subcommand == "predict" else None
         if not path or path in ("last", "best"):
+            check_options(config, self.subcommand)
             super().instantiate_classes()
             return
         checkpoint = check_checkpoint(Path(path))
@@ -162,6 +188,7 @@ class CityMapCLI(LightningCLI):
         for key, value in saved.items():
             if key != "num_places" and key in config.model:
                 config.model[key] = value
+        check_options(config, self.subcommand)
         with predicting_from(checkpoint, str(path)):
             super().instantiate_classes()
 
@@ -190,16 +217,11 @@ class CityMapCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
-        """Refuse a fit of no epochs; resolve ``--ckpt_path last`` and check the checkpoint before anything runs.
+        """Refuse what the table does not allow; resolve ``--ckpt_path last`` and check the checkpoint, before the fit.
 
         Lightning itself looks for ``last`` in the new run's own (empty) folder and only warns. A
         checkpoint that cannot be resumed is refused here, so no new ``last.ckpt`` is written for it.
         """
-        if self.trainer.max_epochs is not None and self.trainer.max_epochs == 0:
-            raise ConfigError("trainer.max_epochs is 0: nothing would be fitted; give at least 1")
-        every = self.trainer.check_val_every_n_epoch
-        if every is not None and every < 1:
-            raise ConfigError("trainer.check_val_every_n_epoch must be at least 1")
         model, fitting = self.model, self.datamodule.fitting
         if model.coords.shape[-1] >= self.datamodule.table.n and model.hparams.geometry != "sphere":
             raise ConfigError(

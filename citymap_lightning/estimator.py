@@ -53,8 +53,9 @@ class MDS(TransformerMixin, BaseEstimator):
         eps: stop when stress-1 changes by less than this (relative) over an epoch.
         random_state: seed of the random starts.
         verbose: 0 silent, 1 the progress bar and the fit's messages.
-        loss: ``stress`` (Kruskal's raw stress), ``weighted_stress`` (weights ``1/d^2``) or
-            ``course`` (squared distances).
+        loss: ``stress`` (Kruskal's raw stress, scikit-learn's objective), ``weighted_stress``
+            (weights ``1/d^2``), ``course`` (squared distances) or ``auto`` (as in the CLI: the
+            course objective, since the estimator fits distances as they are).
         geometry: ``plane``, ``space`` or ``sphere``.
         trainer_kwargs: passed to the Lightning ``Trainer`` (``accelerator``, ``devices``,
             ``logger``, ``callbacks``...). By default there is no logger, checkpoint, progress bar
@@ -81,7 +82,7 @@ class MDS(TransformerMixin, BaseEstimator):
         "eps": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "loss": [StrOptions({"stress", "weighted_stress", "course"})],
+        "loss": [StrOptions({"stress", "weighted_stress", "course", "auto"})],
         "geometry": [StrOptions({"plane", "space", "sphere"})],
         "trainer_kwargs": [dict, None],
     }

@@ -69,6 +69,58 @@ def match_checkpoint(
     checkpoint["place_names"] = list(names)
 
 
+AUTO_REASON = {"course": "the course's objective on squared distances", "stress": "Kruskal's raw stress"}
+"""What the INFO line says of the loss ``auto`` picked."""
+
+
+def check_settings(
+    num_places: int,
+    geometry: str,
+    dim: int | None,
+    radius: float | str | None,
+    loss: str,
+    start: str,
+    restarts: int,
+    anneal_epochs: int,
+    anneal_eps: float,
+    transform: str,
+    bootstrap: int,
+) -> tuple[int, str]:
+    """Refuse, in one line, :class:`CityMap` settings that cannot work whatever the data; return the dim and loss.
+
+    The CLI calls it before any data is read, so that a wrong setting costs no reading; the model
+    calls it again. ``dim`` None is the geometry's own; the loss ``auto`` is resolved
+    (:func:`~citymap_lightning.losses.resolve_loss`).
+    """
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"unknown geometry {geometry!r}: expected one of {', '.join(GEOMETRIES)}")
+    if dim is None:
+        dim = 2 if geometry == "plane" else 3
+    if geometry == "sphere" and dim != 3:
+        raise ConfigError(f"geometry 'sphere' places points by 3-D vectors; dim={dim} cannot be used")
+    if isinstance(radius, str) and radius != "learn":
+        raise ConfigError(f"radius {radius!r}: expected a number, learn, or nothing")
+    if radius is not None and (geometry != "sphere" or (radius != "learn" and not radius > 0)):
+        raise ConfigError("radius must be positive (or learn) and is only used with geometry 'sphere'")
+    if transform not in transforms.TRANSFORMS:
+        raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
+    if loss != losses.AUTO and loss not in losses.LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}: expected auto or one of {', '.join(losses.LOSSES)}")
+    loss = losses.resolve_loss(loss, transform)
+    if start not in starts.STARTS:
+        raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
+    if restarts < 1 or dim < 1 or num_places < 1:
+        raise ConfigError("num_places, dim and restarts must be positive")
+    if bootstrap < 0 or bootstrap == 1:
+        raise ConfigError(f"bootstrap is {bootstrap}: give 0 (none) or at least 2 replicates (50 is usual)")
+    if transform != "ratio" and loss == "course":
+        raise ConfigError(f"transform {transform!r} fits disparities by stress: the course objective compares "
+                          "squared distances and takes no transform; use --model.loss stress (or auto)")  # fmt: skip
+    if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
+        raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
+    return dim, loss
+
+
 class CityMap(pl.LightningModule):
     """Metric multidimensional scaling by gradient descent on the places' coordinates.
 
@@ -85,8 +137,10 @@ class CityMap(pl.LightningModule):
         dim: dimension of ``plane``/``space`` (default 2 and 3); a sphere's vectors are 3-D.
         radius: the sphere's radius in the input's unit (6371.0088 for the Earth in km); ``learn``
             to learn it; when not given, the Earth's for latitude/longitude inputs, else learned.
-        loss: ``course`` (squared distances, the course's objective), ``stress`` (Kruskal raw
-            stress) or ``weighted_stress`` (raw stress with weights 1/d^2).
+        loss: ``auto`` (``course`` for the ratio transform, ``stress`` for ``interval`` and
+            ``ordinal``; an INFO line says which), ``course`` (squared distances, the course's
+            objective), ``stress`` (Kruskal raw stress) or ``weighted_stress`` (raw stress with
+            weights 1/d^2).
         start: ``auto`` (random for the course objective on a flat map, else classical: see
             :func:`~citymap_lightning.starts.resolve_start`), ``random`` (the course's), ``classical``
             (Torgerson MDS), ``pivot`` (pivot MDS on shortest paths through the known pairs), or,
@@ -114,7 +168,7 @@ class CityMap(pl.LightningModule):
         geometry: str = "plane",
         dim: int | None = None,
         radius: float | str | None = None,
-        loss: str = "course",
+        loss: str = "auto",
         start: str = "auto",
         restarts: int = 1,
         anneal_epochs: int = 30,
@@ -123,32 +177,13 @@ class CityMap(pl.LightningModule):
         bootstrap: int = 0,
     ) -> None:
         super().__init__()
-        if geometry not in GEOMETRIES:
-            raise ConfigError(f"unknown geometry {geometry!r}: expected one of {', '.join(GEOMETRIES)}")
-        if dim is None:
-            dim = 2 if geometry == "plane" else 3
-        if geometry == "sphere" and dim != 3:
-            raise ConfigError(f"geometry 'sphere' places points by 3-D vectors; dim={dim} cannot be used")
-        if isinstance(radius, str) and radius != "learn":
-            raise ConfigError(f"radius {radius!r}: expected a number, learn, or nothing")
-        if radius is not None and (geometry != "sphere" or (radius != "learn" and not radius > 0)):
-            raise ConfigError("radius must be positive (or learn) and is only used with geometry 'sphere'")
-        if loss not in losses.LOSSES:
-            raise ConfigError(f"unknown loss {loss!r}: expected one of {', '.join(losses.LOSSES)}")
-        if start not in starts.STARTS:
-            raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
-        if restarts < 1 or dim < 1 or num_places < 1:
-            raise ConfigError("num_places, dim and restarts must be positive")
-        if bootstrap < 0 or bootstrap == 1:
-            raise ConfigError(f"bootstrap is {bootstrap}: give 0 (none) or at least 2 replicates (50 is usual)")
-        if transform not in transforms.TRANSFORMS:
-            raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
-        if transform != "ratio" and loss == "course":
-            raise ConfigError(f"transform {transform!r} fits disparities by stress: the course objective compares "
-                              "squared distances and takes no transform; use --model.loss stress")  # fmt: skip
-        if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
-            raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
+        given = loss
+        dim, loss = check_settings(num_places, geometry, dim, radius, loss, start, restarts, anneal_epochs,
+                                   anneal_eps, transform, bootstrap)  # fmt: skip
+        if given == losses.AUTO:
+            log.info(f"model.loss auto: {loss} ({AUTO_REASON[loss]}, for the {transform} transform)")
         self.save_hyperparameters()
+        self.hparams.loss = loss  # the resolved loss (LightningCLI saves the config's): what the fit and predict use
         self.start = starts.resolve_start(start, loss, geometry)
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
         rng = np.random.default_rng(seed)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
 import pytest
+import torch
+from conftest import event_tags
 
+from citymap_lightning import CityMap, losses
 from citymap_lightning.cli import main
 
 QUIET = ["--trainer.enable_progress_bar", "false"]
@@ -100,3 +104,71 @@ def test_python_dash_m_unknown_option_is_one_line(tmp_path, args, expected):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [expected] and done.stdout == ""
     assert not list(tmp_path.iterdir())
+
+
+# ---- loss auto, and refusals that need no data --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loss", "transform", "resolved"),
+    [("auto", "ratio", "course"), ("auto", "interval", "stress"), ("auto", "ordinal", "stress"),
+     ("weighted_stress", "interval", "weighted_stress"), ("course", "ratio", "course")],
+)  # fmt: skip
+def test_loss_auto_resolves_by_the_transform(loss, transform, resolved):
+    assert losses.resolve_loss(loss, transform) == resolved
+    model = CityMap(num_places=5, loss=loss, transform=transform)
+    assert model.hparams.loss == resolved  # what the fit, checkpoints and predict use
+    assert model.start == ("random" if resolved == "course" else "classical")  # the course's path is unchanged
+
+
+def test_loss_auto_says_which_it_picked(caplog):
+    with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+        CityMap(num_places=5, transform="interval")
+        CityMap(num_places=5)
+        CityMap(num_places=5, loss="stress")
+    picked = [r.getMessage() for r in caplog.records if "model.loss auto" in r.getMessage()]
+    assert picked == [
+        "model.loss auto: stress (Kruskal's raw stress, for the interval transform)",
+        "model.loss auto: course (the course's objective on squared distances, for the ratio transform)",
+    ]
+
+
+def test_interval_with_the_default_loss_fits(tmp_path, caplog):
+    """The README suggests interval for travel times: with the default loss it fits (raw stress), once refused."""
+    with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+        main(["fit", "--model.transform", "interval", "--trainer.max_epochs", "20", "--data.gazetteer", "false",
+              "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+    assert "model.loss auto: stress (Kruskal's raw stress, for the interval transform)" in caplog.text
+    (log_dir,) = [p.parent for p in tmp_path.rglob("config.yaml")]
+    assert event_tags(log_dir).Scalars("hp/stress1")[-1].value < 0.01  # europe36's great-circle km: a = 0, b = 1
+    checkpoint = torch.load(log_dir / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["hyper_parameters"]["loss"] == "stress"  # resolved: what predict takes from it
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model.transform", "interval", "--model.loss", "course"], "the course objective compares squared"),
+        (["--model.loss", "sammonn"], "unknown loss 'sammonn'"),
+        (["--model.geometry", "sphere", "--model.dim", "2"], "geometry 'sphere' places points by 3-D vectors"),
+        (["--model.bootstrap", "1"], "bootstrap is 1"),
+        (["--trainer.max_epochs", "0"], "trainer.max_epochs is 0"),
+        (["--trainer.check_val_every_n_epoch", "0"], "check_val_every_n_epoch must be at least 1"),
+    ],
+    ids=["course-interval", "loss", "sphere-dim", "bootstrap", "epochs", "val-every"],
+)
+def test_a_refusal_that_needs_no_data_comes_before_reading_it(tmp_path, capsys, args, message):
+    """The data file is unreadable: were it read first, its own error would be the one printed."""
+    bad = tmp_path / "bad.csv"
+    bad.write_text("no,header,known\n1,2,3\n", encoding="utf-8")
+    line = refused_option(capsys, ["fit", "--data.path", str(bad), *args, "--trainer.default_root_dir", str(tmp_path)])
+    assert message in line and "unrecognised header" not in line
+
+
+def test_dims_settings_are_refused_before_reading(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("no,header,known\n1,2,3\n", encoding="utf-8")
+    line = refused_option(capsys, ["dims", "--data.path", str(bad), "--model.geometry", "sphere"])
+    assert "dims fits flat maps" in line
+    line = refused_option(capsys, ["dims", "--data.path", str(bad), "--max_dim", "0"])
+    assert "max_dim (0) and replicates (5) must be at least 1" in line
