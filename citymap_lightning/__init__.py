@@ -1,5 +1,9 @@
 """citymap-lightning: maps from tables of distances, by gradient-based metric MDS in PyTorch Lightning."""
 
+import logging
+
+from lightning.pytorch.utilities import rank_zero_only
+
 from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.data import load_table
 from citymap_lightning.datamodule import DistanceDataModule
@@ -24,6 +28,17 @@ __all__ = [
     "PlacesTable",
     "load_table",
 ]
+
+
+def _on_rank_zero(record: logging.LogRecord) -> bool:
+    """Under DDP every rank runs the same code: only rank zero's messages are shown, so each is shown once.
+
+    Lightning sets the rank from the launcher's environment at import and from the trainer once it runs.
+    """
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+logging.getLogger(__name__).addFilter(_on_rank_zero)
 
 
 def __getattr__(name: str) -> object:

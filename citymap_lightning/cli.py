@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import difflib
 import errno
+import importlib
+import inspect
 import logging
+import re
 import signal
 import sys
 import threading
@@ -26,7 +30,7 @@ from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.data import packaged_path
 from citymap_lightning.datamodule import DistanceDataModule, predicting_from
 from citymap_lightning.errors import CitymapError, ConfigError
-from citymap_lightning.model import CityMap, match_checkpoint
+from citymap_lightning.model import CityMap, check_settings, match_checkpoint
 from citymap_lightning.progress import EpochProgressBar
 
 DEFAULT_CONFIG = "default.yaml"
@@ -78,10 +82,7 @@ class CityMapTrainer(Trainer):
         from citymap_lightning import dims, output, render
         from citymap_lightning.callbacks import _tensorboard
 
-        if model.hparams.geometry == "sphere":
-            raise ConfigError("dims fits flat maps of 1 to max_dim dimensions: leave out --model.geometry sphere")
-        if max_dim < 1 or replicates < 1:
-            raise ConfigError(f"dims: max_dim ({max_dim}) and replicates ({replicates}) must be at least 1")
+        check_dims(model.hparams.geometry, max_dim, replicates)
         for callback in self.callbacks:  # the run's config.yaml, as fit writes it
             if isinstance(callback, SaveConfigCallback):
                 callback.setup(self, model, stage="dims")
@@ -109,6 +110,34 @@ class CityMapTrainer(Trainer):
         return rows
 
 
+def check_dims(geometry: str, max_dim: int, replicates: int) -> None:
+    """Refuse ``dims`` settings that cannot work, in one line."""
+    if geometry == "sphere":
+        raise ConfigError("dims fits flat maps of 1 to max_dim dimensions: leave out --model.geometry sphere")
+    if max_dim < 1 or replicates < 1:
+        raise ConfigError(f"dims: max_dim ({max_dim}) and replicates ({replicates}) must be at least 1")
+
+
+def check_options(config: Namespace, subcommand: str | None) -> None:
+    """Refuse settings that cannot work whatever the data, before the data is read (reading can take long).
+
+    The model's own checks (:func:`~citymap_lightning.model.check_settings`, which the model runs
+    again), a fit of no epochs, and the ``dims`` settings.
+    """
+    names = inspect.signature(check_settings).parameters
+    model = {k: p.default for k, p in inspect.signature(CityMap.__init__).parameters.items() if k in names}
+    model.update((k, v) for k, v in (config.get("model") or {}).items() if k in names)
+    check_settings(**model)
+    trainer = config.get("trainer") or {}
+    if subcommand in ("fit", "dims") and trainer.get("max_epochs") == 0:
+        raise ConfigError("trainer.max_epochs is 0: nothing would be fitted; give at least 1")
+    every = trainer.get("check_val_every_n_epoch")
+    if subcommand == "fit" and every is not None and every < 1:
+        raise ConfigError("trainer.check_val_every_n_epoch must be at least 1")
+    if subcommand == "dims":
+        check_dims(model["geometry"], config.get("max_dim", 5), config.get("replicates", 5))
+
+
 class CityMapCLI(LightningCLI):
     """LightningCLI with the data's size linked to the model and every output under the run's root."""
 
@@ -116,6 +145,25 @@ class CityMapCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         """Lightning's subcommands and ``dims``."""
         return {**LightningCLI.subcommands(), "dims": {"model", "datamodule"}}
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        """Parse as LightningCLI does; a refused option becomes one line naming it, with the closest known one."""
+        try:
+            super().parse_arguments(parser, args)
+        except ArgumentError as error:
+            argv = [str(a) for a in (sys.argv[1:] if args is None else args)] if not isinstance(args, dict) else []
+            raise ConfigError(explain_parse_error(str(error), argv, self._known_options(argv))) from None
+
+    def _known_options(self, argv: list[str]) -> list[str]:
+        """The option names (without ``--``) the parser of the subcommand in ``argv`` takes, the data's included."""
+        parsers = getattr(self, "_subcommand_parsers", {})
+        chosen = next((parsers[a] for a in argv if a in parsers), None)
+        known: list[str] = []
+        for parser in [self.parser, *([chosen] if chosen is not None else parsers.values())]:
+            for action in parser._actions:
+                known += [s.lstrip("-").rstrip("+") for s in action.option_strings if s.startswith("--")]
+        known += [f"data.{name}" for name in _parameters(self.datamodule_class)]
+        return list(dict.fromkeys(k for k in known if not k.endswith(".help")))
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the number of places; make the map renderer and the checkpoints configurable."""
@@ -132,6 +180,7 @@ class CityMapCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         path = config.get("ckpt_path") if self.subcommand == "predict" else None
         if not path or path in ("last", "best"):
+            check_options(config, self.subcommand)
             super().instantiate_classes()
             return
         checkpoint = check_checkpoint(Path(path))
@@ -139,6 +188,7 @@ class CityMapCLI(LightningCLI):
         for key, value in saved.items():
             if key != "num_places" and key in config.model:
                 config.model[key] = value
+        check_options(config, self.subcommand)
         with predicting_from(checkpoint, str(path)):
             super().instantiate_classes()
 
@@ -167,16 +217,11 @@ class CityMapCLI(LightningCLI):
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
-        """Refuse a fit of no epochs; resolve ``--ckpt_path last`` and check the checkpoint before anything runs.
+        """Refuse what the table does not allow; resolve ``--ckpt_path last`` and check the checkpoint, before the fit.
 
         Lightning itself looks for ``last`` in the new run's own (empty) folder and only warns. A
         checkpoint that cannot be resumed is refused here, so no new ``last.ckpt`` is written for it.
         """
-        if self.trainer.max_epochs is not None and self.trainer.max_epochs == 0:
-            raise ConfigError("trainer.max_epochs is 0: nothing would be fitted; give at least 1")
-        every = self.trainer.check_val_every_n_epoch
-        if every is not None and every < 1:
-            raise ConfigError("trainer.check_val_every_n_epoch must be at least 1")
         model, fitting = self.model, self.datamodule.fitting
         if model.coords.shape[-1] >= self.datamodule.table.n and model.hparams.geometry != "sphere":
             raise ConfigError(
@@ -244,7 +289,8 @@ def find_last_checkpoint(trainer: Trainer) -> Path:
     )
     if not candidates:
         raise ConfigError(f"{root}: no earlier run with checkpoints/last.ckpt to resume from (--ckpt_path last)")
-    print(f"Resuming from {candidates[-1].resolve()}")
+    if trainer.global_rank == 0:
+        print(f"Resuming from {candidates[-1].resolve()}")
     return candidates[-1]
 
 
@@ -308,10 +354,11 @@ def cli_kwargs() -> dict[str, Any]:
         "subclass_mode_data": True,
         "seed_everything_default": 0,
         "save_config_kwargs": {"overwrite": True},
-        "parser_kwargs": {
+        "parser_kwargs": {  # no abbreviations: --model.los is refused, never taken for --model.loss
             "exit_on_error": False,
+            "allow_abbrev": False,
             **{
-                sub: {"default_config_files": [default_config], "exit_on_error": False}
+                sub: {"default_config_files": [default_config], "exit_on_error": False, "allow_abbrev": False}
                 for sub in ("fit", "validate", "test", "predict", "dims")
             },
         },
@@ -458,6 +505,103 @@ def check_arguments(argv: list[str]) -> None:
                 paths.read_text(value, "config file")
             if option == "--ckpt_path":  # LightningCLI loads it before any hook: check it here, weights-only
                 check_checkpoint(Path(value))
+
+
+def explain_parse_error(message: str, argv: list[str], known: list[str]) -> str:
+    """One line for what jsonargparse refused, naming the option as it was written.
+
+    An unknown option gets the closest of the ``known`` option names (a class option's, such as
+    ``--data.path``, among them); a value of the wrong type gets what was expected. jsonargparse's
+    own message spans many lines (every member of a union); the CLI prints one.
+    """
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    given = re.search(r"(?:Got value|Given value): (.*)", message)
+    value = given.group(1).strip() if given else ""
+    if found := re.match(r"unrecognized arguments: (.*)", message, re.S):
+        tokens = found.group(1).split()
+        option = next((t for t in tokens if t.startswith("-")), None)
+        if option is None:
+            return f"unexpected argument {tokens[0]!r}: options are written --name value"
+        option = option.split("=", 1)[0]
+        return unknown_option(option.lstrip("-"), option, known)
+    if found := re.search(r"does not accept option '([^']+)'", message):
+        return unknown_option(found.group(1), _shown(found.group(1), argv), known)
+    if found := re.search(r"argument --?(\S+): expected one argument", message):
+        return f"--{found.group(1)}: needs a value"
+    if found := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
+        choices = re.findall(r"'([^']+)'", found.group(2))
+        close = difflib.get_close_matches(found.group(1), choices, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        return f"unknown subcommand {found.group(1)!r}: {hint}expected one of {', '.join(choices)}"
+    if found := re.search(r'expected "subcommand" to be one of \{(.*)\}', message):
+        return f"no subcommand: expected one of {found.group(1).replace(',', ', ')} (such as: fit --help)"
+    if not keys:
+        return " ".join(message.split())
+    key = ".".join(keys)
+    cls = _import(found.group(1)) if (found := re.search(r"given class_path '([^']+)'", message)) else None
+    if found := re.search(r"Option '([^']+)' is not accepted", message):
+        key = f"{keys[0]}.{found.group(1)}"
+        if cls in _ABSTRACT:
+            return f"{_shown(key, argv)}: name the class first, then its settings (--{keys[0]} Adam --{key} ...)"
+        return unknown_option(key, _shown(key, argv), known + [f"{keys[0]}.{name}" for name in _parameters(cls)])
+    expected = [t.rsplit(".", 1)[-1] for t in re.findall(r"Expected a <class '([\w.]+)'>", message)]
+    expected = list(dict.fromkeys(t for t in expected if t != "NoneType"))
+    if expected:
+        return f"{_shown(key, argv)}: expected {' or '.join(expected)}, got {value!r}"
+    if "Expected a dot import path" in message:
+        base = re.search(r"Subtypes: \[<class '([\w.]+)'>", message)
+        close = difflib.get_close_matches(value, _subclass_names(base.group(1)) if base else [], n=1)
+        hint = f": did you mean {close[0]}?" if close else " (a class name or a full import path)"
+        return f"{_shown(key, argv)}: no class {value!r}{hint}"
+    return f"{_shown(key, argv)}: {' '.join(message.split())}"
+
+
+def unknown_option(key: str, shown: str, known: list[str]) -> str:
+    """``SHOWN: unknown option``, with the closest known option (``did you mean --model.loss?``).
+
+    ``key`` is the option's name without dashes, ``shown`` how it was written.
+    """
+    close = difflib.get_close_matches(key, known, n=1)
+    dashes = "--" if shown.startswith("-") else ""
+    hint = f"; did you mean {dashes}{close[0]}?" if close else " (see --help)"
+    return f"{shown}: unknown option{hint}"
+
+
+def _shown(key: str, argv: list[str]) -> str:
+    """The option as the user wrote it: ``--KEY`` on the command line, else the key of a config file."""
+    written = (arg.split("=", 1)[0].rstrip("+").replace(".init_args.", ".") for arg in argv if arg.startswith("--"))
+    return f"--{key}" if f"--{key}" in written else f"{key} (in a config file)"
+
+
+_ABSTRACT = (torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler)
+"""Bases that ``--optimizer.lr`` without ``--optimizer CLASS`` is checked against: no class was named."""
+
+
+def _parameters(cls: Any) -> list[str]:
+    """The keyword parameters of a class's constructor: what ``--KEY.NAME`` may set for a class option."""
+    try:
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
+def _import(path: str) -> Any:
+    """The object at a dotted import path, or None."""
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return None
+
+
+def _subclass_names(base_path: str) -> list[str]:
+    """Names of the classes beside ``base_path`` in its package that derive from it (``Adam`` for ``Optimizer``)."""
+    base = _import(base_path)
+    package = _import(base_path.rsplit(".", 2)[0]) if base_path.count(".") >= 2 else None
+    if not isinstance(base, type) or package is None:
+        return []
+    return [name for name, obj in vars(package).items() if isinstance(obj, type) and issubclass(obj, base)]
 
 
 def user_error(error: BaseException) -> str | None:

@@ -157,20 +157,24 @@ def _csv_kind(path: Path, header: list[str], lines: list[str], separator: str) -
     )
 
 
-_MISSING = ("", "nan", "na", "n/a")
-"""Cells read as an unknown value where unknown values are allowed (case-insensitive)."""
+MISSING = frozenset({"", "#n/a", "n/a", "na", "nan", "-"})
+"""Cells every reader takes for an unknown value where one is allowed (case-insensitive, spaces around ignored):
+empty, Excel's ``#N/A``, ``N/A``, ``NA``, ``nan`` and ``-``. Elsewhere (a latitude, an anchor) they are refused."""
+
+SHOWN_ROWS = 3
+"""Rows named in a message about many rows (the rest are counted)."""
 
 
 def _number(path: Path, cell: str, where: str, decimal_comma: bool, allow_empty: bool = False) -> float:
-    """Parse one numeric cell; empty cells are NaN (unknown) where allowed."""
+    """Parse one numeric cell; a :data:`MISSING` marker is NaN (unknown) where allowed."""
     cell = cell.strip()
-    if decimal_comma and "." in cell and "," not in cell and cell.lower() not in _MISSING:
+    if decimal_comma and "." in cell and "," not in cell and cell.lower() not in MISSING:
         raise DataError(
             f"{path}: {where}: {cell!r} has a '.' in a file whose numbers use decimal commas: write "
             "numbers without thousands separators"
         )
     text = cell.replace(",", ".") if decimal_comma else cell
-    if text.lower() in _MISSING:
+    if text.lower() in MISSING:
         if allow_empty:
             return math.nan
         raise DataError(f"{path}: {where}: {'empty cell' if not cell else f'{cell!r} is not a number'}")
@@ -330,6 +334,7 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
         r = int(bad[0])
         raise DataError(f"{path}: row {r + 2}: distance from {sources[r]} to itself is {d[r]:g}, not 0")
     keep = ~self_pair & ~np.isnan(d)
+    empty = _empty_distances(path, sources, targets, d)
     rows_kept = np.flatnonzero(keep)
     lo, hi = np.minimum(a, b)[keep], np.maximum(a, b)[keep]
     d, w = d[keep], w[keep]
@@ -356,7 +361,24 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
     table = PairTable(
         names=list(index), i=(unique // n)[known], j=(unique % n)[known], d=d[known], w=w[known], source=str(path)
     )
+    if empty:
+        log.warning(empty)
+        table.warnings.append(empty)
     return validation.validate_pairs(table)
+
+
+def _empty_distances(path: Path, sources: list[str], targets: list[str], d: np.ndarray) -> str | None:
+    """The warning for pair-list rows whose distance is a :data:`MISSING` marker: counted, the first named.
+
+    Such a pair is unknown, as one never listed, but a listed pair without its distance is more often
+    a gap in the data than a choice: the user is told which rows.
+    """
+    rows = np.flatnonzero(np.isnan(d) & (np.asarray(sources, dtype=object) != np.asarray(targets, dtype=object)))
+    if not rows.size:
+        return None
+    named = ", ".join(f"row {r + 2} ({sources[r]} - {targets[r]})" for r in rows[:SHOWN_ROWS])
+    more = f" and {rows.size - SHOWN_ROWS} more" if rows.size > SHOWN_ROWS else ""
+    return f"{path}: {rows.size} pair(s) without a distance are left unknown: {named}{more}"
 
 
 def _pair_rows(
@@ -507,6 +529,9 @@ def load_new_places(
             entries.append((rows.setdefault(new_name, len(rows)), old, values[r], weights[r], r))
         if not rows:
             return None
+        empty = _empty_distances(path, sources, targets, values)
+        if empty:
+            log.warning(empty)
         if between_fitted:
             log.info(f"{path}: {between_fitted} pair(s) of two fitted places left out: those places do not move")
         d, w = np.full((len(rows), n), np.nan), np.zeros((len(rows), n))

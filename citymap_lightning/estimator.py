@@ -53,8 +53,10 @@ class MDS(TransformerMixin, BaseEstimator):
             reaches ``max_iter`` first says ``did not converge`` in a warning.
         random_state: seed of the random starts.
         verbose: 0 silent, 1 the progress bar and the fit's messages.
-        loss: ``stress`` (Kruskal's raw stress), ``weighted_stress`` (weights ``1/d^2``), ``sammon``
-            (weights ``1/d``) or ``course`` (squared distances): any loss of ``losses.REGISTRY``.
+        loss: ``stress`` (Kruskal's raw stress, scikit-learn's objective), ``weighted_stress``
+            (weights ``1/d^2``), ``sammon`` (weights ``1/d``), ``course`` (squared distances): any loss of
+            ``losses.REGISTRY``; or ``auto`` (as in the CLI: the course objective, since the estimator
+            fits distances as they are).
         geometry: ``plane``, ``space`` or ``sphere``.
         trainer_kwargs: passed to the Lightning ``Trainer`` (``accelerator``, ``devices``,
             ``logger``, ``callbacks``...). By default there is no logger, checkpoint, progress bar
@@ -81,7 +83,7 @@ class MDS(TransformerMixin, BaseEstimator):
         "eps": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
-        "loss": [StrOptions(set(losses.LOSSES))],
+        "loss": [StrOptions({*losses.LOSSES, losses.AUTO})],
         "geometry": [StrOptions({"plane", "space", "sphere"})],
         "trainer_kwargs": [dict, None],
     }

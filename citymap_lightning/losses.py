@@ -281,3 +281,19 @@ def _squared_block(rows: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     for k in range(1, rows.shape[-1]):
         squared.add_((rows[..., :, None, k] - points[..., None, :, k]).square_())
     return squared
+
+
+AUTO = "auto"
+"""The default loss name: :func:`resolve_loss` says which loss it stands for."""
+
+
+def resolve_loss(name: str, transform: str = "ratio") -> str:
+    """The loss that ``auto`` stands for (an explicit name is kept as it is).
+
+    The ratio transform keeps the course's objective (``course``), so the course is reproduced
+    exactly; ``interval`` and ``ordinal`` fit disparities, which the course objective on squared
+    distances cannot take: they get Kruskal's raw stress (``stress``).
+    """
+    if name != AUTO:
+        return name
+    return "course" if transform == "ratio" else "stress"

@@ -63,6 +63,58 @@ def match_checkpoint(
     checkpoint["place_names"] = list(names)
 
 
+AUTO_REASON = {"course": "the course's objective on squared distances", "stress": "Kruskal's raw stress"}
+"""What the INFO line says of the loss ``auto`` picked."""
+
+
+def check_settings(
+    num_places: int,
+    geometry: str,
+    dim: int | None,
+    radius: float | str | None,
+    loss: str,
+    start: str,
+    restarts: int,
+    anneal_epochs: int,
+    anneal_eps: float,
+    transform: str,
+    bootstrap: int,
+) -> tuple[int, str]:
+    """Refuse, in one line, :class:`CityMap` settings that cannot work whatever the data; return the dim and loss.
+
+    The CLI calls it before any data is read, so that a wrong setting costs no reading; the model
+    calls it again. ``dim`` None is the geometry's own; the loss ``auto`` is resolved
+    (:func:`~citymap_lightning.losses.resolve_loss`).
+    """
+    if geometry not in GEOMETRIES:
+        raise ConfigError(f"unknown geometry {geometry!r}: expected one of {', '.join(GEOMETRIES)}")
+    if dim is None:
+        dim = 2 if geometry == "plane" else 3
+    if geometry == "sphere" and dim != 3:
+        raise ConfigError(f"geometry 'sphere' places points by 3-D vectors; dim={dim} cannot be used")
+    if isinstance(radius, str) and radius != "learn":
+        raise ConfigError(f"radius {radius!r}: expected a number, learn, or nothing")
+    if radius is not None and (geometry != "sphere" or (radius != "learn" and not radius > 0)):
+        raise ConfigError("radius must be positive (or learn) and is only used with geometry 'sphere'")
+    if transform not in transforms.TRANSFORMS:
+        raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
+    if loss != losses.AUTO and loss not in losses.LOSSES:
+        raise ConfigError(f"unknown loss {loss!r}: expected auto or one of {', '.join(losses.LOSSES)}")
+    loss = losses.resolve_loss(loss, transform)
+    if start not in starts.STARTS:
+        raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
+    if restarts < 1 or dim < 1 or num_places < 1:
+        raise ConfigError("num_places, dim and restarts must be positive")
+    if bootstrap < 0 or bootstrap == 1:
+        raise ConfigError(f"bootstrap is {bootstrap}: give 0 (none) or at least 2 replicates (50 is usual)")
+    if transform != "ratio" and losses.get(loss).squared:
+        raise ConfigError(f"transform {transform!r} fits disparities by stress: the course objective compares "
+                          "squared distances and takes no transform; use --model.loss stress (or auto)")  # fmt: skip
+    if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
+        raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
+    return dim, loss
+
+
 class CityMap(pl.LightningModule):
     """Metric multidimensional scaling by gradient descent on the places' coordinates.
 
@@ -79,9 +131,10 @@ class CityMap(pl.LightningModule):
         dim: dimension of ``plane``/``space`` (default 2 and 3); a sphere's vectors are 3-D.
         radius: the sphere's radius in the input's unit (6371.0088 for the Earth in km); ``learn``
             to learn it; when not given, the Earth's for latitude/longitude inputs, else learned.
-        loss: ``course`` (squared distances, the course's objective), ``stress`` (Kruskal raw
-            stress), ``weighted_stress`` (raw stress with weights 1/d^2) or ``sammon`` (weights 1/d): the
-            registry :data:`citymap_lightning.losses.REGISTRY`.
+        loss: ``auto`` (``course`` for the ratio transform, ``stress`` for ``interval`` and
+            ``ordinal``; an INFO line says which), ``course`` (squared distances, the course's
+            objective), ``stress`` (Kruskal raw stress), ``weighted_stress`` (raw stress with
+            weights 1/d^2) or ``sammon`` (weights 1/d): the registry :data:`citymap_lightning.losses.REGISTRY`.
         start: ``auto`` (random for the course objective on a flat map, else classical: see
             :func:`~citymap_lightning.starts.resolve_start`), ``random`` (the course's), ``classical``
             (Torgerson MDS), ``pivot`` (pivot MDS on shortest paths through the known pairs), or,
@@ -114,7 +167,7 @@ class CityMap(pl.LightningModule):
         geometry: str = "plane",
         dim: int | None = None,
         radius: float | str | None = None,
-        loss: str = "course",
+        loss: str = "auto",
         start: str = "auto",
         restarts: int = 1,
         anneal_epochs: int = 30,
@@ -125,34 +178,15 @@ class CityMap(pl.LightningModule):
         patience: int = 3,
     ) -> None:
         super().__init__()
-        if geometry not in GEOMETRIES:
-            raise ConfigError(f"unknown geometry {geometry!r}: expected one of {', '.join(GEOMETRIES)}")
-        if dim is None:
-            dim = 2 if geometry == "plane" else 3
-        if geometry == "sphere" and dim != 3:
-            raise ConfigError(f"geometry 'sphere' places points by 3-D vectors; dim={dim} cannot be used")
-        if isinstance(radius, str) and radius != "learn":
-            raise ConfigError(f"radius {radius!r}: expected a number, learn, or nothing")
-        if radius is not None and (geometry != "sphere" or (radius != "learn" and not radius > 0)):
-            raise ConfigError("radius must be positive (or learn) and is only used with geometry 'sphere'")
-        if loss not in losses.LOSSES:
-            raise ConfigError(f"unknown loss {loss!r}: expected one of {', '.join(losses.LOSSES)}")
-        if start not in starts.STARTS:
-            raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
-        if restarts < 1 or dim < 1 or num_places < 1:
-            raise ConfigError("num_places, dim and restarts must be positive")
-        if bootstrap < 0 or bootstrap == 1:
-            raise ConfigError(f"bootstrap is {bootstrap}: give 0 (none) or at least 2 replicates (50 is usual)")
-        if transform not in transforms.TRANSFORMS:
-            raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
-        if transform != "ratio" and losses.get(loss).squared:
-            raise ConfigError(f"transform {transform!r} fits disparities by stress: the course objective compares "
-                              "squared distances and takes no transform; use --model.loss stress")  # fmt: skip
-        if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
-            raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
+        given = loss
+        dim, loss = check_settings(num_places, geometry, dim, radius, loss, start, restarts, anneal_epochs,
+                                   anneal_eps, transform, bootstrap)  # fmt: skip
+        if given == losses.AUTO:
+            log.info(f"model.loss auto: {loss} ({AUTO_REASON[loss]}, for the {transform} transform)")
         if not 0 <= tol < 1 or patience < 1:
             raise ConfigError(f"tol is {tol} and patience {patience}: give 0 <= tol < 1 and patience >= 1")
         self.save_hyperparameters()
+        self.hparams.loss = loss  # the resolved loss (LightningCLI saves the config's): what the fit and predict use
         self.start = starts.resolve_start(start, loss, geometry)
         seed = int(torch.randint(0, 2**31 - 1, (1,)))
         rng = np.random.default_rng(seed)
@@ -166,6 +200,7 @@ class CityMap(pl.LightningModule):
         self.val_stress1 = Stress1(maps)
         self.fitting: Fitting | None = None
         self._fit_started = 0.0
+        self._written = True
         self._stress1_step = -1
         self._reference: np.ndarray | None = None
         self._anchors: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -306,15 +341,20 @@ class CityMap(pl.LightningModule):
         return self.fitting.training_step(self, batch)
 
     def logging_step(self) -> bool:
-        """Log (and check for divergence) every ``log_every_n_steps`` steps and on the last epoch.
+        """Log (and check for divergence) on the steps Lightning writes, and on the last epoch.
 
-        ``self.log`` costs about a millisecond per call on CPU, more than a whole step on small
-        inputs, and a NaN, once there, stays: checking on logging steps is enough.
+        Lightning writes a step's logged values only when its own schedule says so (the ``(k + 1)``-th
+        step for ``log_every_n_steps`` dividing ``k + 1``); the decision is taken from Lightning itself,
+        so that every ``log_every_n_steps`` gets its points. The last epoch is logged too: its values
+        are the fit's end (written in :meth:`on_train_end` when Lightning did not write them).
+        ``self.log`` costs about a millisecond per call on CPU, more than a whole step on small inputs,
+        and a NaN, once there, stays: checking on logging steps is enough.
         """
         trainer = self.trainer
-        every = max(1, trainer.log_every_n_steps)
+        scheduled = trainer._logger_connector.should_update_logs or bool(trainer.fast_dev_run)
+        self._written = scheduled
         last = trainer.max_epochs is not None and self.current_epoch >= trainer.max_epochs - 1
-        return self.global_step % every == 0 or last
+        return scheduled or last
 
     def record_stress1(self, stress1: torch.Tensor, loss: torch.Tensor) -> None:
         """Keep each restart's stress-1 and log the best restart's loss, stress-1, learning rate and radius."""
@@ -362,8 +402,9 @@ class CityMap(pl.LightningModule):
         stress1 = self.val_stress1.compute().reshape(-1).float()
         self.val_stress1.reset()
         self.stress1 = stress1.to(self.device)
-        self.log("val/stress1", stress1[self.best_restart()])
-        self.log("val/pairs", float(self.fitting.evaluation_size))
+        # the values are already the same on every rank: sync_dist only tells Lightning so
+        self.log("val/stress1", stress1[self.best_restart()], sync_dist=True)
+        self.log("val/pairs", float(self.fitting.evaluation_size), sync_dist=True)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The best restart's coordinates (normalised units), or new places' (input units) on the fitted map."""
@@ -394,21 +435,23 @@ class CityMap(pl.LightningModule):
         return fitted_map(self, self.trainer.datamodule.table)
 
     def on_fit_start(self) -> None:
-        """Refuse optimisers the algorithm cannot run; declare the hparams metrics for TensorBoard's HPARAMS tab."""
+        """Refuse optimisers the algorithm cannot run; declare the hparams metrics for TensorBoard's HPARAMS tab.
+
+        The tab's columns are what runs are compared by, in that order (the resolved loss and start,
+        not ``auto``), and ``hp/stress1`` is the first metric.
+        """
         self._fit_started = time.perf_counter()
         optimizers = self.trainer.optimizers
         self.fitting.check_optimizers(self, optimizers)
         if self.logger is None:
             return
-        params: dict[str, Any] = dict(self.hparams)
+        hp = self.hparams
+        params: dict[str, Any] = {"loss": hp.loss, "start": self.start}
         if optimizers:
             params["optimizer"] = type(optimizers[0]).__name__
             params["lr"] = float(optimizers[0].param_groups[0].get("lr", float("nan")))
-        params["max_epochs"] = self.trainer.max_epochs
-        params["fitting"] = self.fitting.name
-        dm = self.trainer.datamodule
-        if dm is not None and hasattr(dm, "path"):
-            params["data"] = str(dm.path)
+        params.update(max_epochs=self.trainer.max_epochs, places=hp.num_places, transform=hp.transform,
+                      geometry=hp.geometry)  # fmt: skip
         keys = ("hp/stress1", "hp/reference_stress1", "hp/wall_time_s", "hp/converged", "hp/epochs")
         self.logger.log_hyperparams(params, dict.fromkeys(keys, float("nan")))
 
@@ -435,7 +478,15 @@ class CityMap(pl.LightningModule):
             self.stress1 = stress1.to(self.stress1)
 
     def on_train_end(self) -> None:
-        """Log the final stress-1 and wall time as the hparams metrics; warn when the fit missed the optimum."""
+        """Log the final stress-1 and wall time as the hparams metrics; warn when the fit missed the optimum.
+
+        The last step's ``train/*`` values are written here when Lightning's schedule skipped that step.
+        """
+        if not self._written and self.trainer.loggers and self.trainer.log_every_n_steps > 0:
+            last = {k: v for k, v in self.trainer.callback_metrics.items() if k.startswith(("train/", "transform/"))}
+            step = self.trainer.fit_loop.epoch_loop._batches_that_stepped - 1  # Lightning's own step numbering
+            self.trainer._logger_connector.log_metrics(last, step=step)
+            self._written = True
         self.refresh_stress1()
         stress1 = float(self.stress1[self.best_restart()])
         reference = self.reference_stress1()

@@ -33,7 +33,7 @@ def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, 
     assert map_stress1(log_dir / "coordinates.csv", table) <= 0.0023
     assert_course_orientation(read_coordinates(log_dir / "coordinates.csv"))
     config = yaml.safe_load((log_dir / "config.yaml").read_text())
-    assert config["seed_everything"] == 0 and config["model"]["loss"] == "course"
+    assert config["seed_everything"] == 0 and config["model"]["loss"] == "auto"
 
 
 def test_default_root_dir_wins_over_a_configured_logger(tmp_path):
@@ -74,7 +74,7 @@ def test_validate_and_print_config(tmp_path, capsys):
         main(["fit", "--print_config"])
     assert exit_info.value.code == 0
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["model"]["loss"] == "course" and printed["trainer"]["max_epochs"] == 60
+    assert printed["model"]["loss"] == "auto" and printed["trainer"]["max_epochs"] == 60
     main(["validate", "--trainer.default_root_dir", str(tmp_path), *QUIET])
     assert "val/stress1" in capsys.readouterr().out
 

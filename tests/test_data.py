@@ -269,3 +269,36 @@ def test_explicit_format_overrides_the_extension(tmp_path):
         load_table(path)
     table = load_table(path, format="matrix")
     assert table.names == EUROPE_TABLE.names and table.kind == "matrix"
+
+
+@pytest.mark.parametrize("marker", ["", "#N/A", "NA", "N/A", "n/a", "nan", "-", " #n/a "])
+def test_every_missing_marker_is_an_unknown_pair(tmp_path, caplog, marker):
+    """Matrix and pair list alike: the one set of markers (data.MISSING) means an unknown distance."""
+    matrix = load_table(write(tmp_path / "m.csv", matrix_text(with_cell(0, 1, marker))))
+    assert matrix.n_known_pairs == 5 and np.isnan(matrix.matrix()[0, 1])
+    pairs = "source,target,distance\nA,B,3\nA,C,4\nA,D,5\nB,C,5\nB,D,4\nC,D,3\nA,E,1\nB,E,1\nC,E,{}\nD,E,1\n"
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        table = load_table(write(tmp_path / "p.csv", pairs.format(marker)))
+    assert table.n_known_pairs == 9 and np.isnan(table.matrix()[2, 4])
+    assert "p.csv: 1 pair(s) without a distance are left unknown: row 10 (C - E)" in caplog.text
+
+
+def test_empty_distances_in_a_pair_list_are_counted_and_the_first_rows_named(tmp_path, caplog):
+    rows = ["source,target,distance"] + [f"P{a},P{b},{'' if (a + b) % 4 == 0 else a + b}"
+                                         for a in range(8) for b in range(a + 1, 8)]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="citymap_lightning"):
+        table = load_table(write(tmp_path / "p.csv", "\n".join(rows) + "\n"))
+    assert table.n_known_pairs == 28 - 6
+    warning = [r.getMessage() for r in caplog.records if "without a distance" in r.getMessage()]
+    assert warning == [f"{tmp_path / 'p.csv'}: 6 pair(s) without a distance are left unknown: row 5 (P0 - P4), "
+                       "row 10 (P1 - P3), row 14 (P1 - P7) and 3 more"]  # fmt: skip
+    assert warning[0] in table.warnings
+
+
+@pytest.mark.parametrize("marker", ["#N/A", "-", ""])
+def test_a_missing_marker_where_a_value_is_required_is_refused(tmp_path, marker):
+    from citymap_lightning.errors import DataError
+
+    text = f"name,latitude,longitude\nA,1,0\nB,{marker},1\nC,1,1\n"
+    with pytest.raises(DataError, match="row 3 \\(B\\) latitude"):
+        load_table(write(tmp_path / "places.csv", text))

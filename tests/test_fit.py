@@ -94,10 +94,15 @@ def test_event_file_has_scalars_image_and_hparams(tmp_path):
 
     content = acc.PluginTagToContent("hparams")
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert {m.name.tag for m in experiment.metric_infos} == {
+    # only what runs are compared by, and hp/stress1 first among the metrics
+    assert [m.name.tag for m in experiment.metric_infos] == [
         "hp/stress1", "hp/reference_stress1", "hp/wall_time_s", "hp/converged", "hp/epochs"
-    }  # fmt: skip
-    assert {"optimizer", "lr", "loss", "start", "max_epochs"} <= {h.name for h in experiment.hparam_infos}
+    ]  # fmt: skip
+    columns = ["loss", "start", "optimizer", "lr", "max_epochs", "places", "transform", "geometry"]
+    assert [h.name for h in experiment.hparam_infos] == columns
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["loss"].string_value == "course" and session.hparams["start"].string_value == "random"
+    assert session.hparams["places"].number_value == 36 and session.hparams["optimizer"].string_value == "ScaledLBFGS"
 
 
 def test_restarts_keep_the_best(tmp_path):
