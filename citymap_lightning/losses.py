@@ -124,21 +124,15 @@ def pairwise_distances(coords: torch.Tensor) -> torch.Tensor:
 def geodesic_distances(coords: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     """``(restarts, n, n)`` great-circle distances between unnormalised 3-D vectors on a sphere.
 
-    Each point is its vector's direction, so there is no singular parameterisation. The angle is
-    ``atan2(|u x v|, u . v)`` in float64: ``arccos`` has an infinite gradient for close points and
-    float32 rounds nearby cities together. ``radius`` is a scalar or one value per restart.
+    Each point is its vector's direction, so there is no singular parameterisation; the angle is
+    :func:`~citymap_lightning.geo.central_angle`. ``radius`` is a scalar or one value per restart.
     """
+    from citymap_lightning.geo import central_angle
+
     u = coords.double()
     u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-    a, b = u[:, :, None, :], u[:, None, :, :]
-    # the cross product by components: torch.linalg.cross on expanded tensors is ~40x slower here
-    cx = a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]
-    cy = a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2]
-    cz = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
-    sine = (cx * cx + cy * cy + cz * cz).clamp_min(1e-300).sqrt()
-    cosine = u @ u.transpose(-1, -2)
     radius = torch.as_tensor(radius, dtype=torch.float64, device=coords.device).reshape(-1, 1, 1)
-    return radius * torch.atan2(sine, cosine)
+    return radius * central_angle(u[:, :, None, :], u[:, None, :, :])
 
 
 def terms(name: str, fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:

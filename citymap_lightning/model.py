@@ -327,10 +327,7 @@ class CityMap(pl.LightningModule):
         i, j = i.to(x.device), j.to(x.device)
         if self.hparams.geometry != "sphere":
             return (x[:, i] - x[:, j]).square().sum(-1).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
-        u = x.double()
-        a, b = u[:, i], u[:, j]
-        cross = torch.linalg.cross(a, b).norm(dim=-1)
-        return self.radius.double()[:, None] * torch.atan2(cross, (a * b).sum(-1))
+        return self.radius.double()[:, None] * geo.central_angle(x[:, i], x[:, j])
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """The fitting algorithm's own optimiser (``--optimizer`` replaces it where the algorithm allows)."""

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from citymap_lightning import geo
 from citymap_lightning.tables import DistanceTable
 
 STARTS = 8
@@ -140,10 +141,7 @@ def _place_block(
 
 def _sphere_stress1(x: np.ndarray, y: np.ndarray, d: np.ndarray, w: np.ndarray, radius: float) -> np.ndarray:
     """Each new place's stress-1 in great-circle distance on the sphere."""
-    u = x / np.linalg.norm(x, axis=1, keepdims=True)
-    v = y / np.linalg.norm(y, axis=1, keepdims=True)
-    angle = np.arccos(np.clip(u @ v.T, -1.0, 1.0))
-    fitted = radius * angle
+    fitted = radius * geo.central_angle(x[:, None, :], y[None, :, :]).numpy()
     d = np.where(w > 0, d, 0.0)
     return np.sqrt((w * (fitted - d) ** 2).sum(axis=1) / np.maximum((w * d**2).sum(axis=1), 1e-300))
 

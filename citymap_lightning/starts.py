@@ -280,7 +280,7 @@ def sphere_start(table: DistanceTable, radius: float | None = None) -> tuple[np.
     best: tuple[float, np.ndarray, float] | None = None
     for r in candidates:
         u = _directions_from_centre(embed(2 * r * np.sin(np.clip(columns / (2 * r), 0, np.pi / 2))))
-        angle = np.arctan2(np.linalg.norm(np.cross(u[i], u[j]), axis=-1), (u[i] * u[j]).sum(-1))
+        angle = geo.central_angle(u[i], u[j]).numpy()
         stress = float(metrics.stress1(r * angle, d, w))
         if best is None or stress < best[0]:
             best = (stress, u, r)
