@@ -363,7 +363,6 @@ def _pairs(path: Path, header: list[str], rows: list[list[str]], decimal_comma: 
     )
     if empty:
         log.warning(empty)
-        table.warnings.append(empty)
     return validation.validate_pairs(table)
 
 
