@@ -203,3 +203,17 @@ def test_compare_through_the_command_line_and_its_errors(tmp_path, capsys, monke
         assert stop.value.code == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_places_found_by_name_are_compared_unless_the_gazetteer_is_off(tmp_path):
+    from conftest import write_matrix
+
+    every = list(range(36))
+    matrix = write_matrix(tmp_path / "d.csv", every, every)
+    log_dir = fit_cli(tmp_path / "run", "--data.path", str(matrix))
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert summary["scale"] == pytest.approx(1.0, rel=0.01)  # great-circle km against km
+    assert summary["congruence"] > 0.999 and summary["median_displacement_km"] < 50
+    assert (log_dir / "distortion.png").exists()
+    log_dir = fit_cli(tmp_path / "off", "--data.path", str(matrix), "--data.gazetteer", "false")
+    assert not (log_dir / "comparison.json").exists() and not (log_dir / "displacement.png").exists()
