@@ -70,10 +70,13 @@ class Placed:
         return geo.to_unit_vectors(self.latlon)
 
 
-def read(path: str | Path) -> Anchors:
-    """Read an anchors CSV: ``name,latitude,longitude`` or ``name,x,y`` (one line names the file and the problem)."""
+def read(path: str | Path, what: str = "anchors file") -> Anchors:
+    """Read an anchors CSV: ``name,latitude,longitude`` or ``name,x,y`` (one line names the file and the problem).
+
+    ``what`` names the file in messages (the same format holds ``--data.positions``).
+    """
     path = Path(path)
-    header, rows, decimal_comma = data.read_rows(path, "anchors file")
+    header, rows, decimal_comma = data.read_rows(path, what)
     lower = [h.lower() for h in header]
     if "name" not in lower:
         raise DataError(f"{path}: no 'name' column in the header {','.join(header)!r}: expected name,latitude,"
@@ -86,7 +89,7 @@ def read(path: str | Path) -> Anchors:
     data.check_row_lengths(path, rows, max(columns) + 1, len(header))
     names = [row[columns[0]].strip() for row in rows]
     if not names:
-        raise DataError(f"{path}: no anchors in the file")
+        raise DataError(f"{path}: no places in the {what}")
     values = []
     for index, what in zip(columns[1:], ("latitude", "longitude") if latlon else ("x", "y"), strict=True):
         where = lambda r, what=what: f"row {r + 2} ({names[r]}) {what}"  # noqa: E731

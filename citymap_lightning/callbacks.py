@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from citymap_lightning import gazetteer, geo, output, render, result, sampling, uncertainty
+from citymap_lightning import comparison, gazetteer, geo, output, render, result, sampling, uncertainty
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
 
@@ -219,6 +219,7 @@ class MapRenderer(pl.Callback):
             figure = render.draw_space(coords[:, :3], table.names, title=title, unit=table.unit)
         self._publish(trainer, "map", figure, log_dir)
         self._diagnostics(trainer, pl_module, fit, log_dir)
+        self._time_space(trainer, table, fit, log_dir)
         self._log_position_error(trainer, fit.position_error_km)
         if fit.matches is not None:
             _report_matches(table, fit)
@@ -231,6 +232,50 @@ class MapRenderer(pl.Callback):
                 embedding, metadata=[render.display_name(name) for name in table.names], tag="coordinates",
                 global_step=trainer.global_step,
             )  # fmt: skip
+
+    def _time_space(self, trainer: pl.Trainer, table: Any, fit: FittedMap, log_dir: Path) -> None:
+        """The map against the real positions (given, or the gazetteer's) and the asymmetric table's skew part.
+
+        Writes ``comparison.json``/``.csv``, ``displacement.png`` and ``distortion.png`` when positions are
+        known; ``asymmetry.csv``, ``drift.png`` (and ``asymmetry.json`` without positions) for a symmetrized
+        table; the coefficients go to the logger as ``comparison/*`` and ``asymmetry/share``.
+        """
+        flat = fit.geometry == "plane" and fit.coords.shape[1] == 2
+        positions = table.positions
+        if positions is None and table.located is not None and fit.matches is not None and fit.matches.enough:
+            kept = fit.matches.kept  # a wrong match left out of the frame has no real position to compare with
+            positions = comparison.from_latlon(table.located.places[kept], table.located.latlon[kept], "gazetteer")
+        skew, share = table.skew, table.asymmetry_share
+        if not flat and (table.positions is not None or skew is not None):
+            log.warning(f"{table.source}: the comparison with positions and the drift vectors are drawn for a flat "
+                        "2-D map only: skipped")  # fmt: skip
+            return
+        metrics: dict[str, float] = {}
+        extra = {} if skew is None else {"asymmetry_share": float(share)}
+        if positions is not None:
+            found = comparison.of_map(table.names, fit.coords, positions)
+            self.written.extend(comparison.write(found, log_dir, extra=extra))
+            unit = "km" if positions.latlon is not None else ""
+            self._publish(trainer, "displacement", comparison.draw_displacement(found, unit), log_dir)
+            self._publish(trainer, "distortion", comparison.draw_distortion(found, unit), log_dir)
+            summary = found.summary()
+            metrics |= {f"comparison/{key}": value for key, value in summary.items()}
+            per = f" per {table.unit}" if table.unit else " per unit"
+            log.info(
+                f"{positions.source}: {len(found.names)} places compared: scale {found.scale:.4g} "
+                f"{unit or 'units'}{per}, congruence {found.congruence:.4f}, displacement median "
+                f"{summary['median_displacement_km']:.4g} (at most {summary['max_displacement_km']:.4g})"
+            )
+        if skew is not None:
+            drifts = comparison.drift(skew, np.isfinite(table.distances))
+            self.written.extend(comparison.write_asymmetry(log_dir, table.names, drifts,
+                                                           None if positions is not None else share))  # fmt: skip
+            vectors = comparison.drift_vectors(fit.coords, skew)
+            figure = comparison.draw_drift(fit.coords, table.names, vectors, table.unit)
+            self._publish(trainer, "drift", figure, log_dir)
+            metrics["asymmetry/share"] = float(share)
+        if metrics and trainer.logger is not None:
+            trainer.logger.log_metrics(metrics, step=trainer.global_step)
 
     def _write_uncertainty(self, trainer: pl.Trainer, log_dir: Path, fit: FittedMap) -> np.ndarray:
         """``uncertainty.csv`` and ``uncertainty/median_semi_major``; the ellipses' semi-axes and directions."""

@@ -432,6 +432,11 @@ def main(args: ArgsType = None) -> None:
     result files); 130 after Ctrl-C and 143 after SIGTERM (once the fit has started, the map and
     coordinates of where it got to are written first). Only bugs print tracebacks.
     """
+    argv = sys.argv[1:] if args is None else args
+    if isinstance(argv, (list, tuple)) and list(argv[:1]) == ["compare"]:  # two maps compared: no Trainer
+        from citymap_lightning import comparison
+
+        sys.exit(comparison.compare_main(list(argv[1:])))
     for pattern in QUIET_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
     _log_to_console()

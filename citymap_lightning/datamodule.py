@@ -13,7 +13,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from citymap_lightning import anchors as anchoring
-from citymap_lightning import fitting, gazetteer, placing
+from citymap_lightning import comparison, fitting, gazetteer, placing
 from citymap_lightning.data import load_new_places, load_table, packaged_path
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.tables import DistanceTable
@@ -123,6 +123,10 @@ class DistanceDataModule(pl.LightningDataModule):
             ``name,x,y``; every other place is fitted to its distances. The map is then in the
             anchors' frame (latitude/longitude on the azimuthal equidistant projection about their
             centre, in km), before any latitude/longitude of the input and the gazetteer.
+        positions: a CSV of the places' real positions, ``name,latitude,longitude`` or ``name,x,y``,
+            compared with the map and never fitted: the run writes ``comparison.json``/``.csv``,
+            ``displacement.png`` and ``distortion.png``. Without anchors or latitude/longitude in the
+            input they fix the map's frame (rotated and reflected onto them, never scaled), before the gazetteer.
 
     """
 
@@ -142,6 +146,7 @@ class DistanceDataModule(pl.LightningDataModule):
         seed: int = 0,
         gazetteer: bool = True,
         anchors: str | None = None,
+        positions: str | None = None,
     ) -> None:
         super().__init__()
         if full_batch_limit < 0:
@@ -169,7 +174,12 @@ class DistanceDataModule(pl.LightningDataModule):
             log.info(
                 f"{self.table.anchors.source}: {len(self.table.anchors.index)} places held at their given positions"
             )
-        elif gazetteer and self.table.latlon is None:
+        if positions is not None:
+            self.table.positions = comparison.match_positions(
+                anchoring.read(positions, "positions file"), self.table.names
+            )
+            log.info(f"{positions}: {len(self.table.positions.index)} places' real positions, compared with the map")
+        elif anchors is None and restored is None and gazetteer and self.table.latlon is None:
             self.table.located = locate(self.table, self.path)
         self.fitting = fitting.choose(
             self.table, full_batch_limit, neighbours=neighbours, random_pairs=random_pairs, batch_size=batch_size,

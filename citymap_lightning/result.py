@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from citymap_lightning import align, geo, uncertainty
+from citymap_lightning import align, comparison, geo, uncertainty
 from citymap_lightning.tables import DistanceTable
 
 if TYPE_CHECKING:
@@ -30,7 +30,8 @@ class FittedMap:
         radius: the sphere's radius in the input's unit (None for flat geometries).
         latlon: ``(n, 2)`` latitude/longitude of the fitted places where the real frame is known, else None.
         orientation: the transform from the fit's own coordinates (times the scale) to ``coords``.
-        located_by: ``anchors`` (the anchors' frame), ``input`` (latitude/longitude given), ``names``
+        located_by: ``anchors`` (the anchors' frame), ``input`` (latitude/longitude given), ``positions``
+            (rotated onto the real positions given to compare with, scaled onto them for latitude/longitude), ``names``
             (estimated from the places found in the gazetteer by name) or None (no real frame).
         km_per_unit: with ``names``, great-circle km per unit of the input (1.609 for miles; about
             0.77 for road km, whose detour factor is its inverse).
@@ -84,8 +85,9 @@ def aligned(model: CityMap, table: DistanceTable) -> Aligned:
     """The best restart in the real frame, with the km per input unit when the frame comes from names.
 
     Precedence of what fixes the frame: anchors (nothing is aligned: the fit is in their frame),
-    latitude/longitude in the input, places found by name in the gazetteer (a flat 2-D map), the
-    course's rule, the principal axes.
+    latitude/longitude in the input, real positions, places found by name in the gazetteer (a flat 2-D map), the
+    course's rule, the principal axes. Real positions (``--data.positions``) rotate and reflect the map
+    onto them, never scale it.
     """
     best = model.best_restart()
     scale = model.fitting.scale
@@ -105,6 +107,14 @@ def aligned(model: CityMap, table: DistanceTable) -> Aligned:
     if placed is not None:
         frame = None if placed.centre is None else align.GeoFrame(placed.centre)
         return Aligned(coords, identity, None if frame is None else frame.latlon(coords), frame=frame)
+    positions = table.positions
+    if table.latlon is None and positions is not None and geometry == "plane" and coords.shape[1] == 2:
+        orientation = comparison.frame(coords, positions)  # rotated and reflected onto them, in the input's unit
+        out = orientation.apply(coords)
+        frame = comparison.geo_frame(out, positions)
+        if frame is None:
+            return Aligned(out, orientation)
+        return Aligned(out, orientation, frame.latlon(out), frame.km_per_unit, frame)
     located = table.located
     if table.latlon is None and located is not None and geometry == "plane" and coords.shape[1] == 2:
         matches = align.frame_from_names(coords, located.places, located.latlon)
@@ -133,6 +143,10 @@ def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
             error[table.anchors.index] = geo.haversine(latlon[table.anchors.index], table.anchors.latlon)
     elif latlon is not None and table.latlon is not None:
         located_by, error = "input", geo.haversine(latlon, table.latlon)
+    elif latlon is not None and table.positions is not None and found.matches is None:
+        located_by, error = "positions", np.full(table.n, np.nan)
+        if table.positions.latlon is not None:
+            error[table.positions.index] = geo.haversine(latlon[table.positions.index], table.positions.latlon)
     elif latlon is not None and km_per_unit is not None:
         located_by, error = "names", np.full(table.n, np.nan)
         kept = found.matches.kept  # a match left out of the alignment has no known position

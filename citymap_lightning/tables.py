@@ -40,6 +40,11 @@ class DistanceTable:
             (a :class:`~citymap_lightning.gazetteer.Match`), which fix the map's frame and scale.
         anchors: places held at known positions (a :class:`~citymap_lightning.anchors.Placed`): they
             fix the map's frame, before latitude/longitude and the gazetteer.
+        positions: real positions of some places (a :class:`~citymap_lightning.comparison.Positions`), compared
+            with the map and never fitted; they fix the frame after anchors and latitude/longitude, before
+            the gazetteer.
+        skew: for an asymmetric matrix averaged by ``symmetrize``, its skew-symmetric part ``(A - A^T) / 2``.
+        asymmetry_share: the skew part's Frobenius norm over the table's, with ``skew``.
 
     """
 
@@ -50,6 +55,9 @@ class DistanceTable:
     kind: str = "matrix"
     located: Any = None
     anchors: Any = None
+    positions: Any = None
+    skew: np.ndarray | None = field(default=None, repr=False, compare=False)
+    asymmetry_share: float | None = None
     _nearest: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _classical: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 

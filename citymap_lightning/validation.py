@@ -159,7 +159,15 @@ def _symmetric(table: MatrixTable, where: str, symmetrize: bool) -> np.ndarray:
                 f"{d[j, i]:g}; pass --data.symmetrize true to average both directions"
             )
         count = int(np.triu(differ, 1).sum())
-        _warn(table, f"{where}: {count} asymmetric pair(s) averaged (e.g. {names[i]} - {names[j]})")
+        from citymap_lightning import comparison
+
+        table.skew = comparison.skew_part(d)
+        table.asymmetry_share = comparison.asymmetry_share(d, table.skew)
+        _warn(
+            table,
+            f"{where}: {count} asymmetric pair(s) averaged (e.g. {names[i]} - {names[j]}); the skew-symmetric "
+            f"part ({table.asymmetry_share:.3g} of the table) goes to asymmetry.csv and drift.png",
+        )
         d = (d + d.T) / 2
     return d
 

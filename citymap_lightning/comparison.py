@@ -1,0 +1,435 @@
+"""A map set against known positions, or against another map: time-space maps, asymmetry, two maps compared.
+
+The comparison is the least-squares similarity (rotation, reflection, one uniform scale, shift) of
+the map onto the positions over every common place, with no trimming: the scale is the positions'
+unit (km) per unit of the input, for a table of hours the map's km per hour. Its coefficients are
+R smacof's ``Procrustes``: Tucker's congruence of the two sets of inter-point distances and the
+alienation ``sqrt(1 - congruence^2)``. Each place's displacement runs from its real position to its
+place on the aligned map, with its bearing in degrees from north, clockwise.
+
+An asymmetric table (``--data.symmetrize true``) is split into its symmetric part, which is fitted,
+and its skew-symmetric part ``(A - A^T) / 2`` (Gower), which is reported: each place's drift (the
+row mean) and, on the map, smacof's drift vectors.
+
+The numbers are numpy; the figures are drawn with matplotlib on their own canvas, as in :mod:`render`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from citymap_lightning import align, geo, output
+from citymap_lightning.errors import DataError
+
+log = logging.getLogger("citymap_lightning")
+
+MAX_PAIRS_PLACES = 3000
+"""Congruence is computed over the pairs of at most this many places (an even sample beyond)."""
+MAX_SPLINE_PLACES = 1000
+"""The distortion grid's thin-plate spline goes through at most this many places (an even sample beyond)."""
+GRID_LINES = 15
+"""Lines of the distortion grid in each direction."""
+
+
+@dataclass
+class Positions:
+    """Known positions of some of a map's places, on the plane the comparison is made on.
+
+    Attributes:
+        index: ``(m,)`` the places' indices in the map.
+        xy: ``(m, 2)`` their positions: km on the azimuthal equidistant projection about their
+            spherical centre for latitude/longitude, else x/y as given.
+        latlon: ``(m, 2)`` latitude/longitude when given so, else None.
+        centre: the projection's centre, for latitude/longitude.
+        source: where they came from (a file, ``gazetteer``).
+
+    """
+
+    index: np.ndarray
+    xy: np.ndarray
+    latlon: np.ndarray | None = None
+    centre: tuple[float, float] | None = None
+    source: str = "positions"
+
+
+@dataclass
+class Comparison:
+    """A map fitted onto positions by a least-squares similarity, and how far each place lies from its position.
+
+    Attributes:
+        names: the common places.
+        geo: ``(m, 2)`` their real positions.
+        aligned: ``(m, 2)`` their places on the map, moved onto the positions by the similarity.
+        scale: the similarity's scale (units of the positions per unit of the map).
+        congruence: Tucker's congruence coefficient of the two sets of distances.
+        alienation: ``sqrt(1 - congruence^2)``.
+        displacement: ``(m,)`` from each real position to its place on the aligned map.
+        bearing: ``(m,)`` that displacement's direction, degrees from north, clockwise (0 when under 1e-9 of
+            the positions' extent).
+        only_map: places of the map without a position.
+        only_positions: positions of places not on the map.
+
+    """
+
+    names: list[str]
+    geo: np.ndarray
+    aligned: np.ndarray
+    scale: float
+    congruence: float
+    alienation: float
+    displacement: np.ndarray
+    bearing: np.ndarray
+    only_map: list[str] = field(default_factory=list)
+    only_positions: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        """The numbers of ``comparison.json``."""
+        return {
+            "scale": self.scale,
+            "congruence": self.congruence,
+            "alienation": self.alienation,
+            "median_displacement_km": float(np.median(self.displacement)),
+            "max_displacement_km": float(np.max(self.displacement)),
+        }
+
+
+def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
+    """``source`` moved onto ``target`` by the least-squares similarity (reflection allowed), and its scale."""
+    orientation, scale = align.similarity(source, target)
+    return scale * (source - orientation.centre) @ orientation.rotation + orientation.offset, scale
+
+
+def _even_sample(m: int, limit: int) -> np.ndarray:
+    """Indices of at most ``limit`` of ``m`` items, evenly spread (deterministic)."""
+    return np.arange(m) if m <= limit else np.unique(np.linspace(0, m - 1, limit).round().astype(np.int64))
+
+
+def congruence(x: np.ndarray, y: np.ndarray) -> float:
+    """Tucker's congruence coefficient of the inter-point distances of ``x`` and ``y`` (as smacof's ``Procrustes``)."""
+    keep = _even_sample(len(x), MAX_PAIRS_PLACES)
+    x, y = x[keep], y[keep]
+    i, j = np.triu_indices(len(x), 1)
+    dx = np.linalg.norm(x[i] - x[j], axis=1)
+    dy = np.linalg.norm(y[i] - y[j], axis=1)
+    denominator = float(np.sqrt((dx * dx).sum() * (dy * dy).sum()))
+    return float((dx * dy).sum() / denominator) if denominator > 0 else float("nan")
+
+
+def compare(
+    names: Sequence[str], coords: np.ndarray, positions: np.ndarray, only_map: Sequence[str] = (),
+    only_positions: Sequence[str] = (),
+) -> Comparison:  # fmt: skip
+    """Fit ``coords`` (the map, ``(m, 2)``) onto ``positions`` (``(m, 2)``, the same places) and measure both."""
+    coords = np.asarray(coords, dtype=np.float64)
+    positions = np.asarray(positions, dtype=np.float64)
+    aligned, scale = similarity_fit(coords, positions)
+    offset = aligned - positions
+    displacement = np.linalg.norm(offset, axis=1)
+    bearing = np.degrees(np.arctan2(offset[:, 0], offset[:, 1])) % 360.0
+    still = displacement <= 1e-9 * max(float(np.ptp(positions, axis=0).max()), np.finfo(float).tiny)
+    bearing = np.where(still, 0.0, bearing)  # a rounding error's direction means nothing
+    c = congruence(positions, aligned)
+    return Comparison(
+        names=list(names), geo=positions, aligned=aligned, scale=scale, congruence=c,
+        alienation=float(np.sqrt(max(0.0, 1.0 - c * c))), displacement=displacement, bearing=bearing,
+        only_map=list(only_map), only_positions=list(only_positions),
+    )  # fmt: skip
+
+
+def match_positions(given: Any, names: Sequence[str]) -> Positions:
+    """Positions (an :class:`~citymap_lightning.anchors.Anchors`) matched by name to a map's places.
+
+    Names the map lacks are left aside (said in one line); fewer than 3 common places is an error.
+    """
+    position = {name: k for k, name in enumerate(names)}
+    common = [k for k, name in enumerate(given.names) if name in position]
+    missing = [name for name in given.names if name not in position]
+    if len(common) < 3:
+        raise DataError(f"{given.source}: {len(common)} of its places are on the map: a comparison needs at least 3")
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        log.info(f"{given.source}: {len(missing)} place(s) not in the data left aside: {', '.join(missing[:3])}{more}")
+    index = np.array([position[given.names[k]] for k in common], dtype=np.int64)
+    values = np.asarray(given.positions, dtype=np.float64)[common]
+    if not given.latlon:
+        return Positions(index, values, source=given.source)
+    centre = geo.spherical_centre(values)
+    return Positions(index, geo.azimuthal_equidistant(values, centre), values, centre, given.source)
+
+
+def from_latlon(index: np.ndarray, latlon: np.ndarray, source: str) -> Positions:
+    """Positions of places known by latitude/longitude (the gazetteer's), projected about their centre."""
+    centre = geo.spherical_centre(latlon)
+    return Positions(np.asarray(index), geo.azimuthal_equidistant(latlon, centre), latlon, centre, source)
+
+
+def frame(coords: np.ndarray, positions: Positions) -> align.Orientation:
+    """The rotation/reflection about the map's centroid (no scaling) that best lays it on the positions."""
+    fit = align.procrustes(coords[positions.index], positions.xy)
+    return align.Orientation(fit.rotation, coords.mean(axis=0), np.zeros(coords.shape[1]))
+
+
+def geo_frame(coords: np.ndarray, positions: Positions) -> align.GeoFrame | None:
+    """How points of a map framed by :func:`frame` become latitude/longitude (None for x/y positions)."""
+    if positions.centre is None:
+        return None
+    fit, scale = align.similarity(coords[positions.index], positions.xy)
+    shift = fit.offset - scale * fit.centre @ fit.rotation
+    return align.GeoFrame(positions.centre, shift, scale)
+
+
+def of_map(names: Sequence[str], coords: np.ndarray, positions: Positions) -> Comparison:
+    """Compare a map's places with their known positions."""
+    known = set(positions.index.tolist())
+    only_map = [name for k, name in enumerate(names) if k not in known]
+    return compare([names[k] for k in positions.index], coords[positions.index], positions.xy, only_map)
+
+
+# asymmetric tables
+
+
+def skew_part(matrix: np.ndarray) -> np.ndarray:
+    """The skew-symmetric part ``(A - A^T) / 2`` of a square table, 0 where either direction is unknown."""
+    a = np.asarray(matrix, dtype=np.float64)
+    skew = (a - a.T) / 2
+    return np.where(np.isfinite(skew), skew, 0.0)
+
+
+def drift(skew: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """Each place's row mean of the skew part over the other places (with both directions known).
+
+    Positive: trips from the place take longer (are longer) than trips to it.
+    """
+    n = len(skew)
+    known = ~np.eye(n, dtype=bool) if known is None else known & ~np.eye(n, dtype=bool)
+    counts = np.maximum(known.sum(axis=1), 1)
+    return np.where(known, skew, 0.0).sum(axis=1) / counts
+
+
+def asymmetry_share(matrix: np.ndarray, skew: np.ndarray) -> float:
+    """The skew part's Frobenius norm over the table's (over the pairs known both ways)."""
+    a = np.asarray(matrix, dtype=np.float64)
+    known = np.isfinite(a) & np.isfinite(a.T)
+    total = float(np.sqrt((a[known] ** 2).sum()))
+    return float(np.sqrt((skew[known] ** 2).sum()) / total) if total > 0 else 0.0
+
+
+def drift_vectors(coords: np.ndarray, skew: np.ndarray) -> np.ndarray:
+    """Drift vectors, as smacof's ``driftVectors``.
+
+    For each place, the sum over the others of ``skew[i, j]`` times the unit vector towards j.
+    """
+    towards = coords[None, :, :] - coords[:, None, :]
+    length = np.linalg.norm(towards, axis=2, keepdims=True)
+    unit = np.divide(towards, length, out=np.zeros_like(towards), where=length > 0)
+    return (skew[:, :, None] * unit).sum(axis=1)
+
+
+# files and figures
+
+
+def write(comparison: Comparison, folder: Path, unit: str = "", extra: dict[str, float] | None = None) -> list[Path]:
+    """``comparison.json`` (with ``extra`` numbers), ``comparison.csv``; returns the paths."""
+    summary = comparison.summary() | (extra or {})
+    text = json.dumps({k: round(v, 10) for k, v in summary.items()}, indent=1)
+    paths = [output.atomic_write(folder / "comparison.json", lambda f: f.write(text + "\n"))]
+    rows = [
+        [name, *(f"{v:.10g}" for v in (*g, *a)), f"{d:.6g}", f"{b:.2f}"]
+        for name, g, a, d, b in zip(
+            comparison.names, comparison.geo, comparison.aligned, comparison.displacement, comparison.bearing,
+            strict=True,
+        )
+    ]  # fmt: skip
+    header = ["name", "x_geo", "y_geo", "x", "y", "displacement", "bearing"]
+    paths.append(output.write_table(folder / "comparison.csv", header, rows))
+    return paths
+
+
+def write_asymmetry(folder: Path, names: Sequence[str], drifts: np.ndarray, share: float | None) -> list[Path]:
+    """``asymmetry.csv`` (``name,drift``) and, when ``share`` is given, ``asymmetry.json``."""
+    rows = [[name, f"{d:.10g}"] for name, d in zip(names, drifts, strict=True)]
+    paths = [output.write_table(folder / "asymmetry.csv", ["name", "drift"], rows)]
+    if share is not None:
+        text = json.dumps({"asymmetry_share": round(share, 10)}, indent=1)
+        paths.append(output.atomic_write(folder / "asymmetry.json", lambda f: f.write(text + "\n")))
+    return paths
+
+
+def _labels(ax: Any, coords: np.ndarray, names: Sequence[str], limit: int = 40) -> None:
+    """Place names beside the points, for small maps only."""
+    from citymap_lightning import render
+
+    if len(names) <= limit:
+        for (x, y), name in zip(coords, names, strict=True):
+            ax.annotate(render.display_name(name), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7,
+                        parse_math=False)  # fmt: skip
+
+
+def _axes(ax: Any, points: np.ndarray, unit: str) -> None:
+    from citymap_lightning import render
+
+    xlim, ylim = render._limits(points)
+    render._map_axes(ax, xlim, ylim, unit)
+
+
+def draw_displacement(comparison: Comparison, unit: str = "km", title: str = "") -> Any:
+    """Arrows from each real position to its place on the aligned map."""
+    from citymap_lightning import render
+
+    fig = render.new_figure(8, 7)
+    ax = fig.add_subplot()
+    g, a = comparison.geo, comparison.aligned
+    ax.scatter(g[:, 0], g[:, 1], s=10, c="0.5", label="real position", zorder=2)
+    ax.quiver(g[:, 0], g[:, 1], a[:, 0] - g[:, 0], a[:, 1] - g[:, 1], angles="xy", scale_units="xy", scale=1,
+              color="tab:red", width=0.003, label="to its place on the map", zorder=3)  # fmt: skip
+    _labels(ax, g, comparison.names)
+    _axes(ax, np.vstack([g, a]), unit)
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(
+        title
+        or (
+            f"Displacement: scale {comparison.scale:.4g}, median "
+            f"{np.median(comparison.displacement):.4g} {unit}, congruence {comparison.congruence:.4f}"
+        )
+    )
+    return fig
+
+
+def warp(geo_xy: np.ndarray, map_xy: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``points`` of the real plane carried onto the map by the thin-plate spline through the places."""
+    from scipy.interpolate import RBFInterpolator
+
+    keep = _even_sample(len(geo_xy), MAX_SPLINE_PLACES)
+    source, target = geo_xy[keep], map_xy[keep]
+    source, first = np.unique(source, axis=0, return_index=True)
+    target = target[first]
+    spread = float(np.ptp(source, axis=0).max()) or 1.0
+    spline = RBFInterpolator(source / spread, target, kernel="thin_plate_spline", smoothing=1e-10)
+    return spline(points / spread)
+
+
+def draw_distortion(comparison: Comparison, unit: str = "km", title: str = "") -> Any:
+    """A regular grid over the real positions, warped onto the map by a thin-plate spline, with the places."""
+    from citymap_lightning import render
+
+    fig = render.new_figure(8, 7)
+    ax = fig.add_subplot()
+    g, a = comparison.geo, comparison.aligned
+    low, high = g.min(axis=0), g.max(axis=0)
+    step = np.linspace(0, 1, 101)
+    for k in np.linspace(0, 1, GRID_LINES):
+        for line in (np.stack([low[0] + step * (high[0] - low[0]), np.full_like(step, low[1] + k * (high[1] - low[1]))],
+                              axis=1),
+                     np.stack([np.full_like(step, low[0] + k * (high[0] - low[0])), low[1] + step * (high[1] - low[1])],
+                              axis=1)):  # fmt: skip
+            warped = warp(g, a, line) if len(g) >= 3 else line
+            ax.plot(warped[:, 0], warped[:, 1], lw=0.6, color="tab:blue", alpha=0.7)
+    ax.scatter(a[:, 0], a[:, 1], s=10, c="black", zorder=3)
+    _labels(ax, a, comparison.names)
+    _axes(ax, a, unit)
+    ax.set_title(title or "Distortion: a regular grid over the real positions, carried onto the map")
+    return fig
+
+
+def draw_drift(coords: np.ndarray, names: Sequence[str], vectors: np.ndarray, unit: str = "") -> Any:
+    """Drift vectors on the map, scaled so that the longest is a tenth of the map's extent."""
+    from citymap_lightning import render
+
+    fig = render.new_figure(8, 7)
+    ax = fig.add_subplot()
+    extent = float(np.ptp(coords, axis=0).max()) or 1.0
+    longest = float(np.linalg.norm(vectors, axis=1).max())
+    shown = vectors * (0.1 * extent / longest) if longest > 0 else vectors
+    ax.scatter(coords[:, 0], coords[:, 1], s=10, c="black", zorder=3)
+    ax.quiver(coords[:, 0], coords[:, 1], shown[:, 0], shown[:, 1], angles="xy", scale_units="xy", scale=1,
+              color="tab:purple", width=0.003, zorder=2)  # fmt: skip
+    _labels(ax, coords, names)
+    _axes(ax, np.vstack([coords, coords + shown]), unit)
+    ax.set_title("Drift vectors of the table's skew-symmetric part (longest = 1/10 of the map)")
+    return fig
+
+
+# python -m citymap_lightning compare A B
+
+
+def read_map(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """A run folder's ``coordinates.csv`` (or the file itself): names and ``(n, 2)`` coordinates."""
+    from citymap_lightning import anchors
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "coordinates.csv"
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected a run folder or a coordinates.csv)")
+    read = anchors.read(path)
+    if read.latlon:
+        raise DataError(f"{path}: expected name,x,y coordinates, not latitude/longitude")
+    return read.names, read.positions
+
+
+def compare_maps(a: str | Path, b: str | Path, out: Path) -> tuple[Comparison, list[Path]]:
+    """Align map ``b`` onto map ``a`` over their common places, and write the comparison into ``out``."""
+    names_a, coords_a = read_map(a)
+    names_b, coords_b = read_map(b)
+    index_a = {name: k for k, name in enumerate(names_a)}
+    common = [name for name in names_b if name in index_a]
+    if len(common) < 3:
+        raise DataError(f"{a} and {b}: {len(common)} places in common: a comparison needs at least 3")
+    index_b = {name: k for k, name in enumerate(names_b)}
+    found = compare(
+        common, coords_b[[index_b[name] for name in common]], coords_a[[index_a[name] for name in common]],
+        only_map=[name for name in names_b if name not in index_a],
+        only_positions=[name for name in names_a if name not in index_b],
+    )  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    paths = write(found, out)
+    from citymap_lightning import render
+
+    for tag, figure in (("displacement", draw_displacement(found, unit="")),
+                        ("distortion", draw_distortion(found, unit=""))):  # fmt: skip
+        paths.append(output.save_image(out / f"{tag}.png", render.to_image(figure)))
+    return found, paths
+
+
+def _next_folder(root: Path) -> Path:
+    """``root/compare_N``, N the first number not taken."""
+    k = 0
+    while (root / f"compare_{k}").exists():
+        k += 1
+    return root / f"compare_{k}"
+
+
+def compare_main(argv: Sequence[str]) -> int:
+    """``compare A B [--out DIR]``: align map B onto map A; errors are one ``error:`` line and status 2."""
+    parser = argparse.ArgumentParser(
+        prog="python -m citymap_lightning compare",
+        description="Align map B onto map A (a similarity over their common places) and write the comparison.",
+    )
+    parser.add_argument("a", help="the reference map: a run folder or its coordinates.csv")
+    parser.add_argument("b", help="the map aligned onto it: a run folder or its coordinates.csv")
+    parser.add_argument("--out", default=None, help="folder to write into (default: lightning_logs/compare_N)")
+    options = parser.parse_args(list(argv))
+    out = Path(options.out) if options.out else _next_folder(Path("lightning_logs"))
+    try:
+        found, paths = compare_maps(options.a, options.b, out)
+    except (DataError, OSError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+    if found.only_map or found.only_positions:
+        print(f"only in {options.a}: {', '.join(found.only_positions) or 'none'}; "
+              f"only in {options.b}: {', '.join(found.only_map) or 'none'}")  # fmt: skip
+    summary = found.summary()
+    print(f"{len(found.names)} common places: scale {summary['scale']:.6g} (A per unit of B), congruence "
+          f"{summary['congruence']:.6f}, median displacement {summary['median_displacement_km']:.4g}")  # fmt: skip
+    for path in paths:
+        print(f"wrote {Path(path).resolve()}")
+    return 0

@@ -1,0 +1,219 @@
+"""Time-space maps: a map set against real positions (``--data.positions``), asymmetric tables, two maps compared."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import ROOT, event_tags, fit_cli, read_coordinates
+
+from citymap_lightning import comparison, geo, output
+from citymap_lightning.cli import main
+
+SPEED = 80.0
+"""km per hour of the built travel-time table."""
+
+
+def _places(n: int = 120, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """``n`` European places (latitude/longitude) drawn from the bundled 5,000, at distinct positions."""
+    with open(ROOT / "data" / "europe5000.csv", encoding="utf-8") as f:
+        rows = list(csv.reader(f))[1:]
+    latlon = np.array([[float(r[1]), float(r[2])] for r in rows])
+    inside = np.flatnonzero((latlon[:, 0] > 43) & (latlon[:, 0] < 55) & (latlon[:, 1] > -2) & (latlon[:, 1] < 16))
+    pick = np.sort(np.random.default_rng(seed).choice(inside, n, replace=False))
+    return [f"P{k:03d}" for k in range(n)], latlon[pick]
+
+
+def time_space(n: int = 120) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Names, latitude/longitude, the projected true positions (km) and the known time-space map (hours).
+
+    The places are pulled toward a fast hub (the first place) by a smooth field, up to 40% near it, and the
+    distances divided by :data:`SPEED`.
+    """
+    names, latlon = _places(n)
+    true = geo.azimuthal_equidistant(latlon, geo.spherical_centre(latlon))
+    hub = true[0]
+    r = np.linalg.norm(true - hub, axis=1, keepdims=True)
+    pulled = hub + (true - hub) * (1 - 0.4 * np.exp(-((r / 400.0) ** 2)))
+    return names, latlon, true, pulled / SPEED
+
+
+def write_hours(path, names: list[str], hours: np.ndarray, outbound: np.ndarray | None = None):
+    """A matrix CSV of the map's travel times, each place's outbound trips slower by ``outbound`` hours."""
+    d = np.linalg.norm(hours[:, None] - hours[None], axis=2)
+    if outbound is not None:
+        d = d + outbound[:, None] * (1 - np.eye(len(d)))
+    return output.write_matrix(path, names, names, d)
+
+
+def write_positions(path, names: list[str], latlon: np.ndarray):
+    rows = [[name, f"{a:.8f}", f"{b:.8f}"] for name, (a, b) in zip(names, latlon, strict=True)]
+    return output.write_table(path, ["name", "latitude", "longitude"], rows)
+
+
+def read_table(path) -> dict[str, dict[str, str]]:
+    with open(path, encoding="utf-8") as f:
+        return {row["name"]: row for row in csv.DictReader(f)}
+
+
+# ---- the comparison's numbers ----------------------------------------------------------------------------------
+
+
+def test_similarity_fit_recovers_a_known_similarity_and_its_coefficients():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(30, 2))
+    turn = np.array([[0.6, -0.8], [0.8, 0.6]]) @ np.diag([1.0, -1.0])
+    found = comparison.compare([str(k) for k in range(30)], x, 3.0 * x @ turn + [5.0, -2.0])
+    assert found.scale == pytest.approx(3.0, rel=1e-12)
+    assert found.congruence == pytest.approx(1.0, abs=1e-12) and found.alienation < 1e-5
+    assert found.displacement.max() < 1e-9
+    moved = comparison.compare(["a", "b", "c", "d"], np.array([[0, 0], [1, 0], [0, 1], [1, 1.0]]),
+                               np.array([[0, 0], [1, 0], [0, 1], [1, 2.0]]))  # fmt: skip
+    assert 0 < moved.alienation < 0.3
+    assert np.sqrt(1 - moved.congruence**2) == pytest.approx(moved.alienation)
+    east = comparison.compare(
+        ["a", "b", "c"], np.array([[0, 0], [2, 0], [0, 2.0]]), np.array([[0, 0], [2, 0], [0, 2.0]])
+    )
+    assert east.displacement.max() < 1e-12 and (east.bearing == 0).all()
+
+
+def test_bearing_is_from_north_clockwise():
+    positions = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [10.0, 10.0], [5.0, 5.0]])
+    coords = positions.copy()
+    coords[4] += [1.0, 0.0]  # the middle place is drawn east of where it is
+    found = comparison.compare(list("abcde"), coords, positions)
+    assert 80 < found.bearing[4] < 100  # east
+    coords[4] = positions[4] + [0.0, -1.0]
+    assert 170 < comparison.compare(list("abcde"), coords, positions).bearing[4] < 190  # south
+
+
+def test_drift_recovers_planted_outbound_delays():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 2))
+    planted = rng.uniform(0, 1, 40)
+    d = np.linalg.norm(x[:, None] - x[None], axis=2) + planted[:, None] * (1 - np.eye(40))
+    skew = comparison.skew_part(d)
+    drifts = comparison.drift(skew)
+    assert np.allclose(drifts, (planted - (planted.sum() - planted) / 39) / 2)
+    vectors = comparison.drift_vectors(x, skew)
+    assert vectors.shape == (40, 2) and np.isfinite(vectors).all()
+    assert 0 < comparison.asymmetry_share(d, skew) < 1
+
+
+# ---- a fitted time-space map against geography -----------------------------------------------------------------
+
+
+def test_time_space_map_matches_the_known_one(tmp_path):
+    names, latlon, true, hours = time_space()
+    matrix = write_hours(tmp_path / "hours.csv", names, hours)
+    positions = write_positions(tmp_path / "positions.csv", names, latlon)
+    log_dir = fit_cli(tmp_path / "run", "--data.path", str(matrix), "--data.positions", str(positions))
+    expected = comparison.compare(names, hours, true)
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert summary["scale"] == pytest.approx(expected.scale, rel=0.01)
+    assert summary["scale"] == pytest.approx(SPEED, rel=0.15)  # the speed, give or take the distortion
+    assert summary["congruence"] == pytest.approx(expected.congruence, abs=1e-3)
+    rows = read_table(log_dir / "comparison.csv")
+    assert list(rows) == names
+    displacement = np.array([float(rows[name]["displacement"]) for name in names])
+    assert np.median(np.abs(displacement - expected.displacement)) < 2.0
+    geo_xy = np.array([[float(rows[name]["x_geo"]), float(rows[name]["y_geo"])] for name in names])
+    assert np.abs(geo_xy - true).max() < 1e-3  # the same projection
+    for figure in ("displacement.png", "distortion.png"):
+        assert (log_dir / figure).stat().st_size > 10_000
+    # the frame: coordinates.csv rotated and reflected onto the positions, never scaled (hours)
+    coords = read_coordinates(log_dir / "coordinates.csv")
+    fitted = np.stack([coords[name] for name in names])
+    assert np.abs(fitted - (hours - hours.mean(axis=0))).max() < 0.05 * np.ptp(hours)
+    tags = event_tags(log_dir)
+    assert {"displacement", "distortion"} <= set(tags.Tags()["images"])
+    assert tags.Scalars("comparison/scale")[-1].value == pytest.approx(summary["scale"], rel=1e-5)
+
+
+def test_asymmetric_table_reports_its_drift(tmp_path):
+    names, latlon, _, hours = time_space(60)
+    planted = np.random.default_rng(3).uniform(0, 0.5, len(names))
+    matrix = write_hours(tmp_path / "hours.csv", names, hours, outbound=planted)
+    log_dir = fit_cli(tmp_path / "run", "--data.path", str(matrix), "--data.symmetrize", "true")
+    drifts = read_table(log_dir / "asymmetry.csv")
+    found = np.array([float(drifts[name]["drift"]) for name in names])
+    assert np.corrcoef(found, planted)[0, 1] >= 0.99
+    share = json.loads((log_dir / "asymmetry.json").read_text())["asymmetry_share"]
+    assert 0 < share < 0.5
+    assert (log_dir / "drift.png").stat().st_size > 10_000
+    assert not (log_dir / "comparison.json").exists()
+
+
+def test_positions_of_unknown_places_only_are_refused(tmp_path, capsys):
+    names, latlon, _, hours = time_space(20)
+    matrix = write_hours(tmp_path / "hours.csv", names, hours)
+    positions = write_positions(tmp_path / "positions.csv", ["X1", "X2", "P001"], latlon[:3])
+    with pytest.raises(SystemExit) as stop:
+        main(["fit", "--trainer.default_root_dir", str(tmp_path / "run"), "--data.path", str(matrix),
+              "--data.positions", str(positions)])  # fmt: skip
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "1 of its places" in err[0]
+
+
+# ---- two maps compared -------------------------------------------------------------------------------------------
+
+
+def _write_map(path, names, coords):
+    return output.write_coordinates(path, names, coords)
+
+
+def test_compare_a_map_with_itself_turned_mirrored_and_doubled(tmp_path, capsys):
+    rng = np.random.default_rng(4)
+    names = [f"c{k}" for k in range(25)]
+    a = rng.normal(size=(25, 2)) * 100
+    turn = np.array([[np.cos(1.0), -np.sin(1.0)], [np.sin(1.0), np.cos(1.0)]]) @ np.diag([1.0, -1.0])
+    (tmp_path / "runA").mkdir()
+    _write_map(tmp_path / "runA" / "coordinates.csv", names, a)
+    _write_map(tmp_path / "b.csv", names[::-1] + ["extra"], np.vstack([(2 * a @ turn + 7)[::-1], [[0.0, 0.0]]]))
+    out = tmp_path / "cmp"
+    code = comparison.compare_main([str(tmp_path / "runA"), str(tmp_path / "b.csv"), "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "only in" in printed and "extra" in printed and str(out / "comparison.json") in printed
+    summary = json.loads((out / "comparison.json").read_text())
+    assert summary["congruence"] == pytest.approx(1.0, abs=1e-6)
+    assert summary["scale"] == pytest.approx(0.5, rel=1e-9)
+    assert summary["max_displacement_km"] < 1e-6 * np.ptp(a, axis=0).max()
+    assert set(read_table(out / "comparison.csv")) == set(names)
+    assert (out / "displacement.png").exists() and (out / "distortion.png").exists()
+
+
+def test_compare_through_the_command_line_and_its_errors(tmp_path, capsys, monkeypatch):
+    names = ["a", "b", "c", "d"]
+    _write_map(tmp_path / "a.csv", names, np.array([[0, 0], [1, 0], [0, 1], [1, 1.0]]))
+    _write_map(tmp_path / "other.csv", ["x", "y", "z"], np.array([[0, 0], [1, 0], [0, 1.0]]))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", "a.csv", "a.csv"])
+    assert stop.value.code == 0
+    assert (tmp_path / "lightning_logs" / "compare_0" / "comparison.json").exists()
+    capsys.readouterr()
+    for args, message in ((["a.csv", "missing.csv"], "missing.csv: no such file"),
+                          (["a.csv", "other.csv"], "0 places in common")):  # fmt: skip
+        with pytest.raises(SystemExit) as stop:
+            main(["compare", *args])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_places_found_by_name_are_compared_unless_the_gazetteer_is_off(tmp_path):
+    from conftest import write_matrix
+
+    every = list(range(36))
+    matrix = write_matrix(tmp_path / "d.csv", every, every)
+    log_dir = fit_cli(tmp_path / "run", "--data.path", str(matrix))
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert summary["scale"] == pytest.approx(1.0, rel=0.01)  # great-circle km against km
+    assert summary["congruence"] > 0.999 and summary["median_displacement_km"] < 50
+    assert (log_dir / "distortion.png").exists()
+    log_dir = fit_cli(tmp_path / "off", "--data.path", str(matrix), "--data.gazetteer", "false")
+    assert not (log_dir / "comparison.json").exists() and not (log_dir / "displacement.png").exists()
