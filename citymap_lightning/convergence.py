@@ -33,7 +33,9 @@ class Convergence:
 
     @property
     def converged(self) -> bool:
-        """Whether the last ``patience`` changes were all below ``tol`` (or the objective is exactly 0)."""
+        """Whether the last ``patience`` changes were all below ``tol`` (or the objective is 0); never with tol 0."""
+        if self.tol == 0:
+            return False
         return self.quiet >= self.patience or (bool(self.values) and self.values[-1] == 0.0)
 
     def update(self, value: float) -> bool:
@@ -48,6 +50,9 @@ class Convergence:
     def summary(self, stress1: float, epochs: int, max_epochs: int | None) -> str:
         """One line: the final stress-1, the epochs run, and converged or ``did not converge`` with what to raise."""
         head = f"stress-1 {stress1:.6g} after {epochs} epoch{'s' if epochs != 1 else ''}"
+        if self.tol == 0:
+            change = f"; the objective changed by {self.change:.2g} (relative) in the last epoch" if self.judged else ""
+            return f"{head}: every epoch run (tol 0: convergence not judged){change}"
         if self.converged:
             change = self.change if self.judged else 0.0
             return f"{head}: converged (relative change {change:.2g} < tol {self.tol:g} for {self.patience} epochs)"

@@ -508,7 +508,7 @@ class CityMap(pl.LightningModule):
         log_dir = self.trainer.log_dir if self.logger is not None else None  # a collective under DDP: every rank
         if self.trainer.global_rank == 0:
             line = self.convergence_summary(str(Path(log_dir).resolve()) if log_dir else None)
-            (log.info if self.convergence.converged else log.warning)(line)
+            (log.info if self.convergence.converged or self.convergence.tol == 0 else log.warning)(line)
         if self.logger is None:
             return
         metrics["hp/wall_time_s"] = time.perf_counter() - self._fit_started
