@@ -144,8 +144,8 @@ CONTINUATION_TOLERANCE = 1e-12
 def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) -> np.ndarray:
     """A start in the basin of ``loss``'s optimum for a table with missing pairs: global losses first, then local ones.
 
-    Classical MDS of the shortest paths through the known pairs (pivot MDS above a size), then the
-    course objective over the known pairs (it weighs long distances most and settles the map's
+    Pivot MDS of the shortest paths through the known pairs (no ``n x n`` array: memory O(n + pairs)),
+    then the course objective over the known pairs (it weighs long distances most and settles the map's
     global shape), then, for a local loss (weights ``d^power``, ``power < 0``), raw stress, then
     ``loss`` itself. Each stage is minimised by L-BFGS in float64 to a relative tolerance
     (:data:`CONTINUATION_TOLERANCE`); the fit's epochs then go on from its optimum and confirm it.
@@ -154,9 +154,7 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
     one fitted straight from the classical start folded a cluster of places (raw stress 4.9x,
     weighted stress 8x, Sammon 22x above the optimum).
     """
-    limit = CLASSICAL_LIMIT if table.complete else SPARSE_CLASSICAL_LIMIT
-    first = "pivot MDS" if table.n > limit else "classical MDS"
-    x = initial_coords("pivot" if table.n > limit else "classical", table, dim, np.random.default_rng(0), scale=scale)
+    x = initial_coords("pivot", table, dim, np.random.default_rng(0), scale=scale)
     i, j, d, w = table.known_values()
     d = d / scale
     stages = list(dict.fromkeys(["course"] + (["stress"] if losses.get(loss).local else []) + [loss]))
@@ -170,7 +168,7 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
         if losses.get(loss).squared
         else ""
     )
-    log.info(f"start: {first} of the shortest paths, then {', then '.join(stages)} (continuation){hint}")
+    log.info(f"start: pivot MDS of the shortest paths, then {', then '.join(stages)} (continuation){hint}")
     return np.ascontiguousarray(x)
 
 
