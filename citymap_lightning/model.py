@@ -531,7 +531,8 @@ class CityMap(pl.LightningModule):
                 self._reference = starts.sphere_start(table, None if radius == "learn" else radius)[0]
             else:
                 rng = np.random.default_rng(0)
-                self._reference = starts.initial_coords("classical", table, dim, rng, scale=self.fitting.scale)
+                method = "classical" if table.complete else "pivot"  # no n x n array for a sparse table
+                self._reference = starts.initial_coords(method, table, dim, rng, scale=self.fitting.scale)
             if self._anchors is not None:
                 target = self._anchors[1].cpu().double().numpy()
                 self._reference = anchoring.align_start(self._reference, table.anchors, target, sphere)
