@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
+from scipy.spatial import cKDTree
 
 from citymap_lightning import geo
 
@@ -278,19 +279,20 @@ class PlacesTable(DistanceTable):
         return 1.0 / high**2, 1.0 / low**2
 
     def _find_nearest(self, k: int) -> np.ndarray:
-        """By the largest dot products of unit vectors (chord length is monotone in great-circle distance)."""
+        """By a k-d tree on unit vectors (chord length is monotone in great-circle distance): O(n log n).
+
+        The tree is asked for ``k + 1`` points, the place itself among them; where identical places tie
+        with it and push it out, the last of the ``k + 1`` is dropped instead.
+        """
         k = min(k, self.n - 1)
-        out = np.empty((self.n, max(k, 0)), dtype=np.int64)
         if k <= 0:
-            return out
-        u = torch.from_numpy(geo.to_unit_vectors(self.latlon))
-        rows = max(1, BLOCK // self.n)
-        for start in range(0, self.n, rows):
-            similarity = u[start : start + rows] @ u.T
-            own = torch.arange(similarity.shape[0])
-            similarity[own, own + start] = -3.0
-            out[start : start + len(own)] = similarity.topk(k, dim=1).indices.numpy()
-        return out
+            return np.empty((self.n, max(k, 0)), dtype=np.int64)
+        u = geo.to_unit_vectors(np.asarray(self.latlon, dtype=np.float64))
+        _, found = cKDTree(u).query(u, k=k + 1, workers=-1)
+        found = np.asarray(found, dtype=np.int64).reshape(self.n, k + 1)
+        own = found == np.arange(self.n)[:, None]
+        own[~own.any(axis=1), k] = True
+        return found[~own].reshape(self.n, k)
 
 
 @dataclass

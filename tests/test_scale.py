@@ -83,6 +83,42 @@ def test_places_table_holds_no_matrix_and_gives_the_same_distances():
     assert (np.sort(places.nearest(4), axis=1) == np.sort(dense.nearest(4), axis=1)).all()
 
 
+def test_neighbour_search_matches_brute_force_near_the_poles_and_the_antimeridian():
+    rng = np.random.default_rng(7)
+    spread = np.column_stack([np.degrees(np.arcsin(rng.uniform(-1, 1, 1400))), rng.uniform(-180, 180, 1400)])
+    poles = np.column_stack([rng.choice([-1, 1], 300) * rng.uniform(88.5, 90, 300), rng.uniform(-180, 180, 300)])
+    dateline = np.column_stack([rng.uniform(-60, 60, 300), rng.choice([-1, 1], 300) * rng.uniform(179.5, 180, 300)])
+    latlon = np.concatenate([spread, poles, dateline])
+    table = PlacesTable(names=[str(k) for k in range(len(latlon))], latlon=latlon)
+    k = 8
+    near = table.nearest(k)
+    assert near.shape == (2000, k) and near.dtype == np.int64
+    d = geo.haversine(latlon[:, None], latlon[None, :])
+    np.fill_diagonal(d, np.inf)
+    brute = np.argsort(d, axis=1, kind="stable")[:, :k]
+    rows = np.arange(2000)[:, None]
+    assert (near != rows).all()
+    # the same distances, nearest first; the same places wherever the k-th distance is not tied
+    assert np.allclose(d[rows, near], d[rows, brute], rtol=0, atol=1e-6)
+    untied = d[rows, brute][:, -1] < np.sort(d, axis=1)[:, k] - 1e-6
+    assert untied.mean() > 0.99
+    assert (np.sort(near[untied], axis=1) == np.sort(brute[untied], axis=1)).all()
+    # places on both sides of the antimeridian are neighbours of each other
+    east, west = latlon[:, 1] > 179.5, latlon[:, 1] < -179.5
+    assert (east[near[west]]).any() and (west[near[east]]).any()
+    assert table.nearest(k) is near  # computed once per table
+
+
+def test_neighbour_search_with_identical_places_and_fewer_places_than_neighbours():
+    latlon = np.array([[10.0, 20.0], [10.0, 20.0], [10.0, 20.0], [10.0, 20.0], [10.5, 20.0]])
+    table = PlacesTable(names=list("abcde"), latlon=latlon)
+    near = table.nearest(2)
+    assert (near != np.arange(5)[:, None]).all()
+    assert set(near[4]) <= {0, 1, 2, 3} and all(set(near[r]) <= {0, 1, 2, 3} for r in range(4))
+    assert np.sort(table.nearest(10), axis=1).tolist() == [[b for b in range(5) if b != a] for a in range(5)]
+    assert PlacesTable(names=["a"], latlon=latlon[:1]).nearest(3).shape == (1, 0)
+
+
 def test_epoch_pairs_are_reproducible_new_each_epoch_and_shared_by_ranks():
     table = load_table(EUROPE)
     near = table.nearest(3)
@@ -123,10 +159,14 @@ def test_pair_fit_never_builds_a_distance_matrix_and_samples_validation(europe30
         raise AssertionError("the pair path built an n x n distance matrix")
 
     monkeypatch.setattr(geo, "distance_matrix", refuse)
+    searches = []
+    search = PlacesTable._find_nearest
+    monkeypatch.setattr(PlacesTable, "_find_nearest", lambda self, k: searches.append(k) or search(self, k))
     main(["fit", *PAIRS, "--data.path", str(europe300), "--data.exact_limit", "100", "--data.sample_pairs", "4000",
           "--trainer.max_epochs", "30", "--trainer.check_val_every_n_epoch", "30",
           "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
     log_dir = run_dir(tmp_path)
+    assert searches == [8]  # the neighbour search runs once per fit, not once per epoch
     acc = event_tags(log_dir)
     assert acc.Scalars("val/pairs")[-1].value == 4000
     sampled = acc.Scalars("val/stress1")[-1].value
