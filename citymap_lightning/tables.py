@@ -55,6 +55,7 @@ class DistanceTable:
     anchors: Any = None
     _nearest: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     _classical: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+    _paths: dict[str, csr_matrix] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -106,7 +107,10 @@ class DistanceTable:
         """Like :meth:`columns`, with unknown pairs filled by the shortest path through known pairs (Dijkstra)."""
         if self.complete:
             return self.columns(cols)
-        return dijkstra(self.graph(), directed=False, indices=np.asarray(cols)).T
+        if "graph" not in self._paths:  # both directions, made once: pivot MDS asks for 100 columns one by one
+            graph = self.graph()
+            self._paths["graph"] = (graph + graph.T).tocsr()
+        return dijkstra(self._paths["graph"], directed=True, indices=np.asarray(cols)).T
 
     def graph(self) -> csr_matrix:
         """The known pairs as a sparse ``n x n`` graph weighted by distance (zero distances made tiny)."""
@@ -307,6 +311,7 @@ class PairTable(DistanceTable):
 
     def __post_init__(self) -> None:
         self._csr: csr_matrix | None = None
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def n_known_pairs(self) -> int:
@@ -323,12 +328,22 @@ class PairTable(DistanceTable):
         return self.i, self.j, self.d, self.w
 
     def _lookup(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        """Positions of the pairs ``(i, j)`` in the COO arrays (-1 where not known)."""
+        """Positions of the pairs ``(i, j)`` in the COO arrays (-1 where not known).
+
+        The last lookup is kept: a batch asks for its distances and then its weights, and the
+        comparison of the pairs costs a fraction of the lookup (about 2 ms for 16,384 pairs).
+        """
+        i, j = np.asarray(i), np.asarray(j)
+        last = self._last
+        if last is not None and np.array_equal(last[0], i) and np.array_equal(last[1], j):
+            return last[2]
         if self._csr is None:
             index = np.arange(1, len(self.i) + 1, dtype=np.int64)
             both = (np.concatenate([self.i, self.j]), np.concatenate([self.j, self.i]))
             self._csr = csr_matrix((np.concatenate([index, index]), both), shape=(self.n, self.n))
-        return np.asarray(self._csr[np.asarray(i), np.asarray(j)]).ravel().astype(np.int64) - 1
+        found = np.asarray(self._csr[i, j]).ravel().astype(np.int64) - 1
+        self._last = (i.copy(), j.copy(), found)
+        return found
 
     def pair_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         k = self._lookup(i, j)
