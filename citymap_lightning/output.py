@@ -46,14 +46,23 @@ def write_table(path: str | Path, header: Sequence[str], rows: Iterable[Sequence
     return atomic_write(path, write)
 
 
+def csv_cell(text: str) -> str:
+    """A text cell as the csv module writes it (quoted only when it holds a comma, a quote or a line break)."""
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\r\n') else text
+
+
 def write_coordinates(path: str | Path, names: Sequence[str], coords: np.ndarray) -> Path:
     """``coordinates.csv``: ``name,x,y`` (``name,x`` in 1-D, ``,z`` and more in higher dimensions), one row per place.
 
     Numbers have 10 significant digits, so that any unit, from 1e-30 to 1e30, keeps its precision.
+    Written as one string (the same bytes as the csv module's, a third of its time at a million places).
     """
+    coords = np.asarray(coords, dtype=np.float64)
     axes = ["x", "y", "z"] + [f"x{k}" for k in range(4, coords.shape[1] + 1)]
-    rows = [[name, *(f"{v:.10g}" for v in row)] for name, row in zip(names, coords, strict=False)]
-    return write_table(path, ["name", *axes[: coords.shape[1]]], rows)
+    row = ",".join(["{}"] + ["{:.10g}"] * coords.shape[1]) + "\r\n"
+    cells = [map(csv_cell, names), *coords.T.tolist()]
+    text = ",".join(["name", *axes[: coords.shape[1]]]) + "\r\n" + "".join(map(row.format, *cells))
+    return atomic_write(path, lambda f: f.write(text))
 
 
 def write_matrix(path: str | Path, rows: Sequence[str], columns: Sequence[str], values: np.ndarray) -> Path:
@@ -86,19 +95,26 @@ def write_pairs(path: str | Path, names: Sequence[str], given: np.ndarray, fitte
 def write_geojson(
     path: str | Path, names: Sequence[str], latlon: np.ndarray, properties: Sequence[dict] | None = None
 ) -> Path:
-    """``coordinates.geojson``: an RFC 7946 FeatureCollection of Points (longitude first, WGS84).
+    """``coordinates.geojson``: an RFC 7946 FeatureCollection of Points (longitude first, WGS84), one per line.
 
-    ``properties``: one dict per place, added to its ``name``.
+    ``properties``: one dict per place, added to its ``name``. Features are formatted as strings
+    (coordinates to 6 decimals, about 0.1 m), not built as a tree of dicts: a million places
+    take seconds, not a minute and gigabytes.
     """
     import json
+    from json.encoder import encode_basestring
 
-    features = [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [round(float(lon), 6), round(float(lat), 6)]},
-            "properties": {"name": name, **(properties[k] if properties else {})},
-        }
-        for k, (name, (lat, lon)) in enumerate(zip(names, latlon, strict=True))
-    ]
-    text = json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False, indent=1)
-    return atomic_write(path, lambda f: f.write(text + "\n"))
+    latlon = np.asarray(latlon, dtype=np.float64)
+    if len(names) != len(latlon) or (properties is not None and len(properties) != len(names)):
+        raise ValueError(f"{len(names)} names for {len(latlon)} positions")
+    head = '{"type": "Feature", "geometry": {"type": "Point", "coordinates": [%.6f, %.6f]}, "properties": '
+    if properties is None:
+        tails = [f'{{"name": {encode_basestring(name)}}}}}' for name in names]
+    else:
+        tails = [
+            json.dumps({"name": name, **extra}, ensure_ascii=False) + "}"
+            for name, extra in zip(names, properties, strict=True)
+        ]
+    lines = [head % (lon, lat) + tail for (lat, lon), tail in zip(latlon.tolist(), tails, strict=True)]
+    text = '{"type": "FeatureCollection", "features": [\n' + ",\n".join(lines) + "\n]}\n"
+    return atomic_write(path, lambda f: f.write(text))

@@ -49,6 +49,28 @@ def _limits(coords: np.ndarray) -> tuple[tuple[float, float], tuple[float, float
     return (low[0] - pad, high[0] + pad), (low[1] - pad, high[1] + pad)
 
 
+DENSITY_GRID = 8
+"""A density picture labels at most one place per cell of this many x this many over the map (64 at most)."""
+
+
+def readable_subset(coords: np.ndarray, limit: int, cells: int = DENSITY_GRID) -> np.ndarray:
+    """Indices of at most ``limit`` places spread over the map: the first place (in input order) of each occupied cell.
+
+    The cells are squares of a ``cells x cells`` grid over the places' extent, so the labels of the
+    subset do not crowd; input order decides within a cell (a gazetteer sorted by population gives
+    its largest place). Cells are taken in order of their first place, and O(n) in all.
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    if limit <= 0 or len(coords) == 0:
+        return np.zeros(0, dtype=np.int64)
+    low = coords.min(axis=0)
+    size = max(float((coords.max(axis=0) - low).max()), 1e-300) / cells
+    cell = np.clip(((coords - low) / size).astype(np.int64), 0, cells - 1)
+    key = (cell * (cells ** np.arange(cell.shape[1]))).sum(axis=1)
+    _, first = np.unique(key, return_index=True)
+    return np.sort(first)[:limit]
+
+
 def draw_map(
     coords: np.ndarray,
     names: list[str],
@@ -60,8 +82,12 @@ def draw_map(
     max_labels: int = 200,
     max_trajectories: int = 2000,
     ellipses: np.ndarray | None = None,
+    max_points: int | None = None,
+    subset: np.ndarray | None = None,
 ) -> Figure:
     """The map: cities as points, readable non-overlapping labels, and each city's trajectory.
+
+    Above ``max_points`` places it is a density picture instead (see :func:`draw_density`).
 
     Args:
         coords: ``(n, 2)`` final positions, x east and y north.
@@ -76,11 +102,15 @@ def draw_map(
         max_trajectories: above this many cities no trajectories are drawn.
         ellipses: ``(n, 3)`` semi-major axis, semi-minor axis and direction (degrees from +x) of an
             ellipse about each city (bootstrap uncertainty), drawn in the city's colour.
+        max_points: above this many cities the map is a density picture (:func:`draw_density`).
+        subset: for a density picture, the cities labelled (and whose trajectories ``history`` holds).
 
     """
     from matplotlib.collections import LineCollection
 
     n = len(names)
+    if max_points is not None and n > max_points:
+        return draw_density(coords, names, history, values, value_label, title, unit, max_labels, subset)
     fig = new_figure(10, 9)
     ax = fig.add_subplot()
     colours = city_colours(n)
@@ -114,6 +144,64 @@ def draw_map(
         ax.set_title(title)
     if n <= max_labels:
         place_labels(ax, coords, names)
+    return fig
+
+
+def draw_density(
+    coords: np.ndarray,
+    names: list[str],
+    history: np.ndarray | None = None,
+    values: np.ndarray | None = None,
+    value_label: str = "",
+    title: str = "",
+    unit: str = "km",
+    max_labels: int = 200,
+    subset: np.ndarray | None = None,
+) -> Figure:
+    """The map of many places as a density picture: what a person can read at a hundred thousand places or more.
+
+    Hexagons coloured by how many places they hold (log scale), or by the mean of ``values`` over
+    their places; on top, a readable subset of places (``subset``, else :func:`readable_subset`, at
+    most ``max_labels``) as points with non-overlapping labels, and their trajectories when
+    ``history`` ``(snapshots, len(subset), 2)`` holds those places' recorded positions. Drawing costs
+    O(n) and about the same at a million places as at ten thousand.
+    """
+    from matplotlib.collections import LineCollection
+    from matplotlib.colors import LogNorm
+
+    n = len(names)
+    fig = new_figure(10, 9)
+    ax = fig.add_subplot()
+    xlim, ylim = _limits(coords)
+    gridsize = int(np.clip(np.sqrt(n) / 2, 60, 250))
+    extent = (*xlim, *ylim)
+    if values is None:
+        cells = ax.hexbin(coords[:, 0], coords[:, 1], gridsize=gridsize, extent=extent, mincnt=1, bins="log",
+                          cmap="viridis", linewidths=0, zorder=1)  # fmt: skip
+        fig.colorbar(cells, ax=ax, shrink=0.7, label="places per hexagon")
+    else:
+        positive = values[values > 0]
+        norm = None
+        if len(positive) and positive.max() > 100 * np.median(positive):
+            norm = LogNorm(vmin=float(np.percentile(positive, 1)), vmax=float(positive.max()), clip=True)
+        cells = ax.hexbin(coords[:, 0], coords[:, 1], C=values, reduce_C_function=np.mean, gridsize=gridsize,
+                          extent=extent, norm=norm, cmap="viridis", linewidths=0, zorder=1)  # fmt: skip
+        fig.colorbar(cells, ax=ax, shrink=0.7, label=f"{value_label}, mean per hexagon" if value_label else "mean")
+    if subset is None:
+        subset = readable_subset(coords, max_labels)
+    subset = np.asarray(subset, dtype=np.int64)[: max(max_labels, 0)]
+    if history is not None and history.shape[1] == n != len(subset):
+        history = history[:, subset]  # every place's history: the subset's
+    if history is not None and len(history) > 1 and history.shape[1] == len(subset):
+        paths = np.swapaxes(history, 0, 1)
+        ax.add_collection(LineCollection(list(paths), colors="white", linewidths=2.2, alpha=0.8, zorder=2))
+        ax.add_collection(LineCollection(list(paths), colors="crimson", linewidths=1.0, alpha=0.9, zorder=2))
+    shown = coords[subset]
+    ax.scatter(shown[:, 0], shown[:, 1], s=14, c="white", edgecolors="black", linewidths=0.7, zorder=3)
+    _map_axes(ax, xlim, ylim, unit)
+    ax.set_title(title or f"{n} places")
+    if len(subset):
+        place_labels(ax, shown, [names[k] for k in subset])
     return fig
 
 
@@ -222,7 +310,13 @@ def shepard_diagram(
 
 
 def city_error_map(
-    coords: np.ndarray, names: list[str], share: np.ndarray, unit: str = "km", max_labels: int = 60
+    coords: np.ndarray,
+    names: list[str],
+    share: np.ndarray,
+    unit: str = "km",
+    max_labels: int = 60,
+    max_points: int | None = None,
+    subset: np.ndarray | None = None,
 ) -> Figure:
     """The map with each city coloured by its share of the residual (per-city stress, in percent)."""
     return draw_map(
@@ -233,6 +327,8 @@ def city_error_map(
         title="Per-city error: each city's share of the squared residuals",
         unit=unit,
         max_labels=max_labels,
+        max_points=max_points,
+        subset=subset,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import pytest
 import torch
 from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, run_dir
 
-from citymap_lightning import geo, losses, sampling
+from citymap_lightning import geo, losses, render, sampling
 from citymap_lightning.cli import main
 from citymap_lightning.data import from_matrix, load_table
 from citymap_lightning.tables import PlacesTable
@@ -66,6 +67,42 @@ def test_places_table_holds_no_matrix_and_gives_the_same_distances():
     assert (np.sort(places.nearest(4), axis=1) == np.sort(dense.nearest(4), axis=1)).all()
 
 
+def test_neighbour_search_matches_brute_force_near_the_poles_and_the_antimeridian():
+    rng = np.random.default_rng(7)
+    spread = np.column_stack([np.degrees(np.arcsin(rng.uniform(-1, 1, 1400))), rng.uniform(-180, 180, 1400)])
+    poles = np.column_stack([rng.choice([-1, 1], 300) * rng.uniform(88.5, 90, 300), rng.uniform(-180, 180, 300)])
+    dateline = np.column_stack([rng.uniform(-60, 60, 300), rng.choice([-1, 1], 300) * rng.uniform(179.5, 180, 300)])
+    latlon = np.concatenate([spread, poles, dateline])
+    table = PlacesTable(names=[str(k) for k in range(len(latlon))], latlon=latlon)
+    k = 8
+    near = table.nearest(k)
+    assert near.shape == (2000, k) and near.dtype == np.int64
+    d = geo.haversine(latlon[:, None], latlon[None, :])
+    np.fill_diagonal(d, np.inf)
+    brute = np.argsort(d, axis=1, kind="stable")[:, :k]
+    rows = np.arange(2000)[:, None]
+    assert (near != rows).all()
+    # the same distances, nearest first; the same places wherever the k-th distance is not tied
+    assert np.allclose(d[rows, near], d[rows, brute], rtol=0, atol=1e-6)
+    untied = d[rows, brute][:, -1] < np.sort(d, axis=1)[:, k] - 1e-6
+    assert untied.mean() > 0.99
+    assert (np.sort(near[untied], axis=1) == np.sort(brute[untied], axis=1)).all()
+    # places on both sides of the antimeridian are neighbours of each other
+    east, west = latlon[:, 1] > 179.5, latlon[:, 1] < -179.5
+    assert (east[near[west]]).any() and (west[near[east]]).any()
+    assert table.nearest(k) is near  # computed once per table
+
+
+def test_neighbour_search_with_identical_places_and_fewer_places_than_neighbours():
+    latlon = np.array([[10.0, 20.0], [10.0, 20.0], [10.0, 20.0], [10.0, 20.0], [10.5, 20.0]])
+    table = PlacesTable(names=list("abcde"), latlon=latlon)
+    near = table.nearest(2)
+    assert (near != np.arange(5)[:, None]).all()
+    assert set(near[4]) <= {0, 1, 2, 3} and all(set(near[r]) <= {0, 1, 2, 3} for r in range(4))
+    assert np.sort(table.nearest(10), axis=1).tolist() == [[b for b in range(5) if b != a] for a in range(5)]
+    assert PlacesTable(names=["a"], latlon=latlon[:1]).nearest(3).shape == (1, 0)
+
+
 def test_epoch_pairs_are_reproducible_new_each_epoch_and_shared_by_ranks():
     table = load_table(EUROPE)
     near = table.nearest(3)
@@ -108,10 +145,14 @@ def test_pair_fit_never_builds_a_distance_matrix_and_samples_validation(europe30
         raise AssertionError("the pair path built an n x n distance matrix")
 
     monkeypatch.setattr(geo, "distance_matrix", refuse)
+    searches = []
+    search = PlacesTable._find_nearest
+    monkeypatch.setattr(PlacesTable, "_find_nearest", lambda self, k: searches.append(k) or search(self, k))
     main(["fit", *PAIRS, "--data.path", str(europe300), "--data.exact_limit", "100", "--data.sample_pairs", "4000",
           "--trainer.max_epochs", "30", "--trainer.check_val_every_n_epoch", "30",
           "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
     log_dir = run_dir(tmp_path)
+    assert searches == [8]  # the neighbour search runs once per fit, not once per epoch
     acc = event_tags(log_dir)
     assert acc.Scalars("val/pairs")[-1].value == 4000
     sampled = acc.Scalars("val/stress1")[-1].value
@@ -200,3 +241,56 @@ def test_ddp_with_two_cpu_processes_matches_one_process(europe300, tmp_path):
     assert done.stdout.count("Outputs in ") == 1 and "sync_dist" not in done.stderr, done.stderr
     assert results["ddp"] == pytest.approx(results["one"], rel=0.05)
     assert results["ddp"] <= 0.00125
+
+
+def test_readable_subset_takes_the_first_place_of_each_occupied_cell():
+    coords = np.array([[0.0, 0.0], [0.1, 0.1], [9.9, 9.9], [5.0, 0.2], [9.8, 9.7], [0.2, 0.0]])
+    assert render.readable_subset(coords, 10, cells=2).tolist() == [0, 2, 3]
+    assert render.readable_subset(coords, 2, cells=2).tolist() == [0, 2]
+    assert render.readable_subset(coords, 0).tolist() == []
+
+
+def test_many_places_make_a_density_map_with_a_subset_history_and_whole_outputs(europe300, tmp_path):
+    """Above map.max_points: hexagons, a labelled subset, and only that subset's history in memory and checkpoints."""
+    main(["fit", *PAIRS, "--data.path", str(europe300), "--map.max_points", "100", "--map.max_labels", "20",
+          "--trainer.max_epochs", "6", "--trainer.default_root_dir", str(tmp_path), *QUIET])  # fmt: skip
+    log_dir = run_dir(tmp_path)
+    ckpt = torch.load(log_dir / "checkpoints" / "last.ckpt", weights_only=False)
+    (state,) = [v for k, v in ckpt["callbacks"].items() if k.startswith("MapRenderer")]
+    subset = state["subset"].numpy()
+    assert 3 <= len(subset) <= 20 and len(set(subset.tolist())) == len(subset) and subset[0] == 0
+    assert len(state["history"]) >= 6 and all(h.shape == (1, len(subset), 2) for h in state["history"])
+    coords = read_coordinates(log_dir / "coordinates.csv")
+    table = load_table(europe300)
+    x = np.stack([coords[name] for name in table.names])
+    # the last snapshot holds the subset's final positions: the same shape as theirs in coordinates.csv
+    last = state["history"][-1][0].numpy()
+    i, j = np.triu_indices(len(subset), 1)
+    ratio = np.linalg.norm(last[i] - last[j], axis=1) / np.linalg.norm(x[subset][i] - x[subset][j], axis=1)
+    assert np.allclose(ratio, ratio[0], rtol=1e-6)
+    assert (log_dir / "map.png").read_bytes()[:4] == b"\x89PNG"
+    features = json.loads((log_dir / "coordinates.geojson").read_text(encoding="utf-8"))["features"]
+    assert [f["properties"]["name"] for f in features] == table.names
+    (tensors,) = log_dir.rglob("tensors.tsv")
+    assert np.allclose(np.loadtxt(tensors), x, rtol=1e-6, atol=1e-3)
+    (metadata,) = log_dir.rglob("metadata.tsv")
+    assert metadata.read_text(encoding="utf-8").splitlines() == table.names
+    assert 'metadata_path: "' in (log_dir / "projector_config.pbtxt").read_text()
+
+
+def test_density_map_draws_hexagons_labels_and_the_subsets_trajectories():
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    rng = np.random.default_rng(0)
+    coords = rng.normal(size=(3000, 2)) * 100
+    names = [f"p{k}" for k in range(3000)]
+    subset = render.readable_subset(coords, 30)
+    history = np.stack([coords[subset] * (1 + 0.1 * k) for k in range(5)])
+    fig = render.draw_map(coords, names, history, max_points=1000, subset=subset)
+    ax = fig.axes[0]
+    assert any(isinstance(c, PolyCollection) and len(c.get_offsets()) > 100 for c in ax.collections)  # hexagons
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert lines and all(len(c.get_segments()) == len(subset) for c in lines)
+    assert sorted(t.get_text() for t in ax.texts) == sorted(names[k] for k in subset)
+    fig = render.draw_map(coords[:500], names[:500], max_points=1000)  # below: points, as before
+    assert not any(isinstance(c, PolyCollection) and len(c.get_offsets()) > 100 for c in fig.axes[0].collections)
