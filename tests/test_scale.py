@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, run_dir
+from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning import geo, losses, render, sampling
 from citymap_lightning.cli import main
