@@ -430,13 +430,15 @@ def reference_minimize(
 
     for name, x in candidates.items():
         results[name] = run(name, x)
-    # the continuation: the course objective settles the global shape, raw stress, then the loss
+    # the continuation: the course objective settles the global shape, then raw stress, then the loss
+    # (under a transform: raw stress on the given values, then under the transform, then the loss)
     x, r = candidates["classical"], r0
-    chain = ["course", "stress"] if loss in ("weighted_stress", "sammon") or transform != "ratio" else ["course"]
-    if loss == "course":
-        chain = ["stress"]
-    for step in chain:
-        x, r, _ = lbfgs(step, x, i, j, ds, w, geometry, r, learn, anchored, "ratio")
+    chain = [("stress", "ratio")] if loss == "course" else [("course", "ratio"), ("stress", "ratio")]
+    if transform != "ratio":
+        chain.append(("stress", transform))
+    for step, kind in chain:
+        if (step, kind) != (loss, transform):
+            x, r, _ = lbfgs(step, x, i, j, ds, w, geometry, r, learn, anchored, kind)
     results["continuation"] = run("continuation", x, r=r)
     if loss != "course" and transform == "ratio" and geometry != "sphere" and n <= smacof_limit:
         weights = pair_weights(loss, ds, w)
