@@ -603,6 +603,13 @@ def holey_table(n: int, seed: int = 0, empty: float = 1 / 3) -> Table:
     return Table("holey", names, i, j, great_circle(latlon, i, j), latlon=latlon)
 
 
+def matrix_table(n: int, seed: int = 0) -> Table:
+    """A names-only full matrix of great-circle km (no coordinates in the file)."""
+    names, latlon = us_places(n, seed)
+    i, j = all_pairs(n)
+    return Table("matrix", names, i, j, great_circle(latlon, i, j), latlon=latlon)
+
+
 def anchored_table(n: int, seed: int = 0, share: float = 0.1) -> Table:
     """(d) A names-only full matrix, with about ``share`` of its places anchored at their latitude/longitude."""
     names, latlon = us_places(n, seed)
@@ -622,45 +629,44 @@ def eurodist_table() -> Table:
 
 
 def write_table(table: Table, folder: Path) -> tuple[Path, Path | None]:
-    """Write the table in the format a user would bring it in; returns the data file and the anchors file."""
+    """Write the table in the format a user would bring it in; returns the data file and the anchors file (or None)."""
     folder.mkdir(parents=True, exist_ok=True)
-    anchors_path = None
     if table.kind == "places":
         path = folder / "places.csv"
-        with path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(["name", "latitude", "longitude"])
-            out.writerows(
-                [name, repr(float(a)), repr(float(b))] for name, (a, b) in zip(table.names, table.latlon, strict=True)
-            )
-        return path, None
-    if table.kind == "pairs":
+        rows = [[name, repr(float(a)), repr(float(b))] for name, (a, b) in zip(table.names, table.latlon, strict=True)]
+        _write_csv(path, ["name", "latitude", "longitude"], rows)
+    elif table.kind == "pairs":
         path = folder / "pairs.csv"
-        with path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(["source", "target", "distance"] + ([] if table.w is None else ["weight"]))
-            for k in range(len(table.i)):
-                row = [table.names[table.i[k]], table.names[table.j[k]], repr(float(table.d[k]))]
-                out.writerow(row + ([] if table.w is None else [repr(float(table.w[k]))]))
+        rows = [
+            [table.names[a], table.names[b], repr(float(v))] for a, b, v in zip(table.i, table.j, table.d, strict=True)
+        ]
+        if table.w is not None:
+            rows = [[*row, repr(float(v))] for row, v in zip(rows, table.w, strict=True)]
+        _write_csv(path, ["source", "target", "distance"] + ([] if table.w is None else ["weight"]), rows)
+    else:
+        path = folder / f"{table.kind}.csv"
+        full = np.full((table.n, table.n), np.nan)
+        full[table.i, table.j] = table.d
+        full[table.j, table.i] = table.d
+        np.fill_diagonal(full, 0.0)
+        rows = [
+            [name, *("" if np.isnan(v) else repr(float(v)) for v in row)]
+            for name, row in zip(table.names, full, strict=True)
+        ]
+        _write_csv(path, ["", *table.names], rows)
+    if not table.anchors:
         return path, None
-    path = folder / f"{table.kind}.csv"
-    full = np.full((table.n, table.n), np.nan)
-    full[table.i, table.j] = table.d
-    full[table.j, table.i] = table.d
-    np.fill_diagonal(full, 0.0)
+    anchors = folder / "anchors.csv"
+    rows = [[table.names[k], repr(float(table.latlon[k, 0])), repr(float(table.latlon[k, 1]))] for k in table.anchors]
+    _write_csv(anchors, ["name", "latitude", "longitude"], rows)
+    return path, anchors
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
-        out.writerow(["", *table.names])
-        for name, row in zip(table.names, full, strict=True):
-            out.writerow([name, *("" if np.isnan(v) else repr(float(v)) for v in row)])
-    if table.anchors:
-        anchors_path = folder / "anchors.csv"
-        with anchors_path.open("w", newline="", encoding="utf-8") as f:
-            out = csv.writer(f)
-            out.writerow(["name", "latitude", "longitude"])
-            out.writerows([table.names[k], repr(float(table.latlon[k, 0])), repr(float(table.latlon[k, 1]))]
-                          for k in table.anchors)  # fmt: skip
-    return path, anchors_path
+        out.writerow(header)
+        out.writerows(rows)
 
 
 def read_coordinates(path: Path, names: list[str]) -> np.ndarray:
