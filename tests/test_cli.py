@@ -88,6 +88,7 @@ def test_bad_setting_is_one_line_and_nonzero(tmp_path, capsys):
     assert not list(tmp_path.rglob("map.png"))
 
 
+@pytest.mark.slow
 def test_python_dash_m_help():
     result = subprocess.run([sys.executable, "-m", "citymap_lightning", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
@@ -105,6 +106,7 @@ def test_python_dash_m_fit_with_no_arguments(tmp_path):
     assert (tmp_path / "lightning_logs" / "version_0" / "map.png").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
 def test_a_signal_writes_the_map_of_where_the_fit_got(tmp_path, signum, status):
     proc = subprocess.Popen(

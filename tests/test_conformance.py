@@ -8,7 +8,7 @@ package's code) minimises the same objective; the package must end at most 1.01 
 1e-10 of a collapsed map's objective where the optimum is an exact fit. Unsupported cells are asserted
 to be refused in one line.
 
-The fast tier runs every loss on the two table kinds with missing pairs on a flat map; the other kinds
+The fast tier runs every loss on the road-shaped pair list on a flat map; the other kinds
 and the rest of the matrix (space and sphere, anchors, interval and ordinal) are ``slow``, on a covering
 set of cells. Cells measured to miss are expected failures (strict: they fail once fixed).
 ``CONFORMANCE_FULL=1`` runs every combination instead (about 300 fits).
@@ -107,8 +107,8 @@ def check_cell(tmp_path: Path, capsys: pytest.CaptureFixture, kind: str, loss: s
     assert package <= RATIO * best + floor, f"{package / best:.4f} x the reference minimum ({package:.6g} > {best:.6g})"
 
 
-FAST_KINDS = ("holey", "pairs")
-"""The fast tier: every loss on the tables with missing pairs, where the start and the solvers matter most."""
+FAST_KINDS = ("pairs",)
+"""The fast tier: every loss on the road-shaped pair list, where the start and the solvers matter most."""
 
 
 @pytest.mark.parametrize(

@@ -157,6 +157,7 @@ def test_the_gazetteer_can_be_turned_off(tmp_path):
     assert not (run_dir(tmp_path) / "coordinates.geojson").exists()
 
 
+@pytest.mark.slow
 def test_a_default_run_prints_no_warning_deprecation_or_tip(tmp_path):
     command = [sys.executable, "-m", "citymap_lightning", "fit", "--trainer.default_root_dir", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)

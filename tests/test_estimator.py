@@ -25,6 +25,7 @@ D = np.load(COURSE_DISTANCES)
 RAW_STRESS_OPTIMUM = 0.0020192  # stress-1 of the course's matrix at raw stress's optimum (L-BFGS to convergence)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", ["euclidean", "precomputed"])
 def test_scikit_learn_checks_pass(metric):
     check_estimator(MDS(metric=metric))

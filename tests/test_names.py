@@ -154,6 +154,7 @@ def test_city_st_names_only_default_options(tmp_path, caplog):
     assert not messages(caplog, "left out")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transform", ["interval", "ordinal"])
 def test_plain_ambiguous_names_under_every_transform(tmp_path, caplog, transform):
     _, names, latlon = us_places()
@@ -166,6 +167,7 @@ def test_plain_ambiguous_names_under_every_transform(tmp_path, caplog, transform
     assert not messages(caplog, "left out")
 
 
+@pytest.mark.slow
 def test_a_wrong_match_is_named_and_never_moves_the_map(tmp_path, caplog):
     """Birmingham, Alabama's distances under the name Lyon: the only Lyon is in France, 7,000 km away."""
     _, names, latlon = us_places()

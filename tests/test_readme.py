@@ -23,6 +23,7 @@ def test_the_readme_has_python_blocks():
     assert len(python_blocks()) >= 2  # the scikit-learn and the Lightning snippets: nothing to run would pass vacuously
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("line", "code"), [pytest.param(n, c, id=f"line-{n}") for n, c in python_blocks()])
 def test_readme_block_runs_as_written(tmp_path: Path, line: int, code: str):
     """Run the block in a fresh interpreter. Its cwd is a scratch folder holding the repository's data/ and

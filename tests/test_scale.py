@@ -220,6 +220,7 @@ def test_pair_fit_refuses_what_it_cannot_do(tmp_path, capsys, extra, message):
     assert not list(tmp_path.rglob("coordinates.csv"))
 
 
+@pytest.mark.slow
 def test_ddp_with_two_cpu_processes_matches_one_process(europe300, tmp_path):
     """`strategy=ddp` relaunches the command, so it runs in a subprocess (inside pytest it would relaunch pytest)."""
     common = [sys.executable, "-m", "citymap_lightning", "fit", *PAIRS, "--data.path", str(europe300),

@@ -105,6 +105,7 @@ def test_drift_recovers_planted_outbound_delays():
 # ---- a fitted time-space map against geography -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_time_space_map_matches_the_known_one(tmp_path):
     names, latlon, true, hours = time_space()
     matrix = write_hours(tmp_path / "hours.csv", names, hours)
@@ -132,6 +133,7 @@ def test_time_space_map_matches_the_known_one(tmp_path):
     assert tags.Scalars("comparison/scale")[-1].value == pytest.approx(summary["scale"], rel=1e-5)
 
 
+@pytest.mark.slow
 def test_asymmetric_table_reports_its_drift(tmp_path):
     names, latlon, _, hours = time_space(60)
     planted = np.random.default_rng(3).uniform(0, 0.5, len(names))
@@ -205,6 +207,7 @@ def test_compare_through_the_command_line_and_its_errors(tmp_path, capsys, monke
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
+@pytest.mark.slow
 def test_places_found_by_name_are_compared_unless_the_gazetteer_is_off(tmp_path):
     from conftest import write_matrix
 
