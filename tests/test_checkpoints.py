@@ -26,6 +26,7 @@ def test_same_seed_same_coordinates(tmp_path):
     assert a == b
 
 
+@pytest.mark.slow
 def test_resume_last_ends_where_an_uninterrupted_run_ends(tmp_path, capsys):
     never = ("--model.tol", "0")  # every epoch runs: the split falls mid-fit
     fit(tmp_path / "whole", "--trainer.max_epochs", "40", *never)

@@ -95,6 +95,7 @@ def test_python_dash_m_help():
     assert "fit" in result.stdout and "predict" in result.stdout
 
 
+@pytest.mark.slow
 def test_python_dash_m_fit_with_no_arguments(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "citymap_lightning", "fit"], cwd=tmp_path, capture_output=True, text=True, timeout=300
@@ -150,6 +151,7 @@ cli.main(sys.argv[1:])
 """
 
 
+@pytest.mark.slow
 def test_sigterm_before_the_fit_writes_nothing(tmp_path):
     """SIGTERM sent when the program says it is about to fit (whatever the machine's speed): status 143, no files."""
     proc = subprocess.Popen(

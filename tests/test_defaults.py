@@ -151,6 +151,7 @@ def test_miles_exonyms_and_ambiguous_names(tmp_path, caplog):
     assert np.median(geo.haversine(estimate, latlon)) < 25  # km
 
 
+@pytest.mark.slow
 def test_the_gazetteer_can_be_turned_off(tmp_path):
     main(["fit", "--data.path", str(EURODIST), "--data.gazetteer", "false", "--trainer.default_root_dir",
           str(tmp_path), *QUIET])  # fmt: skip

@@ -105,6 +105,7 @@ def test_errors_are_plain_value_errors():
         MDS(geometry="sphere").fit(TABLE.latlon)
 
 
+@pytest.mark.slow
 def test_the_package_imports_without_scikit_learn():
     code = (
         "import sys; sys.modules['sklearn'] = None\n"

@@ -146,6 +146,7 @@ def test_a_gpu_asked_for_on_a_machine_without_one(tmp_path, capsys):
     refused(tmp_path, capsys, ["--trainer.accelerator", "gpu"], "trainer: ")
 
 
+@pytest.mark.slow
 def test_a_one_dimensional_ordering(tmp_path):
     main(["fit", "--model.dim", "1", "--trainer.default_root_dir", str(tmp_path), *QUIET])
     (coordinates,) = list(tmp_path.rglob("coordinates.csv"))
@@ -257,6 +258,7 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
 # ---- scale and names ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("factor", [1e-30, 1e-20, 1e20, 1e30, 1e140])
 def test_the_unit_does_not_matter(tmp_path, factor):
     main(["fit", *npy_with_names(tmp_path, TABLE.matrix() * factor), "--trainer.default_root_dir", str(tmp_path / "r"),

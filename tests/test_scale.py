@@ -179,6 +179,7 @@ def test_pair_fit_of_a_pair_list_with_missing_pairs(tmp_path):
     assert len((log_dir / "pairs_fitted.csv").read_text(encoding="utf-8").splitlines()) == 631
 
 
+@pytest.mark.slow
 def test_pair_fit_resumes_exactly_where_an_uninterrupted_fit_ends(europe300, tmp_path):
     weighted = [*PAIRS, "--model.loss", "weighted_stress", "--data.path", str(europe300), *QUIET]
     main(["fit", *weighted, "--trainer.max_epochs", "20", "--trainer.default_root_dir", str(tmp_path / "whole")])

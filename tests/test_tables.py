@@ -155,6 +155,7 @@ def test_a_matrix_row_with_an_odd_cell_still_names_it(tmp_path):
     assert dense.complete and dense.unit_weights
 
 
+@pytest.mark.slow
 def test_weighted_stress_of_a_sparse_pair_list_reaches_its_optimum(tmp_path):
     """Weighted stress over a road-shaped pair list, fitted by Guttman transforms: L-BFGS had stalled.
 

@@ -87,6 +87,7 @@ def test_transform_refusals(tmp_path, capsys, args, message):
     refused(tmp_path, capsys, args, message)
 
 
+@pytest.mark.slow
 def test_transforms_by_pair_batches_on_a_pair_list(tmp_path, caplog):
     """A road-shaped pair list (nearest neighbours and a few far partners) fitted by pair batches."""
     rng = np.random.default_rng(0)
