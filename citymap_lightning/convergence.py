@@ -38,6 +38,11 @@ class Convergence:
             return False
         return self.quiet >= self.patience or (bool(self.values) and self.values[-1] == 0.0)
 
+    @property
+    def short(self) -> bool:
+        """Whether the fit stopped short of convergence (its summary is then a warning); never with tol 0."""
+        return self.tol > 0 and not self.converged
+
     def update(self, value: float) -> bool:
         """Record an epoch's objective; True once converged."""
         if not math.isfinite(value):

@@ -214,6 +214,8 @@ class CityMap(pl.LightningModule):
         self.fitting.setup(self.hparams)
         hp = self.hparams
         self.start = starts.resolve_start(hp.start, hp.loss, hp.geometry, dm.table if stage == "fit" else None)
+        # the algorithm's objective may be too noisy to judge by a smaller tolerance (pair batches)
+        self.convergence.tol = max(hp.tol, self.fitting.min_tolerance) if hp.tol else 0.0
         if self.hparams.geometry == "sphere":
             self._setup_sphere(dm.table, stage)
         elif stage == "fit" and self.start != "random":
@@ -371,7 +373,6 @@ class CityMap(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         """Record the epoch's objective and stop the fit once it has converged."""
         value = self.fitting.epoch_objective(self)
-        self.convergence.tol = max(self.hparams.tol, self.fitting.min_tolerance) if self.hparams.tol else 0.0
         if value is not None and self.convergence.update(value):
             self.trainer.should_stop = True
 
@@ -508,7 +509,7 @@ class CityMap(pl.LightningModule):
         log_dir = self.trainer.log_dir if self.logger is not None else None  # a collective under DDP: every rank
         if self.trainer.global_rank == 0:
             line = self.convergence_summary(str(Path(log_dir).resolve()) if log_dir else None)
-            (log.info if self.convergence.converged or self.convergence.tol == 0 else log.warning)(line)
+            (log.warning if self.convergence.short else log.info)(line)
         if self.logger is None:
             return
         metrics["hp/wall_time_s"] = time.perf_counter() - self._fit_started

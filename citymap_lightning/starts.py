@@ -161,11 +161,12 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
     i, j, d, w = table.known_values()
     d = d / scale
     firsts = ["pivot"] + (["classical"] if table.n <= SPARSE_CLASSICAL_LIMIT else [])
-    tried = []
-    for first in firsts:  # the course objective from each, the lower kept
-        x = initial_coords(first, table, dim, np.random.default_rng(0), scale=scale)
-        tried.append((*reversed(minimise_pairs("course", x, i, j, d, w, value=True)), first))
-    _, x, first = min(tried, key=lambda t: t[0])
+    tried = {}  # the course objective from each first stage, the lower kept
+    for first in firsts:
+        start = initial_coords(first, table, dim, np.random.default_rng(0), scale=scale)
+        tried[first] = minimise_pairs("course", start, i, j, d, w, value=True)
+    first = min(tried, key=lambda name: tried[name][1])
+    x = tried[first][0]
     stages = list(dict.fromkeys(["course"] + (["stress"] if losses.get(loss).local else []) + [loss]))
     for stage in stages[1:]:
         x = minimise_pairs(stage, x, i, j, d, w)

@@ -77,6 +77,7 @@ class FullBatch(Fitting):
         d = batch["distances"]
         self.pairs = "i" in batch
         self._terms = self._pair_terms if self.pairs else self._matrix_terms
+        self._objective: torch.Tensor | None = None  # the best restart's loss at the last step's evaluation
         self.transform = "ratio"
         self.bootstrap = 0
         # the course's normalisation: the Frobenius norm of the symmetric matrix (each pair twice)
@@ -268,8 +269,7 @@ class FullBatch(Fitting):
 
     def epoch_objective(self, model: CityMap) -> float | None:
         """The best restart's loss at the last evaluation of the epoch's step."""
-        objective = getattr(self, "_objective", None)
-        return None if objective is None else float(objective)
+        return None if self._objective is None else float(self._objective)
 
     def transform_line(self, model: CityMap) -> tuple[float, float] | None:
         """For ``interval``: ``a`` and ``b`` of ``given = a + b * map distance`` in the input's unit (best restart)."""
