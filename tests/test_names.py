@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import QUIET, geojson_latlon
 
 from citymap_lightning import align, gazetteer, geo, output
 from citymap_lightning.cli import main
 from citymap_lightning.datamodule import locate
 from citymap_lightning.tables import MatrixTable
 
-QUIET = ["--trainer.enable_progress_bar", "false"]
 AMBIGUOUS = [("Birmingham", "AL"), ("Vancouver", "WA"), ("St. Petersburg", "FL"), ("Santa Ana", "CA"),
              ("Montgomery", "AL"), ("Portland", "OR"), ("Springfield", "IL"), ("Columbus", "OH")]  # fmt: skip
 
@@ -47,10 +47,10 @@ def write_names_only(path: Path, names: list[str], latlon: np.ndarray) -> Path:
     return output.write_matrix(path, names, names, geo.distance_matrix(latlon))
 
 
-def geojson_latlon(root: Path) -> dict[str, np.ndarray]:
+def run_latlon(root: Path) -> dict[str, np.ndarray]:
+    """The run's coordinates.geojson as {name: (latitude, longitude)}."""
     (path,) = root.rglob("coordinates.geojson")
-    features = json.loads(path.read_text(encoding="utf-8"))["features"]
-    return {f["properties"]["name"]: np.array(f["geometry"]["coordinates"][::-1]) for f in features}
+    return geojson_latlon(path)[0]
 
 
 def assert_true_map(found: dict[str, np.ndarray], names: list[str], latlon: np.ndarray) -> None:
@@ -149,7 +149,7 @@ def test_city_st_names_only_default_options(tmp_path, caplog):
     path = write_names_only(tmp_path / "us.csv", qualified, latlon)
     with caplog.at_level(logging.INFO, logger="citymap_lightning"):
         main(["fit", "--data.path", str(path), "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])
-    assert_true_map(geojson_latlon(tmp_path / "r"), qualified, latlon)
+    assert_true_map(run_latlon(tmp_path / "r"), qualified, latlon)
     assert len(messages(caplog, "48 of 48 names found")) == 1
     assert not messages(caplog, "left out")
 
@@ -162,7 +162,7 @@ def test_plain_ambiguous_names_under_every_transform(tmp_path, caplog, transform
     with caplog.at_level(logging.INFO, logger="citymap_lightning"):
         main(["fit", "--data.path", str(path), "--model.transform", transform, "--model.loss", "stress",
               "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])  # fmt: skip
-    assert_true_map(geojson_latlon(tmp_path / "r"), names, latlon)
+    assert_true_map(run_latlon(tmp_path / "r"), names, latlon)
     assert len(messages(caplog, "names found in the GeoNames gazetteer")) == 1  # printed once, not once per stage
     assert not messages(caplog, "left out")
 
@@ -180,7 +180,7 @@ def test_a_wrong_match_is_named_and_never_moves_the_map(tmp_path, caplog):
     assert match is not None, line
     lyon = gazetteer.load().latlon[gazetteer.load().index["lyon"][0]]
     assert int(match.group(1).replace(",", "")) == pytest.approx(geo.haversine(lyon, latlon[0]), abs=20)
-    assert_true_map(geojson_latlon(tmp_path / "r"), names, latlon)  # Lyon too: placed where its distances put it
+    assert_true_map(run_latlon(tmp_path / "r"), names, latlon)  # Lyon too: placed where its distances put it
     assert len(messages(caplog, "map put north up on 47 places found by name (1 left out)")) == 1
     (path,) = (tmp_path / "r").rglob("coordinates.geojson")
     features = {f["properties"]["name"]: f["properties"] for f in json.loads(path.read_text())["features"]}
