@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from citymap_lightning import losses, metrics, starts
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 OPTIMISERS = {  # the course's settings; L-BFGS as in the default config
@@ -65,7 +65,7 @@ def main() -> None:
     europe = load_table(DATA / "europe36.csv")
     big = load_table(DATA / "europe5000.csv")
     keep = np.arange(args.places)
-    from citymap_lightning.data import from_latlon
+    from citymap_lightning.readers import from_latlon
 
     sets = {"europe36": europe, f"europe{args.places}": from_latlon([big.names[i] for i in keep], big.latlon[keep])}
     sets = {k: v for k, v in sets.items() if ("europe36" if k == "europe36" else "large") in args.sets}

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from citymap_lightning import geo
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "data" / "europe5000.csv"

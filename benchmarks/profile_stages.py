@@ -14,7 +14,7 @@ import sys
 
 STAGES = [
     ("whole command", ["citymap_lightning/cli.py:main"]),
-    ("reading the file (load_table, validation included)", ["citymap_lightning/data.py:load_table"]),
+    ("reading the file (load_table, validation included)", ["citymap_lightning/readers/__init__.py:load_table"]),
     ("  of which validation", ["citymap_lightning/validation.py:validate_pairs",
                                "citymap_lightning/validation.py:validate_places"]),
     ("gazetteer lookup of the names", ["citymap_lightning/datamodule.py:locate"]),

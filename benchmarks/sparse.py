@@ -62,7 +62,7 @@ TAIL = 20
 
 READER = r"""
 import sys, time
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 t = time.perf_counter()
 table = load_table(sys.argv[1])
 seconds = time.perf_counter() - t

@@ -5,10 +5,10 @@ import logging
 from lightning.pytorch.utilities import rank_zero_only
 
 from citymap_lightning.callbacks import MapRenderer
-from citymap_lightning.data import load_table
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.errors import CitymapError, ConfigError, DataError, FitDivergedError
 from citymap_lightning.model import CityMap
+from citymap_lightning.readers import load_table
 from citymap_lightning.result import FittedMap
 from citymap_lightning.tables import DistanceTable, MatrixTable, PairTable, PlacesTable
 

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from citymap_lightning import data, geo
-from citymap_lightning.data import LATITUDE as _LAT
-from citymap_lightning.data import LONGITUDE as _LON
+from citymap_lightning import geo
 from citymap_lightning.errors import ConfigError, DataError
+from citymap_lightning.readers import text as reading
+from citymap_lightning.readers.text import LATITUDE as _LAT
+from citymap_lightning.readers.text import LONGITUDE as _LON
 from citymap_lightning.tables import DistanceTable
 
 log = logging.getLogger("citymap_lightning")
@@ -76,7 +77,7 @@ def read(path: str | Path, what: str = "anchors file") -> Anchors:
     ``what`` names the file in messages (the same format holds ``--data.positions``).
     """
     path = Path(path)
-    header, rows, decimal_comma = data.read_rows(path, what)
+    header, rows, decimal_comma = reading.read_rows(path, what)
     lower = [h.lower() for h in header]
     if "name" not in lower:
         raise DataError(f"{path}: no 'name' column in the header {','.join(header)!r}: expected name,latitude,"
@@ -85,15 +86,17 @@ def read(path: str | Path, what: str = "anchors file") -> Anchors:
     axes = (_LAT, _LON) if latlon else (("x",), ("y",))
     if not latlon and not {"x", "y"} <= set(lower):
         raise DataError(f"{path}: header {','.join(header)!r}: expected name,latitude,longitude or name,x,y")
-    columns = [data.find_column(path, header, ("name",))] + [data.find_column(path, header, a) for a in axes]
-    data.check_row_lengths(path, rows, max(columns) + 1, len(header))
+    columns = [reading.find_column(path, header, ("name",))] + [reading.find_column(path, header, a) for a in axes]
+    reading.check_row_lengths(path, rows, max(columns) + 1, len(header))
     names = [row[columns[0]].strip() for row in rows]
     if not names:
         raise DataError(f"{path}: no places in the {what}")
     values = []
     for index, what in zip(columns[1:], ("latitude", "longitude") if latlon else ("x", "y"), strict=True):
         where = lambda r, what=what: f"row {r + 2} ({names[r]}) {what}"  # noqa: E731
-        values.append(data.parse_numbers(path, [row[index] for row in rows], where, decimal_comma, allow_empty=False))
+        values.append(
+            reading.parse_numbers(path, [row[index] for row in rows], where, decimal_comma, allow_empty=False)
+        )
     return checked(Anchors(names, np.stack(values, axis=1), latlon, str(path)))
 
 

@@ -27,10 +27,10 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from citymap_lightning import paths, starts
 from citymap_lightning.callbacks import MapRenderer
-from citymap_lightning.data import packaged_path
 from citymap_lightning.datamodule import DistanceDataModule, predicting_from
 from citymap_lightning.errors import CitymapError, ConfigError
 from citymap_lightning.model import CityMap, check_settings, match_checkpoint
+from citymap_lightning.paths import packaged_path
 from citymap_lightning.progress import EpochProgressBar
 
 DEFAULT_CONFIG = "default.yaml"

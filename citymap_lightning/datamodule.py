@@ -14,8 +14,9 @@ from torch.utils.data import DataLoader
 
 from citymap_lightning import anchors as anchoring
 from citymap_lightning import comparison, fitting, gazetteer, placing
-from citymap_lightning.data import load_new_places, load_table, packaged_path
 from citymap_lightning.errors import ConfigError
+from citymap_lightning.paths import packaged_path
+from citymap_lightning.readers import load_new_places, load_table
 from citymap_lightning.tables import DistanceTable
 
 log = logging.getLogger("citymap_lightning")
@@ -99,7 +100,7 @@ class DistanceDataModule(pl.LightningDataModule):
     by :attr:`scale` while fitting; results are multiplied back before they are written.
 
     Args:
-        path: the input file (see :func:`citymap_lightning.data.load_table`); the bundled 36
+        path: the input file (see :func:`citymap_lightning.readers.load_table`); the bundled 36
             European cities when not given.
         format: ``auto`` (from extension and header), ``places``, ``matrix``, ``pairs`` or ``npy``.
         names: for ``.npy`` matrices, a file with one name per line.

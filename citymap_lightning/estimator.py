@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from citymap_lightning import data, geo, losses, placing
+from citymap_lightning import geo, losses, placing, readers
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.model import CityMap
 from citymap_lightning.result import FittedMap
@@ -146,7 +146,7 @@ class MDS(TransformerMixin, BaseEstimator):
             if X.shape[0] != X.shape[1]:
                 raise ValueError(f"metric='precomputed' needs a square distance matrix, got shape {X.shape}")
             try:
-                return data.from_matrix(X, names, weights=weights, source="X")
+                return readers.from_matrix(X, names, weights=weights, source="X")
             except ValueError as e:
                 if "symmetrize" not in str(e):
                     raise
@@ -154,10 +154,10 @@ class MDS(TransformerMixin, BaseEstimator):
         if weights is not None:
             raise ValueError("weights go with metric='precomputed' (one per pair of places)")
         if self.metric == "haversine":
-            return data.from_latlon(names, X, source="X")
+            return readers.from_latlon(names, X, source="X")
         from scipy.spatial.distance import cdist
 
-        return data.from_matrix(cdist(X, X), names, source="X", owned=True)
+        return readers.from_matrix(cdist(X, X), names, source="X", owned=True)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, *, weights: Any = None, anchors: Any = None) -> MDS:
@@ -264,8 +264,8 @@ class MDS(TransformerMixin, BaseEstimator):
 def _latlon_columns(X: Any) -> Any:
     """A DataFrame's latitude and longitude columns, in that order, when it names them."""
     lower = [str(c).lower() for c in X.columns]
-    lat = next((k for k, c in enumerate(lower) if c in data.LATITUDE), None)
-    lon = next((k for k, c in enumerate(lower) if c in data.LONGITUDE), None)
+    lat = next((k for k, c in enumerate(lower) if c in readers.LATITUDE), None)
+    lon = next((k for k, c in enumerate(lower) if c in readers.LONGITUDE), None)
     return X.iloc[:, [lat, lon]] if lat is not None and lon is not None else X
 
 

@@ -75,3 +75,12 @@ def read_text(path: str | Path, what: str = "data file") -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: the {what} is not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+
+
+def packaged_path(kind: str, name: str) -> Path:
+    """Path of a bundled file (``kind`` is ``data`` or ``configs``), installed or in a source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / kind / name, here.parent / kind / name):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"bundled {kind} file {name!r} is missing from the installation")

@@ -48,7 +48,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 @functools.cache
 def europe() -> Any:
     """The bundled 36 European cities as a table (read once)."""
-    from citymap_lightning.data import load_table
+    from citymap_lightning.readers import load_table
 
     return load_table(EUROPE)
 

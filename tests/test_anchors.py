@@ -23,8 +23,8 @@ from conftest import (
 
 from citymap_lightning import geo
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_new_places, load_table
 from citymap_lightning.datamodule import DistanceDataModule
+from citymap_lightning.readers import load_new_places, load_table
 
 TABLE = load_table(EUROPE)
 NAMES, LATLON = TABLE.names, TABLE.latlon

@@ -11,8 +11,8 @@ from conftest import EUROPE, QUIET, event_tags, read_coordinates, refused, run_d
 
 from citymap_lightning import geo, uncertainty
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_table
 from citymap_lightning.fitting.guttman import GuttmanStep
+from citymap_lightning.readers import load_table
 
 TABLE = load_table(EUROPE)
 D = geo.distance_matrix(TABLE.latlon)

@@ -15,7 +15,7 @@ import yaml
 from conftest import QUIET, ROOT, assert_course_orientation, event_tags, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 
 def test_fit_in_process_writes_everything_under_root_and_prints_paths(tmp_path, capsys):

@@ -26,7 +26,7 @@ from conftest import (
 )
 
 from citymap_lightning import geo
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 EUROPE_TABLE = load_table(EUROPE)
 

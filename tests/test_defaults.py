@@ -13,8 +13,8 @@ from conftest import QUIET, ROOT, event_tags, map_stress1, read_coordinates, run
 
 from citymap_lightning import geo, output, starts
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_table
 from citymap_lightning.fitting import full
+from citymap_lightning.readers import load_table
 
 WORLD = ROOT / "data" / "world200.csv"  # every continent: nothing here was tuned on it
 EURODIST = ROOT / "data" / "eurodist.csv"  # R's road distances between 21 European cities, names only

@@ -10,7 +10,7 @@ import pytest
 from conftest import COURSE_DISTANCES, EUROPE, ROOT, stress1
 
 from citymap_lightning import geo
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 pytest.importorskip("sklearn")
 pd = pytest.importorskip("pandas")

@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, event_tags, fit_cli
 
 from citymap_lightning import geo
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 
 def read_geojson(path: Path, names: list[str]) -> np.ndarray:

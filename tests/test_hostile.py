@@ -18,7 +18,7 @@ from conftest import EUROPE, QUIET, ROOT, read_coordinates, refusal, refused, wr
 
 from citymap_lightning import output
 from citymap_lightning.cli import check_arguments, check_checkpoint, main
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 TABLE = load_table(EUROPE)
 

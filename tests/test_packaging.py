@@ -27,7 +27,7 @@ def test_wheel_carries_data_and_configs_and_finds_them_from_anywhere(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     code = (
-        "import citymap_lightning, sys; from citymap_lightning.data import packaged_path; "
+        "import citymap_lightning, sys; from citymap_lightning.paths import packaged_path; "
         "print(citymap_lightning.__file__); print(packaged_path('data', 'europe36.csv')); "
         "print(packaged_path('configs', 'default.yaml'))"
     )

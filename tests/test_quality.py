@@ -6,7 +6,7 @@ import pytest
 from conftest import QUIET, ROOT, assert_course_orientation, map_stress1, read_coordinates, run_dir
 
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 TABLE = load_table(ROOT / "data" / "europe36.csv")
 

@@ -15,7 +15,7 @@ from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, read_coordina
 
 from citymap_lightning import geo, losses, render, sampling
 from citymap_lightning.cli import main
-from citymap_lightning.data import from_matrix, load_table
+from citymap_lightning.readers import from_matrix, load_table
 from citymap_lightning.tables import PlacesTable
 
 PAIRS = ["--data.full_batch_limit", "0", "--model.loss", "stress", "--model.start", "pivot"]

@@ -8,7 +8,7 @@ from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, read_coordina
 
 from citymap_lightning import geo, starts
 from citymap_lightning.cli import main
-from citymap_lightning.data import from_matrix, load_table
+from citymap_lightning.readers import from_matrix, load_table
 from citymap_lightning.tables import MatrixTable, PairTable, PlacesTable
 
 

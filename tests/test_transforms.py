@@ -11,7 +11,7 @@ from conftest import EUROPE, QUIET, event_tags, geojson_latlon, read_coordinates
 
 from citymap_lightning import geo, transforms
 from citymap_lightning.cli import main
-from citymap_lightning.data import load_table
+from citymap_lightning.readers import load_table
 
 TABLE = load_table(EUROPE)
 D = geo.distance_matrix(TABLE.latlon)
