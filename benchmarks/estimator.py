@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import MDS, align, geo, output
+from citymap_lightning import MDS, align, output
+from citymap_lightning import geometry as geo
 from citymap_lightning.metrics import stress1 as stress1_of
 
 ROOT = Path(__file__).resolve().parent.parent

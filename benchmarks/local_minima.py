@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from citymap_lightning import geometry as geo
 from citymap_lightning import losses, metrics, starts
 from citymap_lightning.readers import load_table
 
@@ -42,14 +43,14 @@ def run(loss: str, optimiser: str, x0: np.ndarray, d: torch.Tensor, w: torch.Ten
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        value = fn(losses.pairwise_distances(x), d, w).sum()
+        value = fn(geo.Plane().distances(x), d, w).sum()
         value.backward()
         return value
 
     for _ in range(epochs):
         opt.step(closure)
     with torch.no_grad():
-        s = metrics.stress1(losses.pairwise_distances(x), d, w, dims=(-1, -2)).numpy()
+        s = metrics.stress1(geo.Plane().distances(x), d, w, dims=(-1, -2)).numpy()
     return np.where(np.isfinite(s), s, np.inf)
 
 

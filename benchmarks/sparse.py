@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial import cKDTree
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / "data" / "europe5000.csv", ROOT / "data" / "generated" / "europe50000.csv",

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import align, geo
+from citymap_lightning import align
+from citymap_lightning import geometry as geo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 
 NORTH_ANCHORS = ("Copenhagen", "Rome")
 """The course's rule: the first city is placed due north of the second."""

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 from citymap_lightning.errors import ConfigError, DataError
 from citymap_lightning.readers import text as reading
 from citymap_lightning.readers.text import LATITUDE as _LAT

@@ -20,7 +20,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from citymap_lightning import comparison, gazetteer, geo, output, render, result, sampling, uncertainty
+from citymap_lightning import comparison, gazetteer, output, render, result, sampling, uncertainty
+from citymap_lightning import geometry as geo
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
 
@@ -117,7 +118,7 @@ class MapRenderer(pl.Callback):
             self._record(pl_module)
             table = trainer.datamodule.table
             if table.latlon is not None and torch.isfinite(pl_module.coords).all():
-                estimate = result.aligned(pl_module, table).latlon
+                estimate = result.aligned(pl_module.problem, pl_module.state(), pl_module.solver.scale).latlon
                 if estimate is not None:
                     self._log_position_error(trainer, geo.haversine(estimate, table.latlon))
         if self.diagnostics_every_n_epochs and epoch % self.diagnostics_every_n_epochs == 0:
@@ -144,7 +145,7 @@ class MapRenderer(pl.Callback):
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Write the coordinates and map of the loaded checkpoint, or of the new places put on it."""
-        placement = getattr(pl_module.fitting, "placement", None)
+        placement = getattr(pl_module.solver, "placement", None)
         if placement is not None:
             self.render_placement(trainer, pl_module, placement, _log_dir(trainer))
         else:
@@ -215,7 +216,7 @@ class MapRenderer(pl.Callback):
             self.written.append(_write_geojson(log_dir / "coordinates.geojson", table, fit))
         if (table.kind == "pairs" or not table.complete) and table.n <= self.max_pairs_places:
             with torch.no_grad():
-                fitted = pl_module.fitted_distances()[best].double().cpu().numpy() * pl_module.fitting.scale
+                fitted = pl_module.fitted_distances()[best].double().cpu().numpy() * pl_module.solver.scale
             self.written.append(output.write_pairs(log_dir / "pairs_fitted.csv", table.names, table.matrix(), fitted))
         if fit.geometry == "sphere":
             figure = render.draw_globe(
@@ -225,7 +226,7 @@ class MapRenderer(pl.Callback):
             flat = _as_plane(coords)
             history = None
             if self.history and len({h.shape for h in self.history}) == 1:
-                history = fit.orientation.apply(np.stack([h[best] for h in self.history]) * pl_module.fitting.scale)
+                history = fit.orientation.apply(np.stack([h[best] for h in self.history]) * pl_module.solver.scale)
                 history = _as_plane(history)
             coloured = self.max_labels < table.n <= self.max_points
             spread = None if fit.replicates is None else self._write_uncertainty(trainer, log_dir, fit)
@@ -335,12 +336,13 @@ class MapRenderer(pl.Callback):
         share = fit.place_share
         i, j = sampling.known_pairs_sample(table, self.SHEPARD_PAIRS)
         with torch.no_grad():
-            fitted = pl_module.pair_distances(torch.from_numpy(i), torch.from_numpy(j))[pl_module.best_restart()]
+            state = pl_module.state()
+            fitted = pl_module.problem.pair_distances(state, torch.from_numpy(i), torch.from_numpy(j))[state.best]
         fitted = fitted.double().cpu().numpy()
         title = f"Shepard diagram ({len(i)} of {table.n_known_pairs} pairs)" if len(i) < table.n_known_pairs else ""
         shepard = render.shepard_diagram(
-            table.pair_distances(i, j), fitted * pl_module.fitting.scale, unit=table.unit, title=title,
-            curve=pl_module.fitting.disparity_curve(pl_module),
+            table.pair_distances(i, j), fitted * pl_module.solver.scale, unit=table.unit, title=title,
+            curve=pl_module.solver.disparity_curve(pl_module.problem, pl_module.state()),
         )  # fmt: skip
         figures = {"shepard": shepard}
         if fit.coords.shape[1] <= 2 and fit.geometry != "sphere":

@@ -25,12 +25,14 @@ from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from citymap_lightning import paths, starts
+from citymap_lightning import paths
 from citymap_lightning.callbacks import MapRenderer
-from citymap_lightning.datamodule import DistanceDataModule, predicting_from
+from citymap_lightning.checkpoints import check_checkpoint, find_last_checkpoint
+from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.errors import CitymapError, ConfigError
-from citymap_lightning.model import CityMap, check_settings, match_checkpoint
+from citymap_lightning.model import CityMap
 from citymap_lightning.paths import packaged_path
+from citymap_lightning.problem import check_settings
 from citymap_lightning.progress import EpochProgressBar
 
 DEFAULT_CONFIG = "default.yaml"
@@ -189,8 +191,9 @@ class CityMapCLI(LightningCLI):
             if key != "num_places" and key in config.model:
                 config.model[key] = value
         check_options(config, self.subcommand)
-        with predicting_from(checkpoint, str(path)):
-            super().instantiate_classes()
+        data = config.data.init_args if "init_args" in config.data else config.data  # a subclass is given by class_path
+        data.predict_from = str(path)
+        super().instantiate_classes()
 
     def before_instantiate_classes(self) -> None:
         """With ``--trainer.default_root_dir DIR``, put loggers configured with relative folders under DIR."""
@@ -222,21 +225,17 @@ class CityMapCLI(LightningCLI):
         Lightning itself looks for ``last`` in the new run's own (empty) folder and only warns. A
         checkpoint that cannot be resumed is refused here, so no new ``last.ckpt`` is written for it.
         """
-        model, fitting = self.model, self.datamodule.fitting
-        if model.coords.shape[-1] >= self.datamodule.table.n and model.hparams.geometry != "sphere":
+        model, table = self.model, self.datamodule.table
+        if model.coords.shape[-1] >= table.n and model.hparams.geometry != "sphere":
             raise ConfigError(
-                f"model.dim is {model.coords.shape[-1]}, but {self.datamodule.table.n} places fit exactly in "
-                f"{self.datamodule.table.n - 1} dimensions: give a smaller dim"
+                f"model.dim is {model.coords.shape[-1]}, but {table.n} places fit exactly in "
+                f"{table.n - 1} dimensions: give a smaller dim"
             )
-        hp = model.hparams
-        fitting.setup(hp)  # settings the algorithm refuses, before any file is written
-        model.check_anchors(self.datamodule.table)
-        starts.check_start(model.start, self.datamodule.table, model.coords.shape[-1], hp.geometry)
-        model.fitting = fitting
+        problem = model.prepare(table, self.datamodule.solver)  # what no solver can fit, before any file is written
         optimizer = _first_optimizer(model.configure_optimizers())
         if optimizer is not None and optimizer.param_groups[0].get("lr", 1.0) == 0:
             raise ConfigError("optimizer.lr is 0: nothing would move")
-        fitting.check_optimizers(model, [optimizer] if optimizer is not None else [])
+        model.solver.check_optimizers(problem, [optimizer] if optimizer is not None else [])
         _fitting[:] = [self.trainer]
         self._checkpoint(required=False, resume=True, optimizer=optimizer)
 
@@ -277,57 +276,6 @@ class CityMapCLI(LightningCLI):
         print(f"Outputs in {log_dir}:")
         for path in files:
             print(f"  {path}")
-
-
-def find_last_checkpoint(trainer: Trainer) -> Path:
-    """The ``last.ckpt`` of the highest-numbered earlier run beside this run's log directory."""
-    logger = trainer.logger
-    root = Path(getattr(logger, "root_dir", None) or trainer.default_root_dir)
-    candidates = sorted(
-        root.glob("version_*/checkpoints/last.ckpt"),
-        key=lambda p: int(p.parent.parent.name.split("_")[-1]) if p.parent.parent.name[8:].isdigit() else -1,
-    )
-    if not candidates:
-        raise ConfigError(f"{root}: no earlier run with checkpoints/last.ckpt to resume from (--ckpt_path last)")
-    if trainer.global_rank == 0:
-        print(f"Resuming from {candidates[-1].resolve()}")
-    return candidates[-1]
-
-
-def check_checkpoint(
-    path: Path,
-    model: CityMap | None = None,
-    datamodule: Any = None,
-    resume: bool = True,
-    optimizer: torch.optim.Optimizer | None = None,
-) -> dict[str, Any]:
-    """Load a checkpoint weights-only (an untrusted file never runs code) and refuse one that cannot be used.
-
-    With ``model`` and ``datamodule``: a checkpoint of other places is refused (one of the same places
-    in another order only for resuming); with the configured ``optimizer``, to resume, one made with
-    another optimiser, whose saved state would not fit it.
-    """
-    paths.check_file(path, "checkpoint")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many kinds here, for truncated, random or hostile files
-        raise ConfigError(f"{path}: not a checkpoint of this program, or a damaged one ({type(e).__name__})") from None
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint or "coords" not in checkpoint["state_dict"]:
-        raise ConfigError(f"{path}: not a checkpoint of this program (no fitted coordinates in it)")
-    if model is None or datamodule is None:
-        return checkpoint
-    match_checkpoint(dict(checkpoint), model, datamodule.table.names, reorder=not resume)
-    saved = checkpoint.get("optimizer_states") or []
-    if not resume or not saved or optimizer is None:
-        return checkpoint
-    saved_keys = set(saved[0].get("param_groups", [{}])[0]) - {"params"}
-    if saved_keys != set(optimizer.param_groups[0]) - {"params"}:
-        raise ConfigError(
-            f"{path}: the checkpoint was made with another optimiser than {type(optimizer).__name__} (its settings: "
-            f"{', '.join(sorted(saved_keys))}): resume with the config it was made with, or fit anew without "
-            "--ckpt_path"
-        )
-    return checkpoint
 
 
 def _first_optimizer(value: Any) -> torch.optim.Optimizer | None:

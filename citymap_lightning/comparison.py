@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from citymap_lightning import align, geo, output
+from citymap_lightning import align, output
+from citymap_lightning import geometry as geo
 from citymap_lightning.errors import DataError
 
 log = logging.getLogger("citymap_lightning")

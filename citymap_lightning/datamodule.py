@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import numpy as np
 from torch.utils.data import DataLoader
 
 from citymap_lightning import anchors as anchoring
-from citymap_lightning import comparison, fitting, gazetteer, placing
+from citymap_lightning import checkpoints, comparison, gazetteer, placing, solvers
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.paths import packaged_path
 from citymap_lightning.readers import load_new_places, load_table
@@ -23,26 +21,6 @@ log = logging.getLogger("citymap_lightning")
 
 DEFAULT_DATA = "europe36.csv"
 """The bundled data set fitted when no ``--data.path`` is given."""
-
-_PREDICT_FROM: ContextVar[tuple[dict[str, Any], str] | None] = ContextVar("citymap_predict_from", default=None)
-"""The checkpoint (and its path) ``predict`` puts places on, while its data module is made."""
-
-
-_GIVEN_TABLE: ContextVar[DistanceTable | None] = ContextVar("citymap_given_table", default=None)
-"""A table made in memory (by the estimator), used instead of reading ``path``."""
-
-
-@contextmanager
-def predicting_from(checkpoint: dict[str, Any], path: str) -> Any:
-    """Data modules made in this block read new places to put on the map of ``checkpoint``.
-
-    A file that names only the checkpoint's own places is read as usual (its map is drawn again).
-    """
-    token = _PREDICT_FROM.set((checkpoint, path))
-    try:
-        yield
-    finally:
-        _PREDICT_FROM.reset(token)
 
 
 def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
@@ -92,8 +70,8 @@ class DistanceDataModule(pl.LightningDataModule):
     """Reads a distance input and serves it to the fitting algorithm its size calls for.
 
     Up to ``full_batch_limit`` places every known pair is in every step
-    (:class:`~citymap_lightning.fitting.FullBatch`: the course's path, any optimiser); above it,
-    batches of pairs (:class:`~citymap_lightning.fitting.PairBatches`): each epoch every place is
+    (:class:`~citymap_lightning.solvers.FullBatch`: the course's path, any optimiser); above it,
+    batches of pairs (:class:`~citymap_lightning.solvers.PairBatches`): each epoch every place is
     paired with its ``neighbours`` nearest places and ``random_pairs`` random ones (new each epoch;
     an incomplete input uses its known pairs instead), shuffled and cut into
     ``max(min_steps, pairs / batch_size)`` batches, with memory O(n + pairs). Distances are divided
@@ -128,6 +106,10 @@ class DistanceDataModule(pl.LightningDataModule):
             compared with the map and never fitted: the run writes ``comparison.json``/``.csv``,
             ``displacement.png`` and ``distortion.png``. Without anchors or latitude/longitude in the
             input they fix the map's frame (rotated and reflected onto them, never scaled), before the gazetteer.
+        predict_from: the checkpoint ``predict`` draws: a file naming places not on its map is read as
+            new places to put on it. ``predict --ckpt_path`` sets it; a fit takes none.
+
+    :meth:`from_table` makes one of a table made in memory (the estimator's, ``dims``' random tables).
 
     """
 
@@ -148,6 +130,9 @@ class DistanceDataModule(pl.LightningDataModule):
         gazetteer: bool = True,
         anchors: str | None = None,
         positions: str | None = None,
+        predict_from: str | None = None,
+        *,
+        _table: DistanceTable | None = None,
     ) -> None:
         super().__init__()
         if full_batch_limit < 0:
@@ -155,18 +140,26 @@ class DistanceDataModule(pl.LightningDataModule):
         if min(neighbours, random_pairs) < 0 or neighbours + random_pairs < 1 or min(batch_size, sample_pairs) < 1:
             raise ConfigError("neighbours and random_pairs must be >= 0 (one of them > 0); batch_size and "
                               "sample_pairs must be positive")  # fmt: skip
-        self.save_hyperparameters()
-        given = _GIVEN_TABLE.get()
-        self.path = (
-            given.source if given is not None else str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
-        )
+        self.save_hyperparameters(ignore=["_table"])
+        given = _table.source if _table is not None else None
+        self.path = given or str(Path(path) if path else packaged_path("data", DEFAULT_DATA))
         self.new_places: placing.NewPlaces | None = None
-        predicting = _PREDICT_FROM.get()
-        fitted = placing.fitted_table(*predicting) if predicting is not None else None
-        if fitted is not None and self._read_new_places(*fitted, format):
+        self.table: DistanceTable
+        self.solver: solvers.Solver | placing.Placing
+        self._read(_table)
+
+    def _read(self, given: DistanceTable | None) -> None:
+        """Read the input (or take ``given``), its anchors, positions and names; choose the solver."""
+        hp = self.hparams
+        fitted = None
+        if hp.predict_from is not None:
+            checkpoint = checkpoints.check_checkpoint(Path(hp.predict_from))
+            fitted = checkpoints.fitted_table(checkpoint, hp.predict_from)
+        if fitted is not None and self._read_new_places(*fitted, hp.format):
             return
-        self.table: DistanceTable = given or load_table(self.path, format=format, names=names, symmetrize=symmetrize)
+        self.table = given or load_table(self.path, format=hp.format, names=hp.names, symmetrize=hp.symmetrize)
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
+        anchors, positions = hp.anchors, hp.positions
         restored = _anchors_by_name(fitted[0], self.table.names) if fitted and anchors is None else None
         if restored is not None:  # predict draws an anchored fit again, in its anchors' frame
             self.table.anchors = restored
@@ -180,23 +173,18 @@ class DistanceDataModule(pl.LightningDataModule):
                 anchoring.read(positions, "positions file"), self.table.names
             )
             log.info(f"{positions}: {len(self.table.positions.index)} places' real positions, compared with the map")
-        elif anchors is None and restored is None and gazetteer and self.table.latlon is None:
+        elif anchors is None and restored is None and hp.gazetteer and self.table.latlon is None:
             self.table.located = locate(self.table, self.path)
-        self.fitting = fitting.choose(
-            self.table, full_batch_limit, neighbours=neighbours, random_pairs=random_pairs, batch_size=batch_size,
-            min_steps=min_steps, exact_limit=exact_limit, sample_pairs=sample_pairs, seed=seed,
-        )  # fmt: skip
-        if self.table.n > 1000 or isinstance(self.fitting, fitting.PairBatches):
-            log.info(f"{self.path}: {self.fitting.describe()}")
+        options = {k: hp[k] for k in ("neighbours", "random_pairs", "batch_size", "min_steps", "exact_limit",
+                                      "sample_pairs", "seed")}  # fmt: skip
+        self.solver = solvers.choose(self.table, hp.full_batch_limit, **options)
+        if self.table.n > 1000 or isinstance(self.solver, solvers.PairBatches):
+            log.info(f"{self.path}: {self.solver.describe()}")
 
     @classmethod
     def from_table(cls, table: DistanceTable, **options: Any) -> DistanceDataModule:
         """A data module of a table made in memory (``options`` as for the constructor, less ``path``)."""
-        token = _GIVEN_TABLE.set(table)
-        try:
-            return cls(**options)
-        finally:
-            _GIVEN_TABLE.reset(token)
+        return cls(**options, _table=table)
 
     def _read_new_places(self, table: DistanceTable, scale: float | None, format: str) -> bool:
         """For ``predict`` of new places: the checkpoint's places as the table, the new ones to put on its map."""
@@ -207,14 +195,14 @@ class DistanceDataModule(pl.LightningDataModule):
             raise ConfigError(f"{table.source}: the checkpoint does not keep its map's scale (made by an older "
                               "version): fit again to put new places on its map")  # fmt: skip
         self.table, self.new_places = table, new
-        self.fitting = fitting.Placing(table, new, scale)
-        log.info(f"{self.path}: {self.fitting.describe()} ({table.source})")
+        self.solver = placing.Placing(table, new, scale)
+        log.info(f"{self.path}: {self.solver.describe()} ({table.source})")
         return True
 
     @property
     def scale(self) -> float:
         """Distances are divided by this while fitting."""
-        return self.fitting.scale
+        return self.solver.scale
 
     @property
     def num_places(self) -> int:
@@ -235,12 +223,12 @@ class DistanceDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """The fitting algorithm's batches of each epoch."""
-        return self.fitting.train_loader(self._rank)
+        return self.solver.train_loader(self._rank)
 
     def val_dataloader(self) -> DataLoader:
         """The batches stress-1 is computed over."""
-        return self.fitting.evaluation_loader()
+        return self.solver.evaluation_loader()
 
     def predict_dataloader(self) -> DataLoader:
         """The same batches: prediction writes the coordinates of a checkpoint."""
-        return self.fitting.evaluation_loader()
+        return self.solver.evaluation_loader()

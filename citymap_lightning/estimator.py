@@ -20,7 +20,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from citymap_lightning import geo, losses, placing, readers
+from citymap_lightning import geometry as geo
+from citymap_lightning import losses, placing, readers
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.model import CityMap
 from citymap_lightning.result import FittedMap

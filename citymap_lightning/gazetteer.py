@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import align, geo
+from citymap_lightning import align
+from citymap_lightning import geometry as geo
 from citymap_lightning.tables import DistanceTable
 
 PATH = Path(__file__).resolve().parent / "gazetteer.tsv.gz"

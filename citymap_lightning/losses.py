@@ -112,29 +112,6 @@ def get(name: str) -> Loss:
     return REGISTRY[name]
 
 
-def pairwise_distances(coords: torch.Tensor) -> torch.Tensor:
-    """``(restarts, n, n)`` Euclidean distances between the points of each map ``(restarts, n, dim)``.
-
-    Uses ``torch.cdist`` without its matrix-multiply shortcut, which in float32 leaves errors of
-    about 3e-4 relative on the diagonal: far more than the residuals this problem ends with.
-    """
-    return torch.cdist(coords, coords, compute_mode="donot_use_mm_for_euclid_dist")
-
-
-def geodesic_distances(coords: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
-    """``(restarts, n, n)`` great-circle distances between unnormalised 3-D vectors on a sphere.
-
-    Each point is its vector's direction, so there is no singular parameterisation; the angle is
-    :func:`~citymap_lightning.geo.central_angle`. ``radius`` is a scalar or one value per restart.
-    """
-    from citymap_lightning.geo import central_angle
-
-    u = coords.double()
-    u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-300)
-    radius = torch.as_tensor(radius, dtype=torch.float64, device=coords.device).reshape(-1, 1, 1)
-    return radius * central_angle(u[:, :, None, :], u[:, None, :, :])
-
-
 def terms(name: str, fitted: torch.Tensor, distances: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
     """Each pair's term of the loss ``name``, elementwise (``weights`` None means all ones): see :class:`Loss`."""
     return get(name).terms(fitted, distances, weights)

@@ -13,14 +13,16 @@ import torch
 from torch import nn
 
 from citymap_lightning import anchors as anchoring
-from citymap_lightning import geo, losses, placing, starts, transforms
+from citymap_lightning import checkpoints, losses, starts
+from citymap_lightning import geometry as geo
 from citymap_lightning.convergence import Convergence
 from citymap_lightning.errors import ConfigError, FitDivergedError
-from citymap_lightning.fitting import Fitting
 from citymap_lightning.metrics import Stress1
-
-GEOMETRIES = ("plane", "space", "sphere")
-"""Values of ``model.geometry``."""
+from citymap_lightning.problem import MapState, Problem, StepResult, check_settings
+from citymap_lightning.problem import build as build_problem
+from citymap_lightning.solvers import Solver
+from citymap_lightning.solvers.base import DirectStep
+from citymap_lightning.tables import DistanceTable
 
 GUARD_RATIO = 1.1
 """A fit whose stress-1 exceeds this times the classical start's is reported as a probable local minimum..."""
@@ -30,89 +32,8 @@ GUARD_MARGIN = 1e-4
 log = logging.getLogger("citymap_lightning")
 
 
-def match_checkpoint(
-    checkpoint: dict[str, Any], model: CityMap, names: list[str] | None, reorder: bool = False
-) -> None:
-    """Refuse a checkpoint of other places (in one line); with ``reorder``, permute its places into ``names``' order.
-
-    A checkpoint of the same places listed in another order (a pair list read in another row order)
-    is reordered for ``predict`` and refused for resuming a fit, whose recorded history keeps the old order.
-    """
-    coords = checkpoint.get("state_dict", {}).get("coords")
-    saved = tuple(coords.shape) if coords is not None else ()
-    if saved != tuple(model.coords.shape):
-        restarts, places, dim = saved if len(saved) == 3 else (None, None, None)
-        raise ConfigError(
-            f"the checkpoint holds {places} places x {dim} dimensions ({restarts} restart(s)), but this run has "
-            f"{model.hparams.num_places} places x {model.coords.shape[-1]} ({model.hparams.restarts}): "
-            "was it made from other data?"
-        )
-    kept = checkpoint.get("place_names")
-    if kept is None or names is None or list(kept) == list(names):
-        return
-    position = {name: k for k, name in enumerate(kept)}
-    missing = [name for name in names if name not in position]
-    if missing:
-        raise ConfigError(f"the checkpoint was made from other places: {missing[0]!r} is not among them")
-    if not reorder:
-        raise ConfigError(
-            "the checkpoint lists the same places in another order: resume with the file it was made from "
-            "(predict takes either order)"
-        )
-    checkpoint["state_dict"]["coords"] = coords[:, [position[name] for name in names]]
-    checkpoint["place_names"] = list(names)
-
-
 AUTO_REASON = {"course": "the course's objective on squared distances", "stress": "Kruskal's raw stress"}
 """What the INFO line says of the loss ``auto`` picked."""
-
-
-def check_settings(
-    num_places: int,
-    geometry: str,
-    dim: int | None,
-    radius: float | str | None,
-    loss: str,
-    start: str,
-    restarts: int,
-    anneal_epochs: int,
-    anneal_eps: float,
-    transform: str,
-    bootstrap: int,
-) -> tuple[int, str]:
-    """Refuse, in one line, :class:`CityMap` settings that cannot work whatever the data; return the dim and loss.
-
-    The CLI calls it before any data is read, so that a wrong setting costs no reading; the model
-    calls it again. ``dim`` None is the geometry's own; the loss ``auto`` is resolved
-    (:func:`~citymap_lightning.losses.resolve_loss`).
-    """
-    if geometry not in GEOMETRIES:
-        raise ConfigError(f"unknown geometry {geometry!r}: expected one of {', '.join(GEOMETRIES)}")
-    if dim is None:
-        dim = 2 if geometry == "plane" else 3
-    if geometry == "sphere" and dim != 3:
-        raise ConfigError(f"geometry 'sphere' places points by 3-D vectors; dim={dim} cannot be used")
-    if isinstance(radius, str) and radius != "learn":
-        raise ConfigError(f"radius {radius!r}: expected a number, learn, or nothing")
-    if radius is not None and (geometry != "sphere" or (radius != "learn" and not radius > 0)):
-        raise ConfigError("radius must be positive (or learn) and is only used with geometry 'sphere'")
-    if transform not in transforms.TRANSFORMS:
-        raise ConfigError(f"unknown transform {transform!r}: expected one of {', '.join(transforms.TRANSFORMS)}")
-    if loss != losses.AUTO and loss not in losses.LOSSES:
-        raise ConfigError(f"unknown loss {loss!r}: expected auto or one of {', '.join(losses.LOSSES)}")
-    loss = losses.resolve_loss(loss, transform)
-    if start not in starts.STARTS:
-        raise ConfigError(f"unknown start {start!r}: expected one of {', '.join(starts.STARTS)}")
-    if restarts < 1 or dim < 1 or num_places < 1:
-        raise ConfigError("num_places, dim and restarts must be positive")
-    if bootstrap < 0 or bootstrap == 1:
-        raise ConfigError(f"bootstrap is {bootstrap}: give 0 (none) or at least 2 replicates (50 is usual)")
-    if transform != "ratio" and losses.get(loss).squared:
-        raise ConfigError(f"transform {transform!r} fits disparities by stress: the course objective compares "
-                          "squared distances and takes no transform; use --model.loss stress (or auto)")  # fmt: skip
-    if anneal_epochs < 1 or not 0 < anneal_eps <= 1:
-        raise ConfigError("anneal_epochs must be positive and anneal_eps in (0, 1]")
-    return dim, loss
 
 
 class CityMap(pl.LightningModule):
@@ -120,9 +41,10 @@ class CityMap(pl.LightningModule):
 
     ``coords`` has shape ``(restarts, num_places, dim)``: each restart is an independent map,
     optimised together in one batched forward pass; the best (lowest stress-1) is the result.
-    Coordinates are in the fitting algorithm's normalised units. The model holds what every
-    algorithm shares (coordinates, geometry, start, results); batches, loss, step rule and
-    evaluation belong to the :class:`~citymap_lightning.fitting.Fitting` its data module chose.
+    Coordinates are in the solver's normalised units. The model holds the coordinates, the start
+    and the run's logging and results; what is fitted is the :class:`~citymap_lightning.problem.Problem`
+    built once (:meth:`prepare`), and each step goes to the :class:`~citymap_lightning.solvers.Solver`
+    its data module chose.
 
     Args:
         num_places: number of places (the CLI links it from the data).
@@ -198,7 +120,8 @@ class CityMap(pl.LightningModule):
         self.register_buffer("fixed_radius", torch.ones(maps), persistent=False)
         self.register_buffer("stress1", torch.full((maps,), float("nan")), persistent=False)
         self.val_stress1 = Stress1(maps)
-        self.fitting: Fitting | None = None
+        self.solver: Solver | None = None
+        self.problem: Problem | None = None
         self._fit_started = 0.0
         self._written = True
         self._stress1_step = -1
@@ -207,15 +130,31 @@ class CityMap(pl.LightningModule):
         self._anchor_hook: Any = None
         self.convergence = Convergence(tol, patience)
 
+    def prepare(self, table: DistanceTable, solver: Solver, fitting: bool = True) -> Problem:
+        """Build the problem of ``table`` and set ``solver`` up for it, once; refuse in one line what cannot be fitted.
+
+        The CLI calls it before any file is written, and :meth:`setup` for fits started otherwise (the
+        estimator, a plain Trainer); for the same table and solver it runs once.
+        """
+        if self.problem is not None and self.problem.table is table and self.solver is solver:
+            return self.problem
+        hp = self.hparams
+        problem = build_problem(hp, table)
+        solver.setup(problem, hp.anneal_epochs, hp.anneal_eps)
+        if fitting:
+            self.check_anchors(table)
+            starts.check_start(self.start, table, self.coords.shape[-1], hp.geometry)
+        self.problem, self.solver = problem, solver
+        # the solver's objective may be too noisy to judge by a smaller tolerance (pair batches)
+        self.convergence.tol = max(hp.tol, solver.min_tolerance) if hp.tol else 0.0
+        return problem
+
     def setup(self, stage: str) -> None:
-        """Take the data module's fitting algorithm; set the radius; before fitting, place the restarts by the start."""
+        """Build the problem (unless the CLI did); set the radius; before fitting, place the restarts by the start."""
         dm = self.trainer.datamodule
-        self.fitting = dm.fitting
-        self.fitting.setup(self.hparams)
         hp = self.hparams
         self.start = starts.resolve_start(hp.start, hp.loss, hp.geometry, dm.table if stage == "fit" else None)
-        # the algorithm's objective may be too noisy to judge by a smaller tolerance (pair batches)
-        self.convergence.tol = max(hp.tol, self.fitting.min_tolerance) if hp.tol else 0.0
+        self.prepare(dm.table, dm.solver, fitting=stage == "fit")
         if self.hparams.geometry == "sphere":
             self._setup_sphere(dm.table, stage)
         elif stage == "fit" and self.start != "random":
@@ -224,7 +163,7 @@ class CityMap(pl.LightningModule):
                 dm.table,
                 self.coords.shape[-1],
                 np.random.default_rng(0),
-                scale=self.fitting.scale,
+                scale=self.solver.scale,
                 loss=self.hparams.loss if self.hparams.transform == "ratio" else "stress",
             )
             if self.start in ("classical", "pivot"):
@@ -252,7 +191,7 @@ class CityMap(pl.LightningModule):
             return
         self.check_anchors(table)
         sphere = self.hparams.geometry == "sphere"
-        target = placed.directions() if sphere else placed.coords / self.fitting.scale
+        target = placed.directions() if sphere else placed.coords / self.solver.scale
         with torch.no_grad():
             if (
                 table.latlon is not None and placed.latlon is not None
@@ -262,7 +201,7 @@ class CityMap(pl.LightningModule):
                     if sphere
                     else geo.azimuthal_equidistant(table.latlon, placed.centre)
                 )
-                self.coords[0].copy_(torch.from_numpy(known if sphere else known / self.fitting.scale))
+                self.coords[0].copy_(torch.from_numpy(known if sphere else known / self.solver.scale))
             for r in range(self.coords.shape[0]):
                 moved = anchoring.align_start(self.coords[r].cpu().double().numpy(), placed, target, sphere)
                 self.coords[r].copy_(torch.from_numpy(moved))
@@ -270,6 +209,7 @@ class CityMap(pl.LightningModule):
             self._reference = anchoring.align_start(self._reference, placed, target, sphere)
         index = torch.from_numpy(placed.index).to(self.coords.device)
         self._anchors = (index, torch.from_numpy(target).to(self.coords))
+        self.problem.anchored = self._anchors
         free = torch.ones(self.coords.shape[1], 1, dtype=self.coords.dtype, device=self.coords.device)
         free[index] = 0.0
         if self._anchor_hook is not None:
@@ -289,7 +229,7 @@ class CityMap(pl.LightningModule):
         Without a given radius, places given by latitude/longitude keep the Earth's: their distances
         are great-circle km on it, and a region's distances determine the radius only weakly.
         """
-        given, scale = self.hparams.radius, self.fitting.scale
+        given, scale = self.hparams.radius, self.solver.scale
         learn, given = given == "learn", None if given == "learn" else given
         on_earth = table.latlon is not None or (table.anchors is not None and table.anchors.latlon is not None)
         if given is None and not learn and on_earth:
@@ -317,27 +257,33 @@ class CityMap(pl.LightningModule):
             return None
         return self.log_radius.exp() if self.log_radius is not None else self.fixed_radius
 
+    def state(self, logging: bool = False) -> MapState:
+        """The maps as they stand, for the solver: coordinates, radius, epoch, best restart, the ranks."""
+        trainer = self._trainer
+        world_size = trainer.world_size if trainer is not None else 1
+        reduce = (lambda x: trainer.strategy.reduce(x, reduce_op="sum")) if world_size > 1 else (lambda x: x)
+        return MapState(
+            self.coords, self.radius, epoch=self.current_epoch if trainer is not None else 0,
+            step=self.global_step if trainer is not None else 0, best=self.best_restart(), world_size=world_size,
+            reduce=reduce, logging=logging, stress1=self.stress1,
+        )  # fmt: skip
+
     def fitted_distances(self) -> torch.Tensor:
         """``(restarts, n, n)`` model distances: Euclidean, or great-circle on the sphere (float64)."""
-        if self.hparams.geometry == "sphere":
-            return losses.geodesic_distances(self.coords, self.radius)
-        return losses.pairwise_distances(self.coords)
-
-    def pair_distances(self, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-        """``(restarts, m)`` model distances of the pairs ``(i[k], j[k])`` (normalised units, with gradient)."""
-        x = self.coords
-        i, j = i.to(x.device), j.to(x.device)
-        if self.hparams.geometry != "sphere":
-            return (x[:, i] - x[:, j]).square().sum(-1).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
-        return self.radius.double()[:, None] * geo.central_angle(x[:, i], x[:, j])
+        return self.problem.distances(self.state())
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        """The fitting algorithm's own optimiser (``--optimizer`` replaces it where the algorithm allows)."""
-        return self.fitting.configure_optimizer(self)
+        """The solver's own optimiser (``--optimizer`` replaces it where the solver allows)."""
+        return self.solver.configure_optimizer(self.problem, self.parameters())
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The fitting algorithm's step."""
-        return self.fitting.training_step(self, batch)
+        """The solver's step; its values are logged on Lightning's schedule."""
+        state = self.state(logging=self.logging_step())
+        result = self.solver.training_step(self.problem, state, batch)
+        if state.logging:
+            self.check_finite(result.loss)
+            self.record(result)
+        return result.loss
 
     def logging_step(self) -> bool:
         """Log (and check for divergence) on the steps Lightning writes, and on the last epoch.
@@ -355,24 +301,37 @@ class CityMap(pl.LightningModule):
         last = trainer.max_epochs is not None and self.current_epoch >= trainer.max_epochs - 1
         return scheduled or last
 
-    def record_stress1(self, stress1: torch.Tensor, loss: torch.Tensor) -> None:
-        """Keep each restart's stress-1 and log the best restart's loss, stress-1, learning rate and radius."""
-        self.stress1 = stress1
+    def record(self, result: StepResult) -> None:
+        """Keep each restart's stress-1; log the step's values for the best restart, with the radius and transform.
+
+        The learning rate is logged where an optimiser has one to tune (not the solvers' own direct steps).
+        """
+        if result.stress1 is not None:
+            self.stress1 = result.stress1
         best = self.best_restart()  # never a bootstrap replicate
-        self.log("train/loss", loss[best], on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/stress1", stress1[best], on_step=True, on_epoch=False, prog_bar=True)
-        self.log("train/lr", float(self.trainer.optimizers[0].param_groups[0]["lr"]), on_step=True, on_epoch=False)
+        logged = dict(result.logs)
+        if result.stress1 is not None:
+            logged["train/stress1"] = result.stress1
+        for tag, value in logged.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0:
+                value = value[best]
+            self.log(tag, value, on_step=True, on_epoch=False, prog_bar=tag in result.shown)
+        optimizer = self.trainer.optimizers[0] if self.trainer.optimizers else None
+        if optimizer is not None and not isinstance(optimizer, DirectStep):
+            self.log("train/lr", float(optimizer.param_groups[0]["lr"]), on_step=True, on_epoch=False)
         if self.log_radius is not None:
-            radius = float(self.radius[best].detach()) * self.fitting.scale
+            radius = float(self.radius[best].detach()) * self.solver.scale
             self.log("train/radius", radius, on_step=True, on_epoch=False)
-        line = self.fitting.transform_line(self) if self.hparams.transform == "interval" else None
+        line = self.solver.transform_line(self.problem, self.state())
         if line is not None:
             self.log("transform/a", line[0], on_step=True, on_epoch=False)
             self.log("transform/b", line[1], on_step=True, on_epoch=False)
 
     def on_train_epoch_end(self) -> None:
         """Record the epoch's objective and stop the fit once it has converged."""
-        value = self.fitting.epoch_objective(self)
+        if self.current_epoch < self.solver.judged_from(self.convergence.patience):
+            return
+        value = self.solver.epoch_objective(self.problem, self.state())
         if value is not None and self.convergence.update(value):
             self.trainer.should_stop = True
 
@@ -393,7 +352,7 @@ class CityMap(pl.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         """Add the batch's stress-1 sums."""
-        self.val_stress1.update(*self.fitting.batch_sums(self, batch))
+        self.val_stress1.update(*self.solver.batch_sums(self.problem, self.state(), batch))
 
     def on_validation_epoch_end(self) -> None:
         """Stress-1 of the best restart over every evaluation pair (summed over DDP ranks), and their number."""
@@ -402,12 +361,12 @@ class CityMap(pl.LightningModule):
         self.stress1 = stress1.to(self.device)
         # the values are already the same on every rank: sync_dist only tells Lightning so
         self.log("val/stress1", stress1[self.best_restart()], sync_dist=True)
-        self.log("val/pairs", float(self.fitting.evaluation_size), sync_dist=True)
+        self.log("val/pairs", float(self.solver.evaluation_size), sync_dist=True)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The best restart's coordinates (normalised units), or new places' (input units) on the fitted map."""
         self.refresh_stress1()
-        return self.fitting.predict(self)
+        return self.solver.predict(self.problem, self.state(), self.fitted_map)
 
     def best_restart(self) -> int:
         """Index of the restart with the lowest stress-1 seen last (never a bootstrap replicate)."""
@@ -416,21 +375,21 @@ class CityMap(pl.LightningModule):
 
     def refresh_stress1(self) -> None:
         """Recompute each restart's stress-1 at the current coordinates, once per step."""
-        if self.fitting is None or self._stress1_step == self.global_step:
+        if self.solver is None or self._stress1_step == self.global_step:
             return
         self._stress1_step = self.global_step
-        self.stress1 = self.fitting.evaluate(self)
+        self.stress1 = self.solver.evaluate(self.problem, self.state())
 
     def place_residuals(self) -> torch.Tensor:
         """``(n,)``: each place's sum of ``w (dhat - d)^2`` in the best restart."""
-        return self.fitting.place_residuals(self, self.best_restart())
+        return self.solver.place_residuals(self.problem, self.state(), self.best_restart())
 
     def fitted_map(self) -> Any:
         """The result: a :class:`~citymap_lightning.result.FittedMap` of the best restart, in the input's units."""
         from citymap_lightning.result import fitted_map
 
         self.refresh_stress1()
-        return fitted_map(self, self.trainer.datamodule.table)
+        return fitted_map(self.problem, self.state(), self.solver.scale, self.place_residuals())
 
     def on_fit_start(self) -> None:
         """Refuse optimisers the algorithm cannot run; declare the hparams metrics for TensorBoard's HPARAMS tab.
@@ -440,7 +399,7 @@ class CityMap(pl.LightningModule):
         """
         self._fit_started = time.perf_counter()
         optimizers = self.trainer.optimizers
-        self.fitting.check_optimizers(self, optimizers)
+        self.solver.check_optimizers(self.problem, optimizers)
         if self.logger is None:
             return
         hp = self.hparams
@@ -460,7 +419,7 @@ class CityMap(pl.LightningModule):
         """
         dm = self.trainer.datamodule if self._trainer is not None else None
         if dm is not None:
-            checkpoint.update(placing.checkpoint_metadata(dm.table, self.fitting.scale))
+            checkpoint.update(checkpoints.metadata(dm.table, self.solver.scale))
         checkpoint["stress1"] = self.stress1.detach().cpu()
         checkpoint["convergence"] = self.convergence.state_dict()
 
@@ -468,7 +427,7 @@ class CityMap(pl.LightningModule):
         """Refuse a checkpoint of other data in one line; for ``predict``, take its places in this input's order."""
         dm = self.trainer.datamodule if self._trainer is not None else None
         predicting = self._trainer is not None and self.trainer.state.fn == "predict"
-        match_checkpoint(checkpoint, self, dm.table.names if dm is not None else None, reorder=predicting)
+        checkpoints.match_checkpoint(checkpoint, self, dm.table.names if dm is not None else None, reorder=predicting)
         if isinstance(checkpoint.get("convergence"), dict):
             self.convergence.load_state_dict(checkpoint["convergence"])
         stress1 = checkpoint.get("stress1")
@@ -490,7 +449,7 @@ class CityMap(pl.LightningModule):
         reference = self.reference_stress1()
         metrics = {"hp/stress1": stress1, "hp/reference_stress1": reference}
         metrics.update({"hp/converged": float(self.convergence.converged), "hp/epochs": float(self.current_epoch)})
-        line = self.fitting.transform_line(self) if self.hparams.transform == "interval" else None
+        line = self.solver.transform_line(self.problem, self.state())
         if line is not None and self.trainer.global_rank == 0:
             log.info(f"interval transform: given = {line[0]:.4g} + {line[1]:.4g} x map distance (a is the fixed part, "
                      "in the input's unit)")  # fmt: skip
@@ -533,16 +492,16 @@ class CityMap(pl.LightningModule):
             else:
                 rng = np.random.default_rng(0)
                 method = "classical" if table.complete else "pivot"  # no n x n array for a sparse table
-                self._reference = starts.initial_coords(method, table, dim, rng, scale=self.fitting.scale)
+                self._reference = starts.initial_coords(method, table, dim, rng, scale=self.solver.scale)
             if self._anchors is not None:
                 target = self._anchors[1].cpu().double().numpy()
                 self._reference = anchoring.align_start(self._reference, table.anchors, target, sphere)
         saved, stress1 = self.coords.detach().clone(), self.stress1.clone()
-        self.fitting.invalidate()
+        self.solver.invalidate()
         with torch.no_grad():
             self.coords[0].copy_(torch.from_numpy(self._reference))
-            value = float(self.fitting.evaluate(self)[0])
+            value = float(self.solver.evaluate(self.problem, self.state())[0])
             self.coords.copy_(saved)
-        self.fitting.invalidate()
+        self.solver.invalidate()
         self.stress1 = stress1
         return value

@@ -10,13 +10,18 @@ great-circle distances become chords, the point is placed in 3-D and put back on
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
+from citymap_lightning.errors import ConfigError
+from citymap_lightning.problem import MapState, Problem
+from citymap_lightning.solvers.base import Batch, RankFn, Solver
 from citymap_lightning.tables import DistanceTable
 
 STARTS = 8
@@ -146,52 +151,46 @@ def _sphere_stress1(x: np.ndarray, y: np.ndarray, d: np.ndarray, w: np.ndarray, 
     return np.sqrt((w * (fitted - d) ** 2).sum(axis=1) / np.maximum((w * d**2).sum(axis=1), 1e-300))
 
 
-def checkpoint_metadata(table: DistanceTable, scale: float) -> dict[str, Any]:
-    """What a checkpoint keeps to put new places on its map later: names, scale and what fixes the frame."""
-    meta: dict[str, Any] = {"place_names": list(table.names), "scale": float(scale), "unit": table.unit}
-    if table.latlon is not None:
-        meta["place_latlon"] = torch.from_numpy(np.asarray(table.latlon, dtype=np.float64))
-    if table.located is not None:
-        located = table.located
-        meta["located"] = {
-            "places": torch.from_numpy(np.asarray(located.places)),
-            "latlon": torch.from_numpy(np.asarray(located.latlon)),
-            "labels": list(located.labels),
-        }
-    if table.anchors is not None:
-        placed = table.anchors
-        meta["anchors"] = {
-            "index": torch.from_numpy(placed.index), "coords": torch.from_numpy(placed.coords),
-            "latlon": None if placed.latlon is None else torch.from_numpy(placed.latlon),
-            "centre": None if placed.centre is None else list(placed.centre), "source": placed.source,
-        }  # fmt: skip
-    return meta
+class Placing(Solver):
+    """The solver of ``predict`` with new places: nothing is fitted, ``new`` are put on a checkpoint's map.
 
-
-def fitted_table(checkpoint: dict[str, Any], source: str) -> tuple[DistanceTable, float | None] | None:
-    """A table of a checkpoint's places (names and frame, no distances) and the fit's scale.
-
-    None for a checkpoint that names no places; the scale is None in one made before it was kept.
+    ``table`` holds the checkpoint's places (names and frame, no distances).
     """
-    from citymap_lightning.anchors import Placed
-    from citymap_lightning.gazetteer import Match
-    from citymap_lightning.tables import PairTable
 
-    names, scale = checkpoint.get("place_names"), checkpoint.get("scale")
-    if names is None:
-        return None
-    latlon = checkpoint.get("place_latlon")
-    table = PairTable(names=list(names), latlon=None if latlon is None else latlon.double().numpy(), source=source,
-                      unit=checkpoint.get("unit", ""))  # fmt: skip
-    located = checkpoint.get("located")
-    if located is not None:
-        table.located = Match(located["places"].numpy(), located["latlon"].numpy(), list(located["labels"]), [])
-    anchors = checkpoint.get("anchors")
-    if anchors is not None:
-        centre = anchors["centre"]
-        table.anchors = Placed(
-            anchors["index"].numpy(), anchors["coords"].numpy(),
-            None if anchors["latlon"] is None else anchors["latlon"].numpy(),
-            None if centre is None else (float(centre[0]), float(centre[1])), anchors["source"],
-        )  # fmt: skip
-    return table, None if scale is None else float(scale)
+    name = "placing"
+
+    def __init__(self, table: DistanceTable, new: NewPlaces, scale: float) -> None:
+        super().__init__(table)
+        self.scale = scale
+        self.new = new
+        self.evaluation_size = 0
+        self.placement: Placement | None = None
+
+    def describe(self) -> str:
+        return f"{len(self.new.names)} new places put on the fitted map of {self.table.n}"
+
+    def configure_optimizer(self, problem: Problem, params: Any) -> torch.optim.Optimizer:
+        raise ConfigError(f"{self.new.source}: new places are put on a fitted map by predict, not fitted")
+
+    def train_loader(self, rank: RankFn) -> DataLoader:
+        raise ConfigError(f"{self.new.source}: new places are put on a fitted map by predict, not fitted")
+
+    def evaluation_batches(self) -> Iterator[Batch]:
+        yield {"places": torch.zeros(1)}
+
+    def evaluate(self, problem: Problem, state: MapState) -> torch.Tensor:
+        """The checkpoint's own stress-1 (its distances are not in the new file)."""
+        return state.stress1
+
+    def batch_sums(self, problem: Problem, state: MapState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.zeros(state.coords.shape[0], dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+
+    def place_residuals(self, problem: Problem, state: MapState, restart: int) -> torch.Tensor:
+        return torch.zeros(self.table.n, dtype=torch.float64)
+
+    def predict(self, problem: Problem, state: MapState, fitted_map: Callable[[], Any]) -> torch.Tensor:
+        """The new places' positions in the fitted map's frame and unit (also kept as :attr:`placement`)."""
+        fit = fitted_map()
+        coords, stress1 = place(fit.coords, self.new.distances, self.new.weights, fit.geometry, fit.radius)
+        self.placement = Placement(self.new.names, coords, stress1, fit.to_latlon(coords))
+        return torch.from_numpy(coords)

@@ -372,7 +372,7 @@ def animate(history: np.ndarray, names: list[str], path, frames: int = 80, unit:
 
 def draw_globe(latlon: np.ndarray, names: list[str], title: str = "", max_labels: int = 200) -> Figure:
     """Places on a sphere: an orthographic view about their centre, or Mollweide when they span the globe."""
-    from citymap_lightning import geo
+    from citymap_lightning import geometry as geo
 
     n = len(names)
     colours = city_colours(n)

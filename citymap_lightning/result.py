@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from citymap_lightning import align, comparison, geo, uncertainty
-from citymap_lightning.tables import DistanceTable
+from citymap_lightning import align, comparison, uncertainty
+from citymap_lightning import geometry as geo
 
 if TYPE_CHECKING:
-    from citymap_lightning.model import CityMap
+    from citymap_lightning.problem import MapState, Problem
 
 
 @dataclass
 class FittedMap:
-    """A fitted map (the best restart), made by :meth:`CityMap.fitted_map <citymap_lightning.model.CityMap.fitted_map>`.
+    """A fitted map (the best restart), made by :func:`fitted_map` from the problem and the maps, without the model.
 
     Attributes:
         names: place names, in input order.
@@ -81,7 +81,7 @@ class Aligned:
     matches: align.NamesFrame | None = None
 
 
-def aligned(model: CityMap, table: DistanceTable) -> Aligned:
+def aligned(problem: Problem, state: MapState, scale: float) -> Aligned:
     """The best restart in the real frame, with the km per input unit when the frame comes from names.
 
     Precedence of what fixes the frame: anchors (nothing is aligned: the fit is in their frame),
@@ -89,10 +89,9 @@ def aligned(model: CityMap, table: DistanceTable) -> Aligned:
     course's rule, the principal axes. Real positions (``--data.positions``) rotate and reflect the map
     onto them, never scale it.
     """
-    best = model.best_restart()
-    scale = model.fitting.scale
-    raw = model.coords[best].detach().cpu().double().numpy()
-    geometry = model.hparams.geometry
+    table, best = problem.table, state.best
+    raw = state.coords[best].detach().cpu().double().numpy()
+    geometry = problem.geometry.name
     placed = table.anchors
     identity = align.Orientation(np.eye(raw.shape[1]), np.zeros(raw.shape[1]), np.zeros(raw.shape[1]))
     if geometry == "sphere":
@@ -101,7 +100,7 @@ def aligned(model: CityMap, table: DistanceTable) -> Aligned:
             orientation, latlon, frame = identity, geo.from_unit_vectors(unit), align.GeoFrame()
         else:
             orientation, latlon, frame = align.orient_geometry(unit, table.names, table.latlon, geometry)
-        coords = orientation.apply(unit) * float(model.radius[best].detach()) * scale
+        coords = orientation.apply(unit) * float(state.radius[best].detach()) * scale
         return Aligned(coords, orientation, latlon, frame=frame)
     coords = raw * scale
     if placed is not None:
@@ -128,11 +127,15 @@ def aligned(model: CityMap, table: DistanceTable) -> Aligned:
     return Aligned(orientation.apply(coords), orientation, latlon, frame=frame)
 
 
-def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
-    """The result of ``model`` (its stress-1 as last computed) on ``table``."""
-    found = aligned(model, table)
+def fitted_map(problem: Problem, state: MapState, scale: float, residuals: torch.Tensor) -> FittedMap:
+    """The best restart of the maps ``state`` (stress-1 as last computed), fitted to ``problem`` at ``scale``.
+
+    ``residuals`` is each place's sum of squared residuals in the best restart.
+    """
+    table = problem.table
+    found = aligned(problem, state, scale)
     latlon, km_per_unit = found.latlon, found.km_per_unit
-    best = model.best_restart()
+    best = state.best
     located_by, error = None, None
     if table.anchors is not None:
         located_by = "anchors"
@@ -152,20 +155,20 @@ def fitted_map(model: CityMap, table: DistanceTable) -> FittedMap:
         kept = found.matches.kept  # a match left out of the alignment has no known position
         error[table.located.places[kept]] = found.matches.km[kept]
     replicates = None
-    if model.hparams.get("bootstrap", 0) and found.coords.shape[1] == 2:
-        raw = model.coords[model.hparams.restarts :].detach().cpu().double().numpy() * model.fitting.scale
+    if problem.bootstrap and found.coords.shape[1] == 2:
+        raw = state.coords[problem.restarts :].detach().cpu().double().numpy() * scale
         replicates = uncertainty.aligned_replicates(found.coords, raw)
-    residuals = model.place_residuals().double()
+    residuals = residuals.double()
     share = (residuals / residuals.sum().clamp_min(torch.finfo(torch.float64).tiny)).cpu().numpy()
-    radius = model.radius
+    radius = state.radius
     return FittedMap(
         names=list(table.names),
         coords=found.coords,
-        stress1=float(model.stress1[best]),
+        stress1=float(state.stress1[best]),
         place_share=share,
-        geometry=model.hparams.geometry,
+        geometry=problem.geometry.name,
         unit=table.unit,
-        radius=None if radius is None else float(radius[best].detach()) * model.fitting.scale,
+        radius=None if radius is None else float(radius[best].detach()) * scale,
         latlon=latlon,
         orientation=found.orientation,
         located_by=located_by,

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from citymap_lightning import geo, losses, metrics
+from citymap_lightning import geometry as geo
+from citymap_lightning import losses, metrics
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.tables import DistanceTable
 

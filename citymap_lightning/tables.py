@@ -21,7 +21,7 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 
 BLOCK = 2**23
 """Elements per block of rows when a table is scanned by rows (64 MB of float64)."""
@@ -141,7 +141,7 @@ class DistanceTable:
         return w
 
     def full_batch(self) -> dict[str, torch.Tensor]:
-        """Every known pair at once, in the table's natural form (see :mod:`citymap_lightning.fitting.full`).
+        """Every known pair at once, in the table's natural form (see :mod:`citymap_lightning.solvers.full`).
 
         Complete and dense tables give the ``(n, n)`` matrix ``distances`` (0 where unknown) and, unless
         every weight is 1, ``weights``; pair tables give ``i``, ``j``, ``distances`` and ``weights``.

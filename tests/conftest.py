@@ -56,7 +56,7 @@ def europe() -> Any:
 @functools.cache
 def europe_distances() -> np.ndarray:
     """Their great-circle distances (km), 36 x 36."""
-    from citymap_lightning import geo
+    from citymap_lightning import geometry as geo
 
     return geo.distance_matrix(europe().latlon)
 

@@ -21,7 +21,7 @@ from conftest import (
     write_matrix,
 )
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 from citymap_lightning.cli import main
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.readers import load_new_places, load_table

@@ -9,10 +9,11 @@ import pytest
 import torch
 from conftest import EUROPE, QUIET, event_tags, read_coordinates, refused, run_dir, write_matrix
 
-from citymap_lightning import geo, uncertainty
+from citymap_lightning import geometry as geo
+from citymap_lightning import uncertainty
 from citymap_lightning.cli import main
-from citymap_lightning.fitting.guttman import GuttmanStep
 from citymap_lightning.readers import load_table
+from citymap_lightning.solvers.guttman import GuttmanStep
 
 TABLE = load_table(EUROPE)
 D = geo.distance_matrix(TABLE.latlon)

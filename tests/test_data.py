@@ -25,7 +25,7 @@ from conftest import (
     write,
 )
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 from citymap_lightning.readers import load_table
 
 EUROPE_TABLE = load_table(EUROPE)

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from conftest import QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
 
-from citymap_lightning import geo, output, starts
+from citymap_lightning import geometry as geo
+from citymap_lightning import output, starts
 from citymap_lightning.cli import main
-from citymap_lightning.fitting import full
 from citymap_lightning.readers import load_table
+from citymap_lightning.solvers import full
 
 WORLD = ROOT / "data" / "world200.csv"  # every continent: nothing here was tuned on it
 EURODIST = ROOT / "data" / "eurodist.csv"  # R's road distances between 21 European cities, names only
@@ -50,7 +51,7 @@ def test_weighted_stress_fits_noisy_places_a_few_hundred_metres_apart(
     Weighted stress is fitted by Guttman transforms; L-BFGS (which fits it above
     ``GUTTMAN_LIMIT`` places, with a transform or on the sphere) overflowed float32 in its
     strong-Wolfe line search to NaN on the first step ("the fit diverged") until the objective was
-    scaled (``fitting.full.ScaledLBFGS``).
+    scaled (``solvers.full.ScaledLBFGS``).
     """
     if optimiser == "lbfgs":  # as above the limit: a warning names the way out
         monkeypatch.setattr(full, "GUTTMAN_LIMIT", 0)

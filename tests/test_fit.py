@@ -19,7 +19,8 @@ from conftest import (
 )
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from citymap_lightning import CityMap, DistanceDataModule, MapRenderer, geo
+from citymap_lightning import CityMap, DistanceDataModule, MapRenderer
+from citymap_lightning import geometry as geo
 
 COURSE_OPTIMUM = 0.002167  # stress-1 of the course objective's optimum on the 36 cities (any solver, any seed)
 

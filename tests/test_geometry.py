@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, event_tags, fit_cli
 
-from citymap_lightning import geo
+from citymap_lightning import geometry as geo
 from citymap_lightning.readers import load_table
 
 

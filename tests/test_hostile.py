@@ -246,7 +246,7 @@ def test_a_full_disk_is_one_line(tmp_path, capsys, monkeypatch):
 
 
 def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
-    from citymap_lightning.fitting import full
+    from citymap_lightning.solvers import full
 
     def huge(*args, **kwargs):
         raise MemoryError("Unable to allocate 74.5 GiB for an array with shape (100000, 100000)")

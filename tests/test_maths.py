@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from citymap_lightning import align, geo, losses, metrics, starts
+from citymap_lightning import align, losses, metrics, starts
+from citymap_lightning import geometry as geo
 
 
 def test_course_objective_by_hand():
-    coords = losses.pairwise_distances(torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]]))
+    coords = geo.Plane().distances(torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]]))
     d = torch.tensor([[0.0, 2.0, 4.0], [2.0, 0.0, 5.0], [4.0, 5.0, 0.0]])
     w = torch.ones(3, 3)
     # squared distances 9, 16, 25 against 4, 16, 25: only the first pair is off, by 5
@@ -20,7 +21,7 @@ def test_course_objective_by_hand():
 
 
 def test_weights_leave_out_pairs():
-    coords = losses.pairwise_distances(torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]]))
+    coords = geo.Plane().distances(torch.tensor([[[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]]]))
     d = torch.tensor([[0.0, 2.0, 4.0], [2.0, 0.0, 5.0], [4.0, 5.0, 0.0]])
     w = torch.ones(3, 3)
     w[0, 1] = w[1, 0] = 0.0
@@ -37,7 +38,7 @@ def test_gradients_match_finite_differences(name):
     w = torch.rand(6, 6, dtype=torch.float64, generator=gen) + 0.5
     w = (w + w.T) / 2
     fn = losses.loss_fn(name)
-    assert torch.autograd.gradcheck(lambda x: fn(losses.pairwise_distances(x), d, w), (coords,))
+    assert torch.autograd.gradcheck(lambda x: fn(geo.Plane().distances(x), d, w), (coords,))
 
 
 def test_geodesic_distance_gradient_and_values():
@@ -49,9 +50,9 @@ def test_geodesic_distance_gradient_and_values():
     d.fill_diagonal_(0)
     fn = losses.loss_fn("stress")
     assert torch.autograd.gradcheck(
-        lambda x, r: fn(losses.geodesic_distances(x, r), d, torch.ones(5, 5)), (coords, radius)
+        lambda x, r: fn(geo.Sphere().distances(x, r), d, torch.ones(5, 5)), (coords, radius)
     )
-    quarter = losses.geodesic_distances(torch.tensor([[[1.0, 0, 0], [0, 5.0, 0], [0, 0, -1.0]]]), torch.tensor(1.0))
+    quarter = geo.Sphere().distances(torch.tensor([[[1.0, 0, 0], [0, 5.0, 0], [0, 0, -1.0]]]), torch.tensor(1.0))
     # three orthogonal directions (of any length) are a quarter circle apart
     expected = (torch.ones(3, 3, dtype=torch.float64) - torch.eye(3, dtype=torch.float64)) * torch.pi / 2
     assert torch.allclose(quarter[0], expected, atol=1e-6)
@@ -62,9 +63,9 @@ def test_restarts_are_independent():
     a, b = torch.randn(5, 2, generator=gen), torch.randn(5, 2, generator=gen)
     d = torch.cdist(a, a)
     w = torch.ones(5, 5)
-    both = metrics.stress1(losses.pairwise_distances(torch.stack([a, b])), d, w, dims=(-1, -2))
+    both = metrics.stress1(geo.Plane().distances(torch.stack([a, b])), d, w, dims=(-1, -2))
     assert both[0].item() == pytest.approx(0.0, abs=1e-6)
-    assert both[1].item() == pytest.approx(metrics.stress1(losses.pairwise_distances(b[None]), d, w).item())
+    assert both[1].item() == pytest.approx(metrics.stress1(geo.Plane().distances(b[None]), d, w).item())
 
 
 def test_place_residuals_find_the_bad_city():
@@ -74,7 +75,7 @@ def test_place_residuals_find_the_bad_city():
     moved = truth.clone()
     moved[3] += torch.tensor([1.0, 1.0])
     per_place = losses.fused_city_residuals(moved[None].double(), d.double(), None)[0]
-    fitted = losses.pairwise_distances(moved[None].double())[0]
+    fitted = geo.Plane().distances(moved[None].double())[0]
     assert torch.allclose(per_place, metrics.stress1_sums(fitted, d.double(), dims=-1)[0])
     assert int(per_place.argmax()) == 3
 

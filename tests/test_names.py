@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from conftest import QUIET, geojson_latlon
 
-from citymap_lightning import align, gazetteer, geo, output
+from citymap_lightning import align, gazetteer, output
+from citymap_lightning import geometry as geo
 from citymap_lightning.cli import main
 from citymap_lightning.datamodule import locate
 from citymap_lightning.tables import MatrixTable

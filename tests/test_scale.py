@@ -13,7 +13,8 @@ import pytest
 import torch
 from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
 
-from citymap_lightning import geo, losses, render, sampling
+from citymap_lightning import geometry as geo
+from citymap_lightning import losses, render, sampling
 from citymap_lightning.cli import main
 from citymap_lightning.readers import from_matrix, load_table
 from citymap_lightning.tables import PlacesTable
@@ -41,7 +42,7 @@ def test_fused_loss_matches_autograd_through_cdist(loss, weighted):
     w = torch.from_numpy(rng.random((n, n)) * (rng.random((n, n)) < 0.8))
     w = torch.minimum(w, w.T).fill_diagonal_(0) if weighted else None
     reference = x.clone().requires_grad_()
-    fitted = losses.pairwise_distances(reference)
+    fitted = geo.Plane().distances(reference)
     expected = losses.loss_fn(loss)(fitted, d, torch.ones_like(d) if w is None else w)
     expected.sum().backward()
     fused = x.clone().requires_grad_()

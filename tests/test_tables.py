@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
 
-from citymap_lightning import geo, starts
+from citymap_lightning import geometry as geo
+from citymap_lightning import starts
 from citymap_lightning.cli import main
 from citymap_lightning.readers import from_matrix, load_table
 from citymap_lightning.tables import MatrixTable, PairTable, PlacesTable

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import ROOT, event_tags, fit_cli, read_coordinates
 
-from citymap_lightning import comparison, geo, output
+from citymap_lightning import comparison, output
+from citymap_lightning import geometry as geo
 from citymap_lightning.cli import main
 
 SPEED = 80.0

@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import EUROPE, QUIET, event_tags, geojson_latlon, read_coordinates, refused, run_dir, write_matrix
 
-from citymap_lightning import geo, transforms
+from citymap_lightning import geometry as geo
+from citymap_lightning import transforms
 from citymap_lightning.cli import main
 from citymap_lightning.readers import load_table
 

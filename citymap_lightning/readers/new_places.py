@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from citymap_lightning import geo, paths, validation
+from citymap_lightning import geometry as geo
+from citymap_lightning import paths, validation
 from citymap_lightning.errors import DataError
 from citymap_lightning.placing import MIN_KNOWN, NewPlaces
 from citymap_lightning.readers.pairs import empty_distances, pair_rows

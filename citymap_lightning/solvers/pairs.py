@@ -13,19 +13,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from citymap_lightning import geo, losses, metrics, sampling
+from citymap_lightning import geometry as geo
+from citymap_lightning import losses, metrics, sampling
 from citymap_lightning.errors import ConfigError
-from citymap_lightning.fitting.base import Batch, Batches, DirectStep, Fitting, RankFn, robust_norm
+from citymap_lightning.problem import MapState, Problem, StepResult
+from citymap_lightning.solvers.base import Batch, Batches, DirectStep, RankFn, Solver, robust_norm
 from citymap_lightning.tables import BLOCK, DistanceTable, PlacesTable
-
-if TYPE_CHECKING:
-    from citymap_lightning.model import CityMap
 
 
 class PairStep(DirectStep):
@@ -50,7 +49,7 @@ class PairStep(DirectStep):
         self.caps = None
 
 
-class PairBatches(Fitting):
+class PairBatches(Solver):
     """Batches of pairs; stress-1 over every pair up to ``exact_limit`` places, else on a fixed sample.
 
     Distances are divided by their root mean square over (a sample of) the known pairs.
@@ -92,19 +91,20 @@ class PairBatches(Fitting):
         self._evaluated: tuple[int, torch.Tensor, torch.Tensor] | None = None
         self.sample_pairs = sample_pairs
         self.transform, self._targets = "ratio", _Targets()
+        self._steps: PairStep | None = None
 
     def describe(self) -> str:
         what = "every known pair" if self.exact else f"a fixed sample of {self.evaluation_size} pairs"
         return f"pair batches of up to {self.batch_size}; stress-1 is computed over {what}"
 
-    def setup(self, hparams: Any) -> None:
+    def setup(self, problem: Problem, anneal_epochs: int = 30, anneal_eps: float = 0.01) -> None:
         refused = {
-            "loss": hparams.loss if losses.get(hparams.loss).squared else None,
-            "geometry": hparams.geometry if hparams.geometry == "sphere" else None,
-            "restarts": hparams.restarts if hparams.restarts > 1 else None,
-            "bootstrap": hparams.get("bootstrap", 0) or None,
+            "loss": problem.loss.name if problem.loss.squared else None,
+            "geometry": problem.geometry.name if problem.curved else None,
+            "restarts": problem.restarts if problem.restarts > 1 else None,
+            "bootstrap": problem.bootstrap or None,
         }
-        transform = hparams.get("transform", "ratio")
+        transform = problem.transform
         if transform == "ordinal" and isinstance(self.table, PlacesTable):
             raise ConfigError(
                 f"{self.table.n} places by latitude/longitude: transform 'ordinal' orders given values (a matrix or "
@@ -119,9 +119,9 @@ class PairBatches(Fitting):
                 f"map with a stress-type loss, not {settings}: {fix}raise --data.full_batch_limit to fit "
                 "every pair at once"
             )
-        if self._range_loss != hparams.loss:  # set up twice (the CLI's checks, then the model): computed once
-            self.eta_range, self._range_loss = self.table.weight_range(hparams.loss), hparams.loss
-        self.anneal_epochs, self.anneal_eps = hparams.anneal_epochs, hparams.anneal_eps
+        if self._range_loss != problem.loss.name:  # a checked problem may be set up again: computed once
+            self.eta_range, self._range_loss = self.table.weight_range(problem.loss.name), problem.loss.name
+        self.anneal_epochs, self.anneal_eps = anneal_epochs, anneal_eps
         if transform != "ratio" and self._evaluation is None:  # a transform is fitted on pairs, not rows of the matrix
             n, total = self.table.n, self.table.n_pairs
             self._evaluation = (
@@ -130,10 +130,11 @@ class PairBatches(Fitting):
             self.exact, self.evaluation_size = total <= self.sample_pairs, len(self._evaluation[0])
         self.transform = transform
 
-    def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
-        return PairStep(model.parameters())
+    def configure_optimizer(self, problem: Problem, params: Any) -> torch.optim.Optimizer:
+        self._steps = PairStep(params)
+        return self._steps
 
-    def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:
+    def check_optimizers(self, problem: Problem, optimizers: list[torch.optim.Optimizer]) -> None:
         for optimizer in optimizers:
             if not isinstance(optimizer, PairStep):
                 raise ConfigError(
@@ -194,46 +195,39 @@ class PairBatches(Fitting):
                 block = geo.great_circle_block(units[start : start + rows], units) / self.scale
             yield {"start": torch.tensor(start), "distances": block.float()}
 
-    def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
+    def training_step(self, problem: Problem, state: MapState, batch: Batch) -> StepResult:
         """The loss ``sum mu/2 (dhat - d)^2`` whose gradient :class:`PairStep` turns into s_gd2's step.
 
         Under DDP the loss is multiplied by the number of ranks (DDP averages gradients) and the
         per-place sums of ``mu`` are added over the ranks, so the step is that of the union of the batches.
         """
         i, j, d, w = batch["i"], batch["j"], batch["distances"], batch["weights"]
-        x = model.coords[0]
-        fitted = model.pair_distances(i, j)[0]
-        lw = losses.get(model.hparams.loss).pair_weights(d, w)
-        eta = self.eta(model.current_epoch)
+        x = state.coords[0]
+        fitted = problem.pair_distances(state, i, j)[0]
+        lw = problem.loss.pair_weights(d, w)
+        eta = self.eta(state.epoch)
         mu = (lw * eta).clamp(max=1.0)
-        if self.transform != "ratio" and self._targets.epoch != model.current_epoch:
-            self._refit_transform(model)
+        if self.transform != "ratio" and self._targets.epoch != state.epoch:
+            self._refit_transform(problem, state)
         target = self._targets.of(self.transform, i, j, d)
         residual = fitted - target
-        trainer = model.trainer
-        world_size = trainer.world_size
+        world_size = state.world_size
         loss = 0.5 * (mu * residual.square()).sum() * world_size
         node = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
         node.index_add_(0, i, mu).index_add_(0, j, mu)
-        for optimizer in trainer.optimizers:
-            optimizer.caps = trainer.strategy.reduce(node, reduce_op="sum") if world_size > 1 else node
-        if model.logging_step():
-            model.check_finite(loss)
+        if self._steps is not None:
+            self._steps.caps = state.reduce(node) if world_size > 1 else node
+        result = StepResult(loss, shown=("train/batch_stress1",))
+        if state.logging:
             with torch.no_grad():
-                batch_s1 = metrics.stress1(fitted, target, w)
-            model.log("train/batch_stress1", batch_s1, on_step=True, on_epoch=False, prog_bar=True)
-            model.log("train/loss", loss.detach() / world_size, on_step=True, on_epoch=False)
-            model.log("train/eta", eta, on_step=True, on_epoch=False)
-            line = self.transform_line(model)
-            if line is not None:
-                model.log("transform/a", line[0], on_step=True, on_epoch=False)
-                model.log("transform/b", line[1], on_step=True, on_epoch=False)
-        return loss
+                result.logs["train/batch_stress1"] = metrics.stress1(fitted, target, w)
+            result.logs.update({"train/loss": loss.detach() / world_size, "train/eta": eta})
+        return result
 
-    def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._sums(model, [batch])[:2]
+    def batch_sums(self, problem: Problem, state: MapState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._sums(problem, state, [batch])[:2]
 
-    def _sums(self, model: CityMap, batches: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _sums(self, problem: Problem, state: MapState, batches: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Over batches: ``sum w (dhat - d)^2``, ``sum w d^2`` and each place's residual (restart 0).
 
         A batch is either pairs (``i``, ``j``) or a block of whole rows of the matrix (``start``);
@@ -242,7 +236,7 @@ class PairBatches(Fitting):
         residual = torch.zeros(1, dtype=torch.float64)
         norm = torch.zeros((), dtype=torch.float64)
         places = torch.zeros(self.table.n, dtype=torch.float64)
-        x = model.coords[0].detach()
+        x = state.coords[0].detach()
         with torch.no_grad():
             for batch in batches:
                 if "start" in batch:
@@ -253,7 +247,7 @@ class PairBatches(Fitting):
                     norm += row_norm.double().sum().cpu()
                     continue
                 i, j = batch["i"], batch["j"]
-                fitted = model.pair_distances(i, j)[0].double().cpu()
+                fitted = problem.pair_distances(state, i, j)[0].double().cpu()
                 w, d = batch["weights"].double().cpu(), batch["distances"].double().cpu()
                 target = self._targets.of(self.transform, i.cpu(), j.cpu(), d).double()
                 terms = w * (fitted - target).square()
@@ -262,50 +256,48 @@ class PairBatches(Fitting):
                 places.index_add_(0, i.cpu(), terms).index_add_(0, j.cpu(), terms)
         return residual, norm, places
 
-    def _refit_transform(self, model: CityMap) -> None:
+    def _refit_transform(self, problem: Problem, state: MapState) -> None:
         """The epoch's transform, fitted over the evaluation pairs (every known pair, or the fixed sample)."""
         i, j = (torch.from_numpy(np.ascontiguousarray(a)) for a in self._evaluation)
         with torch.no_grad():
-            fitted = torch.cat([model.pair_distances(i[k : k + self.batch_size], j[k : k + self.batch_size])[0]
+            fitted = torch.cat([problem.pair_distances(state, i[k : k + self.batch_size], j[k : k + self.batch_size])[0]
                                 for k in range(0, len(i), self.batch_size)]).double().cpu()  # fmt: skip
         given = torch.from_numpy(self.table.pair_distances(*self._evaluation) / self.scale)
         w = torch.from_numpy(self.table.pair_weights(*self._evaluation))
-        w = losses.get(model.hparams.loss).pair_weights(given, w)
-        self._targets.refit(self.transform, fitted, given, w, model.current_epoch)
+        w = problem.loss.pair_weights(given, w)
+        self._targets.refit(self.transform, fitted, given, w, state.epoch)
         self.invalidate()
 
-    def transform_line(self, model: CityMap) -> tuple[float, float] | None:
+    def transform_line(self, problem: Problem, state: MapState) -> tuple[float, float] | None:
         if self.transform != "interval" or self._targets.line is None:
             return None
         a, b = self._targets.line
         return float(a * self.scale), float(b)
 
-    def _evaluation_pass(self, model: CityMap) -> tuple[torch.Tensor, torch.Tensor]:
+    def _evaluation_pass(self, problem: Problem, state: MapState) -> tuple[torch.Tensor, torch.Tensor]:
         """Stress-1 and each place's residual over the evaluation batches, computed once per step."""
-        step = model.global_step
+        step = state.step
         if self._evaluated is None or self._evaluated[0] != step:
-            residual, norm, places = self._sums(model, self.evaluation_batches())
+            residual, norm, places = self._sums(problem, state, self.evaluation_batches())
             self._evaluated = (step, metrics.from_sums(residual, norm), places)
         return self._evaluated[1], self._evaluated[2]
 
     def invalidate(self) -> None:
         self._evaluated = None
 
-    def epoch_objective(self, model: CityMap) -> float | None:
-        """Stress-1 over the evaluation pairs over the last epochs of the annealing and after.
+    def epoch_objective(self, problem: Problem, state: MapState) -> float | None:
+        """Stress-1 over the evaluation pairs (judged from :meth:`judged_from` on)."""
+        return float(self.evaluate(problem, state)[0])
 
-        Before them the steps are large and stochastic; from ``patience + 1`` epochs before the end of
-        the annealing the changes are measured, so the fit can stop at its end at the earliest.
-        """
-        if model.current_epoch < self.anneal_epochs - model.convergence.patience - 1:
-            return None
-        return float(self.evaluate(model)[0])
+    def judged_from(self, patience: int) -> int:
+        """From ``patience + 1`` epochs before the end of the annealing: earlier, the steps are large and stochastic."""
+        return self.anneal_epochs - patience - 1
 
-    def evaluate(self, model: CityMap) -> torch.Tensor:
-        return self._evaluation_pass(model)[0].float().to(model.device)
+    def evaluate(self, problem: Problem, state: MapState) -> torch.Tensor:
+        return self._evaluation_pass(problem, state)[0].float().to(state.device)
 
-    def place_residuals(self, model: CityMap, restart: int) -> torch.Tensor:
-        return self._evaluation_pass(model)[1]
+    def place_residuals(self, problem: Problem, state: MapState, restart: int) -> torch.Tensor:
+        return self._evaluation_pass(problem, state)[1]
 
 
 class _Targets:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from citymap_lightning.fitting.base import DirectStep
+from citymap_lightning.solvers.base import DirectStep
 
 
 def laplacian(weights: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,14 @@
-"""Great-circle distances and the map projections used to put a fitted map in the real frame."""
+"""Where fitted points live and how far apart they are: :class:`Plane` and :class:`Sphere`; great circles; projections.
+
+A geometry object is chosen once (:func:`of`) from ``--model.geometry`` and ``--model.dim``; the
+solvers, the starts and the result ask it for distances instead of comparing mode strings. The one
+great-circle formula for fitted points is :func:`central_angle`; :func:`haversine` serves
+latitude/longitude. The projections put a fitted map in the real frame.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -152,3 +160,71 @@ def lambert_conformal_conic(
     rho0 = radius * f / np.tan(np.pi / 4 + lat0 / 2) ** n
     theta = n * (lon - lon0)
     return np.stack([rho * np.sin(theta), rho0 - rho * np.cos(theta)], axis=1)
+
+
+@dataclass(frozen=True)
+class Plane:
+    """Euclidean space of ``dim`` dimensions: a flat map (``plane``, 2-D) or ``space`` (3-D, or any ``dim``)."""
+
+    dim: int = 2
+    name: str = "plane"
+    curved = False
+
+    def pair_distances(
+        self, coords: torch.Tensor, i: torch.Tensor, j: torch.Tensor, radius: object = None
+    ) -> torch.Tensor:
+        """``(restarts, m)`` distances of the pairs ``(i[k], j[k])`` of each map, with gradient."""
+        i, j = i.to(coords.device), j.to(coords.device)
+        return (coords[:, i] - coords[:, j]).square().sum(-1).clamp_min(torch.finfo(coords.dtype).tiny).sqrt()
+
+    def distances(self, coords: torch.Tensor, radius: object = None) -> torch.Tensor:
+        """``(restarts, n, n)`` Euclidean distances between the points of each map ``(restarts, n, dim)``.
+
+        Uses ``torch.cdist`` without its matrix-multiply shortcut, which in float32 leaves errors of
+        about 3e-4 relative on the diagonal: far more than the residuals this problem ends with.
+        """
+        return torch.cdist(coords, coords, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+@dataclass(frozen=True)
+class Sphere:
+    """The surface of a sphere: each place a 3-D vector whose direction is its position; distances are great-circle.
+
+    ``radius`` is the given radius in the input's unit, ``learn``, or None (the Earth's for
+    latitude/longitude inputs, else learned); the radius in use is a per-restart tensor the model holds.
+    """
+
+    radius: float | str | None = None
+    dim: int = 3
+    name: str = "sphere"
+    curved = True
+
+    def pair_distances(
+        self, coords: torch.Tensor, i: torch.Tensor, j: torch.Tensor, radius: torch.Tensor
+    ) -> torch.Tensor:
+        """``(restarts, m)`` great-circle distances (float64) of the pairs ``(i[k], j[k])``, with gradient."""
+        i, j = i.to(coords.device), j.to(coords.device)
+        return radius.double()[:, None] * central_angle(coords[:, i], coords[:, j])
+
+    def distances(self, coords: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
+        """``(restarts, n, n)`` great-circle distances between unnormalised 3-D vectors (float64).
+
+        ``radius`` is a scalar or one value per restart.
+        """
+        u = coords.double()
+        u = u / u.norm(dim=-1, keepdim=True).clamp_min(1e-300)
+        radius = torch.as_tensor(radius, dtype=torch.float64, device=coords.device).reshape(-1, 1, 1)
+        return radius * central_angle(u[:, :, None, :], u[:, None, :, :])
+
+
+Geometry = Plane | Sphere
+
+GEOMETRIES = ("plane", "space", "sphere")
+"""Values of ``model.geometry``."""
+
+
+def of(name: str, dim: int | None = None, radius: float | str | None = None) -> Geometry:
+    """The geometry ``name`` (one of :data:`GEOMETRIES`) of ``dim`` dimensions (None: its own, 2 or 3)."""
+    if name == "sphere":
+        return Sphere(radius)
+    return Plane(dim or (2 if name == "plane" else 3), name)

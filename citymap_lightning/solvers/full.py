@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,12 +18,10 @@ from torch.utils.data import DataLoader
 
 from citymap_lightning import losses, metrics, transforms
 from citymap_lightning.errors import ConfigError
-from citymap_lightning.fitting.base import Batch, Fitting, RankFn, robust_norm
-from citymap_lightning.fitting.guttman import GuttmanStep
+from citymap_lightning.problem import MapState, Problem, StepResult
+from citymap_lightning.solvers.base import Batch, RankFn, Solver, robust_norm
+from citymap_lightning.solvers.guttman import GuttmanStep
 from citymap_lightning.tables import DistanceTable
-
-if TYPE_CHECKING:
-    from citymap_lightning.model import CityMap
 
 log = logging.getLogger("citymap_lightning")
 
@@ -34,6 +32,10 @@ GUTTMAN_LIMIT = 2000
 GUTTMAN_ITERATIONS, GUTTMAN_ITERATIONS_SPARSE = 10, 50
 """Guttman transforms per epoch: a table with missing pairs converges far more slowly (250 Japanese
 places, 7 known pairs each: 600 transforms stood 8% above the optimum, 3,000 within 1.3e-4)."""
+
+
+Terms = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""Three tensors per restart: a loss or a sum of residuals, and the sums of stress-1."""
 
 
 class ScaledLBFGS(torch.optim.LBFGS):
@@ -66,7 +68,7 @@ class ScaledLBFGS(torch.optim.LBFGS):
         return super().step(scaled)
 
 
-class FullBatch(Fitting):
+class FullBatch(Solver):
     """One batch holding every known pair, normalised by the Frobenius norm of the distances (the course's)."""
 
     name = "full"
@@ -95,16 +97,16 @@ class FullBatch(Fitting):
         form = f"all {self.table.n_known_pairs} known pairs" if self.pairs else "the full matrix"
         return f"one batch of {form}"
 
-    def setup(self, hparams: Any) -> None:
-        """Set up what the model's transform and bootstrap need.
+    def setup(self, problem: Problem, anneal_epochs: int = 30, anneal_eps: float = 0.01) -> None:
+        """Set up what the problem's transform and bootstrap need.
 
         With an interval or ordinal transform, the batch becomes the list of known pairs (their
         disparities are refitted to the whole map at every step); with bootstrap replicates, it holds
         one weight matrix per map.
         """
-        transform, bootstrap = hparams.get("transform", "ratio"), hparams.get("bootstrap", 0)
-        if bootstrap:
-            self._setup_bootstrap(hparams)
+        transform = problem.transform
+        if problem.bootstrap:
+            self._setup_bootstrap(problem)
         if transform == self.transform:
             return
         self.transform = transform
@@ -116,7 +118,7 @@ class FullBatch(Fitting):
         }  # fmt: skip
         self.pairs, self._terms = True, self._transform_terms
 
-    def _setup_bootstrap(self, hparams: Any) -> None:
+    def _setup_bootstrap(self, problem: Problem) -> None:
         """``bootstrap`` replicates beside the ``restarts`` maps: each resamples the known pairs with replacement.
 
         A replicate's weights are the given ones times how often each pair was drawn (the same draw for
@@ -124,10 +126,10 @@ class FullBatch(Fitting):
         keep them independent.
         """
         refused = {
-            "loss": hparams.loss if losses.get(hparams.loss).squared else None,
-            "geometry": hparams.geometry if hparams.geometry != "plane" else None,
-            "dim": hparams.dim if hparams.get("dim") not in (None, 2) else None,
-            "transform": hparams.get("transform", "ratio") if hparams.get("transform", "ratio") != "ratio" else None,
+            "loss": problem.loss.name if problem.loss.squared else None,
+            "geometry": problem.geometry.name if problem.geometry.name != "plane" else None,
+            "dim": problem.geometry.dim if problem.geometry.dim != 2 else None,
+            "transform": problem.transform if problem.transform != "ratio" else None,
             "anchors": self.table.anchors.source if self.table.anchors is not None else None,
         }
         refused = {k: v for k, v in refused.items() if v is not None}
@@ -137,15 +139,15 @@ class FullBatch(Fitting):
                 f"bootstrap fits replicates of a 2-D plane by raw or weighted stress, as n x n matrices of up to "
                 f"{losses.CDIST_LIMIT} places: not {settings}"
             )
-        if self.bootstrap == hparams.bootstrap:
+        if self.bootstrap == problem.bootstrap:
             return
-        self.bootstrap, maps = hparams.bootstrap, hparams.restarts + hparams.bootstrap
+        self.bootstrap, maps = problem.bootstrap, problem.maps
         n = self.table.n
         d, w = self._dense_table()
         i, j = self.table.known_pairs()
         rng = np.random.default_rng(0)
         weights = w.repeat(maps, 1, 1)
-        for k in range(hparams.restarts, maps):
+        for k in range(problem.restarts, maps):
             counts = torch.from_numpy(np.bincount(rng.integers(0, len(i), len(i)), minlength=len(i)).astype(float))
             drawn = torch.zeros(n, n, dtype=torch.float64)
             drawn[i, j] = drawn[j, i] = counts
@@ -153,7 +155,7 @@ class FullBatch(Fitting):
         self.batch = {"distances": d.float(), "weights": weights.float(), "norm": torch.tensor(1.0)}
         self.pairs, self._terms = False, self._matrix_terms
 
-    def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
+    def configure_optimizer(self, problem: Problem, params: Any) -> torch.optim.Optimizer:
         """Guttman transforms for bootstrap replicates and for weighted stress (``by_guttman``); else L-BFGS.
 
         L-BFGS (``ScaledLBFGS``) has a strong-Wolfe line search and no early stopping tolerances.
@@ -164,25 +166,25 @@ class FullBatch(Fitting):
         """
         if self.bootstrap:
             d, w = self.batch["distances"].double(), self.batch["weights"].double()
-            w = losses.get(model.hparams.loss).pair_weights(d, w)
-            return GuttmanStep(model.parameters(), d, w)
-        if self.by_guttman(model):  # the matrices of the known pairs, whatever the batch's form
+            w = problem.loss.pair_weights(d, w)
+            return GuttmanStep(params, d, w)
+        if self.by_guttman(problem):  # the matrices of the known pairs, whatever the batch's form
             d, w = self._dense_table()
-            w = losses.get(model.hparams.loss).pair_weights(d, w)
-            fixed = model._anchors[0] if model._anchors is not None else None
+            w = problem.loss.pair_weights(d, w)
+            fixed = problem.anchored[0] if problem.anchored is not None else None
             iterations = GUTTMAN_ITERATIONS if self.table.complete else GUTTMAN_ITERATIONS_SPARSE
-            maps = model.coords.shape[0]
-            return GuttmanStep(model.parameters(), d, w.expand(maps, -1, -1), iterations=iterations, fixed=fixed)
-        if model.hparams.restarts > 1:
-            return torch.optim.Adam(model.parameters(), lr=0.1)
-        if losses.get(model.hparams.loss).local and self.table.n > GUTTMAN_LIMIT:
+            maps = problem.maps
+            return GuttmanStep(params, d, w.expand(maps, -1, -1), iterations=iterations, fixed=fixed)
+        if problem.restarts > 1:
+            return torch.optim.Adam(params, lr=0.1)
+        if problem.loss.local and self.table.n > GUTTMAN_LIMIT:
             log.warning(
-                f"{model.hparams.loss} of {self.table.n} places in one batch is fitted by L-BFGS, which can stop well "
+                f"{problem.loss.name} of {self.table.n} places in one batch is fitted by L-BFGS, which can stop well "
                 f"short of its optimum on 1/d^2 weights (Guttman transforms reach it up to {GUTTMAN_LIMIT} places): "
                 "fit by pair batches (--data.full_batch_limit 0) or check the map's stress over more epochs"
             )
         return ScaledLBFGS(
-            model.parameters(),
+            params,
             lr=1.0,
             max_iter=5,
             history_size=20,
@@ -196,7 +198,7 @@ class FullBatch(Fitting):
         d = torch.from_numpy(np.nan_to_num(self.table.matrix(), nan=0.0) / self.scale)
         return d, torch.from_numpy(self.table.weight_matrix())
 
-    def by_guttman(self, model: CityMap) -> bool:
+    def by_guttman(self, problem: Problem) -> bool:
         """Whether the map is fitted by SMACOF's Guttman transforms rather than L-BFGS: weighted stress in one batch.
 
         Weights ``1 / d^2`` span 10^7 and more between a region's nearest and farthest places, and
@@ -207,14 +209,13 @@ class FullBatch(Fitting):
         (the weighted Laplacian's ``n x n`` inverse). Missing pairs have weight 0: the known pairs must join every
         place (a table whose pairs fall apart into groups is refused before this).
         """
-        hparams = model.hparams
         return (
-            losses.get(hparams.loss).local and hparams.geometry != "sphere"
+            problem.loss.local and not problem.curved
             and self.transform == "ratio" and self.table.n <= GUTTMAN_LIMIT
         )  # fmt: skip
 
-    def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:
-        restarts = model.hparams.restarts + model.hparams.get("bootstrap", 0)
+    def check_optimizers(self, problem: Problem, optimizers: list[torch.optim.Optimizer]) -> None:
+        restarts = problem.maps
         if restarts > 1 and any(isinstance(o, torch.optim.LBFGS) for o in optimizers):
             raise ConfigError(
                 f"restarts={restarts} needs a first-order optimiser: L-BFGS's single line search "
@@ -231,98 +232,97 @@ class FullBatch(Fitting):
     def evaluation_batches(self) -> Iterator[Batch]:
         yield self.batch
 
-    def _inputs(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        dtype = torch.float64 if model.hparams.geometry == "sphere" else model.coords.dtype
+    def _inputs(self, problem: Problem, state: MapState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        dtype = torch.float64 if problem.curved else state.coords.dtype
         w = batch.get("weights")
         return batch["distances"].to(dtype), None if w is None else w.to(dtype)
 
-    def _matrix_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _matrix_terms(self, problem: Problem, state: MapState, batch: Batch) -> Terms:
         """Loss, ``sum w (dhat - d)^2`` and ``sum w d^2`` per restart over the matrix (each pair counted twice)."""
-        d, w = self._inputs(model, batch)
-        if model.hparams.geometry != "sphere" and d.shape[0] > losses.CDIST_LIMIT:
-            return (*losses.fused_loss(model.coords, d, w, model.hparams.loss), batch["norm"])
-        fitted = model.fitted_distances()
-        loss = losses.loss_fn(model.hparams.loss)(fitted, d, w)
+        d, w = self._inputs(problem, state, batch)
+        if not problem.curved and d.shape[0] > losses.CDIST_LIMIT:
+            return (*losses.fused_loss(state.coords, d, w, problem.loss.name), batch["norm"])
+        fitted = problem.distances(state)
+        loss = losses.loss_fn(problem.loss.name)(fitted, d, w)
         residual, norm = metrics.stress1_sums(fitted.detach(), d, w, dims=(-1, -2))
         return loss, residual, norm if w is not None and w.dim() == 3 else batch["norm"]
 
-    def _pair_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _pair_terms(self, problem: Problem, state: MapState, batch: Batch) -> Terms:
         """Loss, ``sum w (dhat - d)^2`` and ``sum w d^2`` per restart over the known pairs."""
-        d, w = self._inputs(model, batch)
-        fitted = model.pair_distances(batch["i"], batch["j"])
-        loss = losses.terms(model.hparams.loss, fitted, d, w).sum(-1)
+        d, w = self._inputs(problem, state, batch)
+        fitted = problem.pair_distances(state, batch["i"], batch["j"])
+        loss = losses.terms(problem.loss.name, fitted, d, w).sum(-1)
         return loss, metrics.stress1_sums(fitted.detach(), d, w, dims=-1)[0], batch["norm"]
 
-    def _transform_inputs(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _transform_inputs(self, problem: Problem, state: MapState, batch: Batch) -> Terms:
         """Map distances, given values and the loss's weights of the known pairs (``w / d^2`` for weighted stress)."""
-        d, w = self._inputs(model, batch)
-        fitted = model.pair_distances(batch["i"], batch["j"]).double()  # the line's sums need double precision
-        w = losses.get(model.hparams.loss).pair_weights(d, w)
+        d, w = self._inputs(problem, state, batch)
+        fitted = problem.pair_distances(state, batch["i"], batch["j"]).double()  # the line's sums need double precision
+        w = problem.loss.pair_weights(d, w)
         return fitted, d.double(), w.double()
 
-    def _transform_terms(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _transform_terms(self, problem: Problem, state: MapState, batch: Batch) -> Terms:
         """Stress-1 squared against the disparities (the loss), and its two sums, per restart."""
-        return transforms.stress_terms(self.transform, *self._transform_inputs(model, batch))
+        return transforms.stress_terms(self.transform, *self._transform_inputs(problem, state, batch))
 
-    def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._terms(model, batch)[1:]
+    def batch_sums(self, problem: Problem, state: MapState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._terms(problem, state, batch)[1:]
 
-    def epoch_objective(self, model: CityMap) -> float | None:
+    def epoch_objective(self, problem: Problem, state: MapState) -> float | None:
         """The best restart's loss at the last evaluation of the epoch's step."""
         return None if self._objective is None else float(self._objective)
 
-    def transform_line(self, model: CityMap) -> tuple[float, float] | None:
+    def transform_line(self, problem: Problem, state: MapState) -> tuple[float, float] | None:
         """For ``interval``: ``a`` and ``b`` of ``given = a + b * map distance`` in the input's unit (best restart)."""
         if self.transform != "interval":
             return None
-        batch = {k: v.to(model.device) for k, v in self.batch.items()}
+        batch = {k: v.to(state.device) for k, v in self.batch.items()}
         with torch.no_grad():
-            fitted, d, w = self._transform_inputs(model, batch)
-            a, b = transforms.interval_line(fitted[model.best_restart()][None], d, w)
+            fitted, d, w = self._transform_inputs(problem, state, batch)
+            a, b = transforms.interval_line(fitted[state.best][None], d, w)
         return float(self.scale * a[0]), float(b[0])
 
-    def disparity_curve(self, model: CityMap) -> tuple[Any, Any] | None:
+    def disparity_curve(self, problem: Problem, state: MapState) -> tuple[Any, Any] | None:
         """The fitted transform, given value against disparity (both in the input's unit), sorted; None for ratio."""
         if self.transform == "ratio":
             return None
-        batch = {k: v.to(model.device) for k, v in self.batch.items()}
+        batch = {k: v.to(state.device) for k, v in self.batch.items()}
         with torch.no_grad():
-            fitted, d, w = self._transform_inputs(model, batch)
-            best = model.best_restart()
+            fitted, d, w = self._transform_inputs(problem, state, batch)
+            best = state.best
             target = transforms.disparities(self.transform, fitted[best : best + 1], d, w)[0]
         order = torch.argsort(d)
         return (d[order] * self.scale).cpu().numpy(), (target[order] * self.scale).cpu().numpy()
 
-    def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
-        """Sum of the restarts' losses (they are independent); logs the best restart's loss and stress-1."""
-        loss, residual, norm = self._terms(model, batch)
-        total = loss.sum()
-        self._objective = loss.detach()[: model.hparams.restarts].min()
-        if model.logging_step():
-            model.check_finite(total)
-            stress1 = metrics.from_sums(residual.detach().double(), norm.double()).float()
-            model.record_stress1(stress1, loss.detach())
-        return total
+    def training_step(self, problem: Problem, state: MapState, batch: Batch) -> StepResult:
+        """Sum of the restarts' losses (they are independent); each map's stress-1 and loss when logged."""
+        loss, residual, norm = self._terms(problem, state, batch)
+        self._objective = loss.detach()[: problem.restarts].min()
+        result = StepResult(loss.sum())
+        if state.logging:
+            result.stress1 = metrics.from_sums(residual.detach().double(), norm.double()).float()
+            result.logs["train/loss"] = loss.detach()
+        return result
 
-    def place_residuals(self, model: CityMap, restart: int) -> torch.Tensor:
-        batch = {k: v.to(model.device) for k, v in self.batch.items()}
-        d, w = self._inputs(model, batch)
+    def place_residuals(self, problem: Problem, state: MapState, restart: int) -> torch.Tensor:
+        batch = {k: v.to(state.device) for k, v in self.batch.items()}
+        d, w = self._inputs(problem, state, batch)
         with torch.no_grad():
             if self.pairs:
                 i, j = batch["i"], batch["j"]
                 if self.transform != "ratio":
-                    fitted, given, weights = self._transform_inputs(model, batch)
+                    fitted, given, weights = self._transform_inputs(problem, state, batch)
                     target = transforms.disparities(self.transform, fitted[restart : restart + 1], given, weights)
                     terms = weights * (fitted[restart] - target[0]).square()
                 else:
-                    terms = (model.pair_distances(i, j)[restart] - d).square()
+                    terms = (problem.pair_distances(state, i, j)[restart] - d).square()
                     terms = terms if w is None else w * terms
                 places = torch.zeros(self.table.n, dtype=terms.dtype, device=terms.device)
                 return places.index_add_(0, i, terms).index_add_(0, j, terms)
-            coords = model.coords[restart : restart + 1].detach()
+            coords = state.coords[restart : restart + 1].detach()
             if w is not None and w.dim() == 3:  # one weight matrix per map (bootstrap)
                 w = w[restart]
-            if model.hparams.geometry != "sphere":
+            if not problem.curved:
                 return losses.fused_city_residuals(coords, d, w)[0]
-            fitted = model.fitted_distances()[restart]
+            fitted = problem.distances(state)[restart]
             return metrics.stress1_sums(fitted, d, w, dims=-1)[0]

@@ -1,24 +1,23 @@
-"""What a fitting algorithm owns: its batches, loss, step rule, evaluation and default optimiser.
+"""What a solver owns: its batches, step rule, evaluation and default optimiser.
 
-:class:`~citymap_lightning.model.CityMap` holds the coordinates and what every algorithm shares
-(geometry, starts, logging of results); it hands each step to the :class:`Fitting` its data module
-chose, so no method of the model asks which algorithm runs.
+A solver is a plain object: each method takes the :class:`~citymap_lightning.problem.Problem` and
+the maps' current :class:`~citymap_lightning.problem.MapState`, and :meth:`Solver.training_step`
+returns a :class:`~citymap_lightning.problem.StepResult`. The LightningModule holds the coordinates,
+calls the solver its data module chose, and does the logging; no solver imports it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from citymap_lightning.metrics import Stress1
+from citymap_lightning.problem import MapState, Problem, StepResult
 from citymap_lightning.tables import DistanceTable
-
-if TYPE_CHECKING:
-    from citymap_lightning.model import CityMap
 
 Batch = dict[str, torch.Tensor]
 RankFn = Callable[[], tuple[int, int, int]]
@@ -33,8 +32,8 @@ def robust_norm(values: torch.Tensor) -> float:
     return top * float(torch.linalg.vector_norm(values / top))
 
 
-class Fitting:
-    """Base of the fitting algorithms (one module each: :mod:`.full`, :mod:`.pairs`).
+class Solver:
+    """Base of the solvers (one module each: :mod:`.full`, :mod:`.pairs`, :mod:`.new_places`).
 
     Attributes:
         table: the distance table being fitted.
@@ -56,15 +55,22 @@ class Fitting:
         """One line on how the fit runs, for the run's log."""
         return self.name
 
-    def setup(self, hparams: Any) -> None:
-        """Refuse model settings this algorithm cannot fit, in one line; prepare what depends on them."""
+    def setup(self, problem: Problem, anneal_epochs: int = 30, anneal_eps: float = 0.01) -> None:
+        """Refuse problems this solver cannot fit, in one line; prepare what depends on them.
 
-    def configure_optimizer(self, model: CityMap) -> torch.optim.Optimizer:
-        """The algorithm's own optimiser, used unless ``--optimizer`` chooses another."""
+        ``anneal_epochs`` and ``anneal_eps`` are the step schedule of stochastic solvers.
+        """
+
+    def judged_from(self, patience: int) -> int:
+        """The first epoch whose objective convergence is judged on (earlier ones are too noisy)."""
+        return 0
+
+    def configure_optimizer(self, problem: Problem, params: Any) -> torch.optim.Optimizer:
+        """The solver's own optimiser of ``params`` (the coordinates), used unless ``--optimizer`` chooses another."""
         raise NotImplementedError
 
-    def check_optimizers(self, model: CityMap, optimizers: list[torch.optim.Optimizer]) -> None:
-        """Refuse optimisers that cannot run this algorithm (called when the fit starts)."""
+    def check_optimizers(self, problem: Problem, optimizers: list[torch.optim.Optimizer]) -> None:
+        """Refuse optimisers that cannot run this solver (called when the fit starts)."""
 
     def train_loader(self, rank: RankFn) -> DataLoader:
         """The training batches of each epoch."""
@@ -78,41 +84,45 @@ class Fitting:
         """The batches of :meth:`evaluation_loader`, on the CPU."""
         raise NotImplementedError
 
-    def training_step(self, model: CityMap, batch: Batch) -> torch.Tensor:
-        """The loss of one step (Lightning's automatic optimisation does the backward pass and the step)."""
+    def training_step(self, problem: Problem, state: MapState, batch: Batch) -> StepResult:
+        """One step's loss (Lightning's automatic optimisation does the backward pass and the step), and its logs."""
         raise NotImplementedError
 
-    def batch_sums(self, model: CityMap, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_sums(self, problem: Problem, state: MapState, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Stress-1's two sums on one evaluation batch: ``sum w (dhat - d)^2`` per restart and ``sum w d^2``."""
         raise NotImplementedError
 
-    def place_residuals(self, model: CityMap, restart: int) -> torch.Tensor:
+    def place_residuals(self, problem: Problem, state: MapState, restart: int) -> torch.Tensor:
         """``(n,)``: each place's sum of ``w (dhat - d)^2`` over its known pairs, in one restart."""
         raise NotImplementedError
 
-    def evaluate(self, model: CityMap) -> torch.Tensor:
+    def evaluate(self, problem: Problem, state: MapState) -> torch.Tensor:
         """Stress-1 of every restart over the evaluation batches, in this process alone."""
-        metric = Stress1(model.coords.shape[0], sync_on_compute=False)
+        metric = Stress1(state.coords.shape[0], sync_on_compute=False)
         with torch.no_grad():
             for batch in self.evaluation_batches():
-                metric.update(*self.batch_sums(model, {k: v.to(model.device) for k, v in batch.items()}))
-        return metric.compute().reshape(-1).float().to(model.device)
+                batch = {k: v.to(state.device) for k, v in batch.items()}
+                metric.update(*self.batch_sums(problem, state, batch))
+        return metric.compute().reshape(-1).float().to(state.device)
 
-    def epoch_objective(self, model: CityMap) -> float | None:
+    def epoch_objective(self, problem: Problem, state: MapState) -> float | None:
         """The objective at the end of an epoch, that convergence is judged on; None while it cannot be judged."""
         return None
 
-    def transform_line(self, model: CityMap) -> tuple[float, float] | None:
+    def transform_line(self, problem: Problem, state: MapState) -> tuple[float, float] | None:
         """For an ``interval`` transform: ``a, b`` of ``given = a + b * map distance`` in the input's unit."""
         return None
 
-    def disparity_curve(self, model: CityMap) -> tuple[np.ndarray, np.ndarray] | None:
+    def disparity_curve(self, problem: Problem, state: MapState) -> tuple[np.ndarray, np.ndarray] | None:
         """The fitted transform (given value against disparity, sorted, in the input's unit); None for ratio."""
         return None
 
-    def predict(self, model: CityMap) -> torch.Tensor:
-        """What ``predict`` returns: the best restart's coordinates (normalised units)."""
-        return model.coords[model.best_restart()].detach()
+    def predict(self, problem: Problem, state: MapState, fitted_map: Callable[[], Any]) -> torch.Tensor:
+        """What ``predict`` returns: the best restart's coordinates (normalised units).
+
+        ``fitted_map`` makes the run's :class:`~citymap_lightning.result.FittedMap` (for placing new places on it).
+        """
+        return state.coords[state.best].detach()
 
     def invalidate(self) -> None:
         """Forget what was computed for the current coordinates (they are about to change outside a step)."""
