@@ -279,6 +279,8 @@ class CityMap(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The solver's step; its values are logged on Lightning's schedule."""
         state = self.state(logging=self.logging_step())
+        optimizers = self.trainer.optimizers
+        state.gradient = not (optimizers and getattr(optimizers[0], "gradient_free", False))
         result = self.solver.training_step(self.problem, state, batch)
         if state.logging:
             self.check_finite(result.loss)

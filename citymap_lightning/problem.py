@@ -122,6 +122,7 @@ class MapState:
         world_size: the number of DDP processes; ``reduce`` sums a tensor over them.
         logging: whether this step's values are logged (the solver then computes them).
         stress1: ``(maps,)`` each map's stress-1 as last computed.
+        gradient: whether the step follows the loss's gradient (not Guttman transforms, which move by their own rule).
 
     """
 
@@ -134,6 +135,7 @@ class MapState:
     reduce: Callable[[torch.Tensor], torch.Tensor] = field(default=lambda x: x)
     logging: bool = False
     stress1: torch.Tensor | None = None
+    gradient: bool = True
 
     @property
     def device(self) -> torch.device:

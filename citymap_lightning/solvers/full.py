@@ -295,10 +295,15 @@ class FullBatch(Solver):
         return (d[order] * self.scale).cpu().numpy(), (target[order] * self.scale).cpu().numpy()
 
     def training_step(self, problem: Problem, state: MapState, batch: Batch) -> StepResult:
-        """Sum of the restarts' losses (they are independent); each map's stress-1 and loss when logged."""
-        loss, residual, norm = self._terms(problem, state, batch)
+        """Sum of the restarts' losses (they are independent); each map's stress-1 and loss when logged.
+
+        Under a step that needs no gradient (Guttman transforms) the loss is computed without autograd.
+        """
+        with torch.set_grad_enabled(state.gradient and torch.is_grad_enabled()):
+            loss, residual, norm = self._terms(problem, state, batch)
         self._objective = loss.detach()[: problem.restarts].min()
-        result = StepResult(loss.sum())
+        total = loss.sum() if state.gradient else loss.sum().detach().requires_grad_()  # a leaf: backward is free
+        result = StepResult(total)
         if state.logging:
             result.stress1 = metrics.from_sums(residual.detach().double(), norm.double()).float()
             result.logs["train/loss"] = loss.detach()

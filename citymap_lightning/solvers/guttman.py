@@ -45,6 +45,9 @@ class GuttmanStep(DirectStep):
 
     """
 
+    gradient_free = True
+    """Its move needs no gradient: the training step skips autograd."""
+
     def __init__(
         self,
         params: Any,
