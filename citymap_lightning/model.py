@@ -115,7 +115,8 @@ class CityMap(pl.LightningModule):
         maps = restarts + bootstrap  # the bootstrap replicates come after the restarts
         init = np.stack([starts.random_start(num_places, dim, rng) for _ in range(maps)])
         self.coords = nn.Parameter(torch.from_numpy(init).float())
-        learned = geometry == "sphere" and radius in (None, "learn")
+        self.geometry = geo.of(geometry, dim, radius)
+        learned = self.geometry.curved and radius in (None, "learn")
         self.log_radius = nn.Parameter(torch.zeros(maps)) if learned else None
         self.register_buffer("fixed_radius", torch.ones(maps), persistent=False)
         self.register_buffer("stress1", torch.full((maps,), float("nan")), persistent=False)
@@ -139,7 +140,7 @@ class CityMap(pl.LightningModule):
         if self.problem is not None and self.problem.table is table and self.solver is solver:
             return self.problem
         hp = self.hparams
-        problem = build_problem(hp, table)
+        problem = build_problem(hp, table, self.geometry)
         solver.setup(problem, hp.anneal_epochs, hp.anneal_eps)
         if fitting:
             self.check_anchors(table)
@@ -155,7 +156,7 @@ class CityMap(pl.LightningModule):
         hp = self.hparams
         self.start = starts.resolve_start(hp.start, hp.loss, hp.geometry, dm.table if stage == "fit" else None)
         self.prepare(dm.table, dm.solver, fitting=stage == "fit")
-        if self.hparams.geometry == "sphere":
+        if self.geometry.curved:
             self._setup_sphere(dm.table, stage)
         elif stage == "fit" and self.start != "random":
             init = starts.initial_coords(
@@ -190,7 +191,7 @@ class CityMap(pl.LightningModule):
         if placed is None:
             return
         self.check_anchors(table)
-        sphere = self.hparams.geometry == "sphere"
+        sphere = self.geometry.curved
         target = placed.directions() if sphere else placed.coords / self.solver.scale
         with torch.no_grad():
             if (
@@ -253,7 +254,7 @@ class CityMap(pl.LightningModule):
     @property
     def radius(self) -> torch.Tensor | None:
         """The sphere's radius per restart, in normalised units (None for flat geometries)."""
-        if self.hparams.geometry != "sphere":
+        if not self.geometry.curved:
             return None
         return self.log_radius.exp() if self.log_radius is not None else self.fixed_radius
 
@@ -487,7 +488,7 @@ class CityMap(pl.LightningModule):
         """
         if self._reference is None:
             table, dim = self.trainer.datamodule.table, self.coords.shape[-1]
-            sphere = self.hparams.geometry == "sphere"
+            sphere = self.geometry.curved
             if sphere:
                 radius = self.hparams.radius
                 self._reference = starts.sphere_start(table, None if radius == "learn" else radius)[0]

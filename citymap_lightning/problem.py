@@ -162,14 +162,17 @@ class StepResult:
     shown: tuple[str, ...] = ("train/loss", "train/stress1")
 
 
-def build(settings: Any, table: DistanceTable, anchored: tuple[torch.Tensor, torch.Tensor] | None = None) -> Problem:
-    """The problem of ``table`` under the model's ``settings`` (its hparams, already checked)."""
+def build(settings: Any, table: DistanceTable, shape: geometry.Geometry | None = None) -> Problem:
+    """The problem of ``table`` under the model's ``settings`` (its hparams, already checked) in the geometry ``shape``.
+
+    ``shape`` None is the settings' own geometry.
+    """
+    shape = shape or geometry.of(settings["geometry"], settings.get("dim"), settings.get("radius"))
     return Problem(
         table=table,
-        geometry=geometry.of(settings["geometry"], settings.get("dim"), settings.get("radius")),
+        geometry=shape,
         loss=losses.get(settings["loss"]),
         transform=settings.get("transform", "ratio"),
         restarts=settings.get("restarts", 1),
         bootstrap=settings.get("bootstrap", 0),
-        anchored=anchored,
     )

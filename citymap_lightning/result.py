@@ -91,10 +91,10 @@ def aligned(problem: Problem, state: MapState, scale: float) -> Aligned:
     """
     table, best = problem.table, state.best
     raw = state.coords[best].detach().cpu().double().numpy()
-    geometry = problem.geometry.name
+    geometry, flat_2d = problem.geometry.name, problem.geometry.name == "plane" and raw.shape[1] == 2
     placed = table.anchors
     identity = align.Orientation(np.eye(raw.shape[1]), np.zeros(raw.shape[1]), np.zeros(raw.shape[1]))
-    if geometry == "sphere":
+    if problem.curved:
         unit = raw / np.linalg.norm(raw, axis=1, keepdims=True)
         if placed is not None:
             orientation, latlon, frame = identity, geo.from_unit_vectors(unit), align.GeoFrame()
@@ -107,7 +107,7 @@ def aligned(problem: Problem, state: MapState, scale: float) -> Aligned:
         frame = None if placed.centre is None else align.GeoFrame(placed.centre)
         return Aligned(coords, identity, None if frame is None else frame.latlon(coords), frame=frame)
     positions = table.positions
-    if table.latlon is None and positions is not None and geometry == "plane" and coords.shape[1] == 2:
+    if table.latlon is None and positions is not None and flat_2d:
         orientation = comparison.frame(coords, positions)  # rotated and reflected onto them, in the input's unit
         out = orientation.apply(coords)
         frame = comparison.geo_frame(out, positions)
@@ -115,7 +115,7 @@ def aligned(problem: Problem, state: MapState, scale: float) -> Aligned:
             return Aligned(out, orientation)
         return Aligned(out, orientation, frame.latlon(out), frame.km_per_unit, frame)
     located = table.located
-    if table.latlon is None and located is not None and geometry == "plane" and coords.shape[1] == 2:
+    if table.latlon is None and located is not None and flat_2d:
         matches = align.frame_from_names(coords, located.places, located.latlon)
         if not matches.enough:  # too few matches agree with the map: they cannot say where north is
             orientation = align.orient(coords, table.names)
