@@ -47,7 +47,8 @@ class MapRenderer(pl.Callback):
     residual), ``pairs_fitted.csv`` (inputs with missing pairs), ``map.html`` (the map to pan, zoom
     and hover over, with Plotly: :mod:`citymap_lightning.interactive`), ``coordinates.parquet``
     (GeoParquet, where geopandas is installed: :mod:`citymap_lightning.geodata`) and, on request, ``fit.gif``.
-    TensorBoard: the images ``map``, ``shepard`` and ``city_error``; the histogram
+    TensorBoard: the images ``map``, ``shepard`` and ``city_error`` (and ``map_paths``, every place's path,
+    above 40 places); the histogram
     ``diagnostics/city_stress``; with latitude/longitude, ``diagnostics/position_error_mean_km``
     and ``..._max_km``; and the coordinates in the projector, labelled by name.
 
@@ -258,6 +259,9 @@ class MapRenderer(pl.Callback):
                 max_points=self.max_points, subset=self.subset, geographic=fit.latlon is not None,
                 population=population,
             )  # fmt: skip
+            if history is not None and render.ALL_LABELS < history.shape[1] == table.n <= self.max_trajectories:
+                paths = render.draw_paths(flat, history, table.unit, fit.latlon is not None)
+                self._publish(trainer, "map_paths", paths, None)  # every path, in TensorBoard only
             if spread is not None:
                 self._publish(trainer, "uncertainty", figure, log_dir)
             if self.gif and history is not None and len(history) > 1:

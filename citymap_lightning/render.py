@@ -146,7 +146,8 @@ def draw_map(
     Up to :data:`ALL_LABELS` places every place is labelled (moved by adjustText) and its path drawn
     in its own colour. Above, at most :data:`ALL_LABELS` places are labelled, in the order of
     :func:`label_priority` and only where a label fits beside its point without touching another
-    (:func:`label_subset`); only those places' paths are drawn, in grey, and the other places stay dots.
+    (:func:`label_subset`); only the first :data:`FEW_PATHS` of those places' paths are drawn, in grey,
+    and the other places stay dots (:func:`draw_paths` draws every path, for TensorBoard).
     Paths are grey whenever the points' colours mean something else (``values``, with a colour bar).
     Above ``max_points`` places it is a density picture instead (see :func:`draw_density`).
 
@@ -211,7 +212,7 @@ def draw_map(
     _map_axes(ax, xlim, ylim, unit, geographic)
     map_furniture(ax, unit, geographic)
     if paths and not own_colours and (few or max_labels > 0):
-        _path_legend(ax, f"path of each {'' if few else 'labelled '}place during the fit")
+        _path_legend(ax, "path of each place during the fit" if few else "paths of the first labelled places")
     if title:
         ax.set_title(title)
     if few and n <= max_labels:
@@ -220,11 +221,31 @@ def draw_map(
         limit = min(max_labels, ALL_LABELS)
         labelled = label_subset(ax, coords, names, label_priority(coords, population, limit=4 * limit), limit)
         if paths and not few and len(labelled):
-            chosen = np.swapaxes(history[:, labelled], 0, 1)
+            chosen = np.swapaxes(history[:, labelled[:FEW_PATHS]], 0, 1)
             ax.add_collection(LineCollection(list(chosen), colors=PATH_GREY, linewidths=0.9, alpha=0.7, zorder=1))
     return fig
 
 
+def draw_paths(coords: np.ndarray, history: np.ndarray, unit: str = "", geographic: bool = False) -> Figure:
+    """Every place's path during the fit, each in its own colour, without labels: the full set for TensorBoard.
+
+    ``map.png`` above :data:`ALL_LABELS` places draws only the labelled places' paths; this keeps the rest.
+    """
+    from matplotlib.collections import LineCollection
+
+    fig = new_figure(10, 9)
+    ax = fig.add_subplot()
+    colours = city_colours(len(coords))
+    ax.add_collection(LineCollection(list(np.swapaxes(history, 0, 1)), colors=colours, linewidths=0.6, alpha=0.5))
+    ax.scatter(coords[:, 0], coords[:, 1], s=8, c=colours, edgecolors="none", zorder=3)
+    _map_axes(ax, *_limits(coords), unit, geographic)
+    map_furniture(ax, unit, geographic)
+    ax.set_title(f"Paths of all {len(coords)} places during the fit")
+    return fig
+
+
+FEW_PATHS = 15
+"""Above :data:`ALL_LABELS` places, ``map.png`` draws the paths of at most this many labelled places (the first)."""
 PATH_GREY = "0.35"
 """The colour of paths drawn beside points whose colours mean something else."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -57,9 +58,9 @@ def test_150_places_label_a_readable_subset_without_overlaps_and_grey_paths_besi
         assert not any(box.overlaps(other) for other in boxes[i + 1 :]), ax.texts[i].get_text()
         assert ax.get_window_extent().contains(box.x0, box.y0) and ax.get_window_extent().contains(box.x1, box.y1)
     (paths,) = [c for c in ax.collections if isinstance(c, LineCollection)]
-    assert len(paths.get_segments()) == len(boxes)  # only the labelled places' paths
+    assert len(paths.get_segments()) == render.FEW_PATHS < len(boxes)  # only the first labelled places' paths
     assert np.allclose(paths.get_colors()[:, :3], 0.35)  # grey, not the colour bar's colours
-    assert "path of each labelled place" in ax.get_legend().get_texts()[0].get_text()
+    assert ax.get_legend().get_texts()[0].get_text() == "paths of the first labelled places"
 
 
 def test_labels_go_to_the_most_populous_places_first():
@@ -224,16 +225,29 @@ def test_without_geopandas_no_parquet(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_run_writes_map_html_and_parquet_unless_turned_off(tmp_path):
+def test_a_run_writes_map_html_parquet_and_every_path_to_tensorboard_unless_turned_off(tmp_path):
     pytest.importorskip("plotly")
+    from conftest import ROOT, event_tags, geojson_latlon
+
     from citymap_lightning.cli import main
 
-    main(["fit", "--trainer.max_epochs", "3", "--trainer.default_root_dir", str(tmp_path / "on"), *QUIET])
+    places = tmp_path / "places60.csv"
+    places.write_text("".join((ROOT / "data" / "europe5000.csv").read_text(encoding="utf-8").splitlines(True)[:61]))
+    main(["fit", "--data.path", str(places), "--trainer.max_epochs", "3", "--trainer.default_root_dir",
+          str(tmp_path / "on"), *QUIET])  # fmt: skip
     log_dir = run_dir(tmp_path / "on")
     text = (log_dir / "map.html").read_text(encoding="utf-8")
-    assert text.count("share of the residual:") == 36 and "Reykjavik" in text
-    if interactive.plotly_available() and __import__("importlib").util.find_spec("geopandas"):
-        assert (log_dir / "coordinates.parquet").stat().st_size > 1000
+    assert text.count("share of the residual:") == 60 and "London" in text
+    assert {"map", "map_paths"} <= set(event_tags(log_dir).Tags()["images"])  # every path, in TensorBoard
+    if importlib.util.find_spec("geopandas") and importlib.util.find_spec("pyarrow"):
+        import geopandas
+
+        frame = geopandas.read_parquet(log_dir / "coordinates.parquet")
+        assert frame.crs.to_epsg() == 4326 and frame["name"].iloc[0] == "London"
+        latlon, _ = geojson_latlon(log_dir / "coordinates.geojson")  # the same points as the GeoJSON
+        expected = np.stack([latlon[name] for name in frame["name"]])
+        assert np.allclose(frame.geometry.y, expected[:, 0], atol=1e-5)
+        assert np.allclose(frame.geometry.x, expected[:, 1], atol=1e-5)
     main(["fit", "--trainer.max_epochs", "3", "--map.html", "false", "--trainer.default_root_dir",
           str(tmp_path / "off"), *QUIET])  # fmt: skip
     assert not (run_dir(tmp_path / "off") / "map.html").exists()
