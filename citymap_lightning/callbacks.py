@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from citymap_lightning import comparison, gazetteer, output, render, result, sampling, uncertainty
+from citymap_lightning import comparison, gazetteer, geodata, interactive, output, render, result, sampling, uncertainty
 from citymap_lightning import geometry as geo
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
@@ -34,15 +34,19 @@ class MapRenderer(pl.Callback):
     Files: ``coordinates.csv`` (``name,x,y`` in the input's unit, x east, y north, origin at the
     centroid), ``map.png`` (points, labels, each city's trajectory), ``shepard.png`` (fitted
     against given distance), ``city_error.png`` (the map coloured by each city's share of the
-    residual), ``pairs_fitted.csv`` (inputs with missing pairs) and, on request, ``fit.gif``.
-    TensorBoard: the images ``map``, ``shepard`` and ``city_error``; the histogram
+    residual), ``pairs_fitted.csv`` (inputs with missing pairs), ``map.html`` (the map to pan, zoom
+    and hover over, with Plotly: :mod:`citymap_lightning.interactive`), ``coordinates.parquet``
+    (GeoParquet, where geopandas is installed: :mod:`citymap_lightning.geodata`) and, on request, ``fit.gif``.
+    TensorBoard: the images ``map``, ``shepard`` and ``city_error`` (and ``map_paths``, every place's path,
+    above 40 places); the histogram
     ``diagnostics/city_stress``; with latitude/longitude, ``diagnostics/position_error_mean_km``
     and ``..._max_km``; and the coordinates in the projector, labelled by name.
 
     Args:
         snapshots: about how many positions of the fit to record for the trajectories.
-        max_labels: above this many places, no labels are drawn and the map's points are coloured
-            by their share of the residual.
+        max_labels: at most this many places are labelled (above 40 places, the most populous or an even
+            spread: :func:`citymap_lightning.render.label_priority`); above this many places the map's points
+            are coloured by their share of the residual.
         max_pairs_places: when pairs are missing (or the input is a pair list) and there are at most
             this many places, ``pairs_fitted.csv`` lists every pair with its given and fitted distance.
         max_trajectories: above this many places, the map draws no trajectories.
@@ -54,6 +58,7 @@ class MapRenderer(pl.Callback):
             with labels and trajectories for a readable subset (one place per cell of an 8 x 8 grid,
             at most ``max_labels``); only that subset's history is recorded (and checkpointed), so
             memory and checkpoints stay O(n) whatever ``snapshots`` (unless ``gif`` is asked for).
+        html: write ``map.html`` for a flat map (needs Plotly; without it, one line says it is skipped).
 
     """
 
@@ -67,6 +72,7 @@ class MapRenderer(pl.Callback):
         gif: bool = False,
         gif_frames: int = 80,
         max_points: int = 5000,
+        html: bool = True,
     ) -> None:
         for name, value, low in (("snapshots", snapshots, 1), ("max_labels", max_labels, 0),
                                  ("max_pairs_places", max_pairs_places, 0), ("max_trajectories", max_trajectories, 0),
@@ -82,6 +88,7 @@ class MapRenderer(pl.Callback):
         self.gif = gif
         self.gif_frames = gif_frames
         self.max_points = max_points
+        self.html = html
         self.history: list[np.ndarray] = []
         self.subset: np.ndarray | None = None
         """The places whose history is recorded (None: every place)."""
@@ -178,6 +185,7 @@ class MapRenderer(pl.Callback):
                 _as_plane(fit.coords[:, :2]), _as_plane(coords[:, :2]), placement.names,
                 title=f"{len(placement.names)} new places on the fitted map of {len(fit.names)}",
                 unit=fit.unit or ("input units" if fit.located_by else ""), max_labels=self.max_labels,
+                geographic=fit.latlon is not None,
             )  # fmt: skip
         self._publish(trainer, "map", figure, log_dir)
         for logger in _tensorboard(trainer):
@@ -214,6 +222,9 @@ class MapRenderer(pl.Callback):
         self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
         if fit.located_by is not None and fit.latlon is not None:
             self.written.append(_write_geojson(log_dir / "coordinates.geojson", table, fit))
+        parquet = geodata.write_parquet(log_dir / "coordinates.parquet", fit)
+        self.written.extend([parquet] if parquet is not None else [])
+        population, history = render.population_of(table.located, table.n), None
         if (table.kind == "pairs" or not table.complete) and table.n <= self.max_pairs_places:
             with torch.no_grad():
                 fitted = pl_module.fitted_distances()[best].double().cpu().numpy() * pl_module.solver.scale
@@ -224,7 +235,6 @@ class MapRenderer(pl.Callback):
             )
         elif coords.shape[1] <= 2:  # a flat map; a 1-D ordering is drawn along x
             flat = _as_plane(coords)
-            history = None
             if self.history and len({h.shape for h in self.history}) == 1:
                 history = fit.orientation.apply(np.stack([h[best] for h in self.history]) * pl_module.solver.scale)
                 history = _as_plane(history)
@@ -236,8 +246,12 @@ class MapRenderer(pl.Callback):
                 value_label="share of the residual (%)", title=title,
                 unit=table.unit or ("input units" if fit.located_by else ""),
                 max_labels=self.max_labels, max_trajectories=self.max_trajectories, ellipses=spread,
-                max_points=self.max_points, subset=self.subset,
+                max_points=self.max_points, subset=self.subset, geographic=fit.latlon is not None,
+                population=population,
             )  # fmt: skip
+            if history is not None and render.ALL_LABELS < history.shape[1] == table.n <= self.max_trajectories:
+                paths = render.draw_paths(flat, history, table.unit, fit.latlon is not None)
+                self._publish(trainer, "map_paths", paths, None)  # every path, in TensorBoard only
             if spread is not None:
                 self._publish(trainer, "uncertainty", figure, log_dir)
             if self.gif and history is not None and len(history) > 1:
@@ -246,7 +260,10 @@ class MapRenderer(pl.Callback):
             figure = render.draw_space(coords[:, :3], table.names, title=title, unit=table.unit)
         self._publish(trainer, "map", figure, log_dir)
         self._diagnostics(trainer, pl_module, fit, log_dir)
-        self._time_space(trainer, table, fit, log_dir)
+        compared = self._time_space(trainer, table, fit, log_dir)
+        if self.html and fit.geometry != "sphere" and coords.shape[1] <= 2:
+            page = interactive.write_map(log_dir / "map.html", fit, history, self.subset, *compared, population, title)
+            self.written.extend([page] if page is not None else [])
         self._log_position_error(trainer, fit.position_error_km)
         if fit.matches is not None:
             _report_matches(table, fit)
@@ -256,8 +273,10 @@ class MapRenderer(pl.Callback):
         for logger in _tensorboard(trainer):
             _add_projector(logger.experiment, coords, table.names, "coordinates", trainer.global_step)
 
-    def _time_space(self, trainer: pl.Trainer, table: Any, fit: FittedMap, log_dir: Path) -> None:
+    def _time_space(self, trainer: pl.Trainer, table: Any, fit: FittedMap, log_dir: Path) -> tuple[Any, str]:
         """The map against the real positions (given, or the gazetteer's) and the asymmetric table's skew part.
+
+        Gives back the comparison (None without positions) and its unit, for ``map.html``.
 
         Writes ``comparison.json``/``.csv``, ``displacement.png`` and ``distortion.png`` when positions are
         known; ``asymmetry.csv``, ``drift.png`` (and ``asymmetry.json`` without positions) for a symmetrized
@@ -272,8 +291,9 @@ class MapRenderer(pl.Callback):
         if not flat and (table.positions is not None or skew is not None):
             log.warning(f"{table.source}: the comparison with positions and the drift vectors are drawn for a flat "
                         "2-D map only: skipped")  # fmt: skip
-            return
+            return None, ""
         metrics: dict[str, float] = {}
+        found, unit = None, ""
         extra = {} if skew is None else {"asymmetry_share": float(share)}
         if positions is not None:
             found = comparison.of_map(table.names, fit.coords, positions)
@@ -299,6 +319,7 @@ class MapRenderer(pl.Callback):
             metrics["asymmetry/share"] = float(share)
         if metrics and trainer.logger is not None:
             trainer.logger.log_metrics(metrics, step=trainer.global_step)
+        return found, unit
 
     def _write_uncertainty(self, trainer: pl.Trainer, log_dir: Path, fit: FittedMap) -> np.ndarray:
         """``uncertainty.csv`` and ``uncertainty/median_semi_major``; the ellipses' semi-axes and directions."""
@@ -348,7 +369,8 @@ class MapRenderer(pl.Callback):
         if fit.coords.shape[1] <= 2 and fit.geometry != "sphere":
             figures["city_error"] = render.city_error_map(
                 _as_plane(fit.coords), table.names, share, unit=table.unit, max_labels=min(60, self.max_labels),
-                max_points=self.max_points, subset=self.subset,
+                max_points=self.max_points, subset=self.subset, geographic=fit.latlon is not None,
+                population=render.population_of(table.located, table.n),
             )  # fmt: skip
         for tag, figure in figures.items():
             self._publish(trainer, tag, figure, log_dir)

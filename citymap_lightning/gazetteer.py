@@ -184,6 +184,8 @@ class Match:
             e.g. ``Lyon (FR)``, ``Springfield (US-IL)``.
         unmatched: names not found.
         by_distance: whether ties were broken by the table's distances.
+        population: each matched place's population in GeoNames (None where not known, as from a checkpoint):
+            what makes a place well known, so the maps label the most populous first.
 
     """
 
@@ -192,6 +194,7 @@ class Match:
     labels: list[str]
     unmatched: list[str]
     by_distance: bool = True
+    population: np.ndarray | None = None
 
 
 REFERENCES = 50
@@ -236,6 +239,7 @@ def match(table: DistanceTable, gazetteer: Gazetteer | None = None, by_distance:
         labels=[gazetteer.label(r) for r in choice[places]],
         unmatched=[table.names[p] for p in np.flatnonzero(choice < 0)],
         by_distance=by_distance,
+        population=gazetteer.population[choice[places]],
     )
 
 

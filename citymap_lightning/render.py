@@ -71,6 +71,60 @@ def readable_subset(coords: np.ndarray, limit: int, cells: int = DENSITY_GRID) -
     return np.sort(first)[:limit]
 
 
+ALL_LABELS = 40
+"""Up to this many places a map labels every place and draws each one's path in its own colour; above it
+only a readable subset of at most this many is labelled (see :func:`label_priority`), with their paths
+in grey, and the other places stay dots. The full set of paths is in TensorBoard's GIF and ``map.html``."""
+
+
+def population_of(located: object, n: int) -> np.ndarray | None:
+    """Each of ``n`` places' population where the gazetteer found it by name (NaN elsewhere), else None."""
+    population = getattr(located, "population", None)
+    if population is None:
+        return None
+    out = np.full(n, np.nan)
+    out[np.asarray(located.places)] = population
+    return out
+
+
+def label_priority(coords: np.ndarray, population: np.ndarray | None = None, limit: int | None = None) -> np.ndarray:
+    """Places in the order they deserve a label: the most populous first where known, then an even spread.
+
+    Population (the gazetteer's, for places found by name) is what makes a place well known, so those
+    places come first, largest first. For the others nothing in a table of distances says which place
+    matters more, so they follow in farthest-point order: each next place is the one farthest from
+    those already taken, starting with the one nearest the centre. Any prefix of that order spreads
+    its labels evenly over the map (it keeps, greedily, the labelled places as far apart as it can),
+    which is what a reader needs to find their way; the largest shares of the error would label the
+    outliers, not the map (the error map colours those). ``limit``: only the first so many (O(n limit)).
+    """
+    coords = np.asarray(coords, dtype=np.float64)
+    n = len(coords)
+    limit = n if limit is None else min(limit, n)
+    known = np.zeros(n, dtype=bool) if population is None else np.isfinite(population)
+    first = np.flatnonzero(known)
+    first = first[np.argsort(-population[first], kind="stable")][:limit] if len(first) else first
+    order = list(first)
+    rest = np.flatnonzero(~known)
+    if len(order) < limit and len(rest):
+        points = coords[rest]
+        if len(first):
+            gap = np.min(((points[:, None, :] - coords[first][None, :, :]) ** 2).sum(axis=2), axis=1)
+            k = int(np.argmax(gap))
+        else:
+            gap = np.full(len(rest), np.inf)
+            k = int(np.argmin(((points - coords.mean(axis=0)) ** 2).sum(axis=1)))  # the centre's place first
+        free = np.ones(len(rest), dtype=bool)
+        while True:
+            order.append(int(rest[k]))
+            free[k] = False
+            if len(order) >= limit or not free.any():
+                break
+            gap = np.minimum(gap, ((points - points[k]) ** 2).sum(axis=1))
+            k = int(np.argmax(np.where(free, gap, -1.0)))
+    return np.asarray(order[:limit], dtype=np.int64)
+
+
 def draw_map(
     coords: np.ndarray,
     names: list[str],
@@ -84,9 +138,17 @@ def draw_map(
     ellipses: np.ndarray | None = None,
     max_points: int | None = None,
     subset: np.ndarray | None = None,
+    geographic: bool = False,
+    population: np.ndarray | None = None,
 ) -> Figure:
-    """The map: cities as points, readable non-overlapping labels, and each city's trajectory.
+    """The map: places as points, readable non-overlapping labels, each place's path during the fit, a scale bar.
 
+    Up to :data:`ALL_LABELS` places every place is labelled (moved by adjustText) and its path drawn
+    in its own colour. Above, at most :data:`ALL_LABELS` places are labelled, in the order of
+    :func:`label_priority` and only where a label fits beside its point without touching another
+    (:func:`label_subset`); only the first :data:`FEW_PATHS` of those places' paths are drawn, in grey,
+    and the other places stay dots (:func:`draw_paths` draws every path, for TensorBoard).
+    Paths are grey whenever the points' colours mean something else (``values``, with a colour bar).
     Above ``max_points`` places it is a density picture instead (see :func:`draw_density`).
 
     Args:
@@ -97,26 +159,33 @@ def draw_map(
             instead of one colour per city.
         value_label: the colour bar's label.
         title: the figure title.
-        unit: the coordinates' unit, for the axis labels.
-        max_labels: above this many cities no labels are drawn (they would only make a blot).
+        unit: the coordinates' unit, for the axis labels and the scale bar ("" when unknown).
+        max_labels: at most this many places are labelled (0: none).
         max_trajectories: above this many cities no trajectories are drawn.
         ellipses: ``(n, 3)`` semi-major axis, semi-minor axis and direction (degrees from +x) of an
             ellipse about each city (bootstrap uncertainty), drawn in the city's colour.
         max_points: above this many cities the map is a density picture (:func:`draw_density`).
         subset: for a density picture, the cities labelled (and whose trajectories ``history`` holds).
+        geographic: the frame is the real one (x east, y north): axes say so and a north arrow is drawn;
+            otherwise the axes read ``x`` and ``y``.
+        population: each place's population where known (NaN elsewhere): the largest are labelled first.
 
     """
     from matplotlib.collections import LineCollection
 
     n = len(names)
     if max_points is not None and n > max_points:
-        return draw_density(coords, names, history, values, value_label, title, unit, max_labels, subset)
+        return draw_density(coords, names, history, values, value_label, title, unit, max_labels, subset, geographic)
     fig = new_figure(10, 9)
     ax = fig.add_subplot()
-    colours = city_colours(n)
+    few = n <= ALL_LABELS
+    colours = city_colours(n) if few else np.tile(np.array([[0.12, 0.47, 0.71, 1.0]]), (n, 1))
     xlim, ylim = _limits(coords)
-    if history is not None and len(history) > 1 and n <= max_trajectories:
-        lines = LineCollection(list(np.swapaxes(history, 0, 1)), colors=colours, linewidths=0.9, alpha=0.55, zorder=1)
+    paths = history is not None and len(history) > 1 and n <= max_trajectories
+    own_colours = few and values is None
+    if paths and few:
+        lines = LineCollection(list(np.swapaxes(history, 0, 1)), colors=colours if own_colours else PATH_GREY,
+                               linewidths=0.9, alpha=0.55, zorder=1)  # fmt: skip
         ax.add_collection(lines)
     if ellipses is not None:
         from matplotlib.collections import EllipseCollection
@@ -129,7 +198,8 @@ def draw_map(
     size = 30.0 if not small else float(np.clip(30.0 * np.sqrt(500.0 / n), 0.5, 6.0))
     edges = {"edgecolors": "none"} if small else {"edgecolors": "black", "linewidths": 0.6}
     if values is None:
-        points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=colours, zorder=3, **edges)
+        points = ax.scatter(coords[:, 0], coords[:, 1], s=size if few else min(size, 18.0), c=colours, zorder=3,
+                            **edges)  # fmt: skip
     else:
         norm = None
         positive = values[values > 0]
@@ -139,12 +209,149 @@ def draw_map(
             norm = LogNorm(vmin=float(np.percentile(positive, 1)), vmax=float(positive.max()), clip=True)
         points = ax.scatter(coords[:, 0], coords[:, 1], s=size, c=values, cmap="viridis", norm=norm, zorder=3, **edges)
         fig.colorbar(points, ax=ax, shrink=0.7, label=value_label)
-    _map_axes(ax, xlim, ylim, unit)
+    _map_axes(ax, xlim, ylim, unit, geographic)
+    map_furniture(ax, unit, geographic)
+    if paths and not own_colours and (few or max_labels > 0):
+        _path_legend(ax, "path of each place during the fit" if few else "paths of the first labelled places")
     if title:
         ax.set_title(title)
-    if n <= max_labels:
+    if few and n <= max_labels:
         place_labels(ax, coords, names)
+    elif max_labels > 0:
+        limit = min(max_labels, ALL_LABELS)
+        labelled = label_subset(ax, coords, names, label_priority(coords, population, limit=4 * limit), limit)
+        if paths and not few and len(labelled):
+            chosen = np.swapaxes(history[:, labelled[:FEW_PATHS]], 0, 1)
+            ax.add_collection(LineCollection(list(chosen), colors=PATH_GREY, linewidths=0.9, alpha=0.7, zorder=1))
     return fig
+
+
+def draw_paths(coords: np.ndarray, history: np.ndarray, unit: str = "", geographic: bool = False) -> Figure:
+    """Every place's path during the fit, each in its own colour, without labels: the full set for TensorBoard.
+
+    ``map.png`` above :data:`ALL_LABELS` places draws only the labelled places' paths; this keeps the rest.
+    """
+    from matplotlib.collections import LineCollection
+
+    fig = new_figure(10, 9)
+    ax = fig.add_subplot()
+    colours = city_colours(len(coords))
+    ax.add_collection(LineCollection(list(np.swapaxes(history, 0, 1)), colors=colours, linewidths=0.6, alpha=0.5))
+    ax.scatter(coords[:, 0], coords[:, 1], s=8, c=colours, edgecolors="none", zorder=3)
+    _map_axes(ax, *_limits(coords), unit, geographic)
+    map_furniture(ax, unit, geographic)
+    ax.set_title(f"Paths of all {len(coords)} places during the fit")
+    return fig
+
+
+FEW_PATHS = 15
+"""Above :data:`ALL_LABELS` places, ``map.png`` draws the paths of at most this many labelled places (the first)."""
+PATH_GREY = "0.35"
+"""The colour of paths drawn beside points whose colours mean something else."""
+
+
+def _path_legend(ax, label: str, colour: str = PATH_GREY) -> None:  # noqa: ANN001
+    """A legend entry for the paths (their colour is not the colour bar's)."""
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[Line2D([], [], color=colour, lw=1.0, label=label)], loc="lower right", fontsize=8,
+              framealpha=0.8)  # fmt: skip
+
+
+def nice_length(span: float) -> float:
+    """A round length (1, 2 or 5 times a power of ten) of at most a fifth of ``span``, for a scale bar."""
+    target = max(float(span), np.finfo(float).tiny) / 5
+    power = 10.0 ** np.floor(np.log10(target))
+    return float(next(m * power for m in (5, 2, 1) if m * power <= target * (1 + 1e-9)))
+
+
+def map_furniture(ax, unit: str, geographic: bool) -> None:  # noqa: ANN001
+    """A scale bar in ``unit`` (lower left) and, in a geographic frame, a north arrow (upper left).
+
+    Both are anchored artists (``ax.artists``, gids ``scale_bar`` and ``north_arrow``), not texts: the
+    axes' texts stay the place labels.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.offsetbox import AnchoredOffsetbox, DrawingArea, TextArea, VPacker
+    from matplotlib.patches import FancyArrow
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    length = nice_length(abs(ax.get_xlim()[1] - ax.get_xlim()[0]))
+    label = f"{length:g} {unit}".strip()
+    bar = AnchoredSizeBar(ax.transData, length, label, loc="lower left", pad=0.4, borderpad=0.8, sep=3,
+                          size_vertical=0, frameon=True, fontproperties=FontProperties(size=8))  # fmt: skip
+    bar.patch.set(alpha=0.75, edgecolor="none")
+    bar.set_gid("scale_bar")
+    bar.set_zorder(5)
+    ax.add_artist(bar)
+    if geographic:
+        area = DrawingArea(14, 22)
+        area.add_artist(FancyArrow(7, 0, 0, 22, width=2.5, head_width=11, head_length=9, length_includes_head=True,
+                                   color="black"))  # fmt: skip
+        box = VPacker(children=[TextArea("N", textprops={"fontsize": 9, "fontweight": "bold"}), area], align="center",
+                      pad=0, sep=1)  # fmt: skip
+        arrow = AnchoredOffsetbox(loc="upper left", child=box, frameon=False, pad=0.3, borderpad=0.8)
+        arrow.set_gid("north_arrow")
+        arrow.set_zorder(5)
+        ax.add_artist(arrow)
+
+
+LABEL_OFFSETS = ((4, 3, "left", "bottom"), (-4, 3, "right", "bottom"), (4, -3, "left", "top"),
+                 (-4, -3, "right", "top"), (6, 0, "left", "center"), (-6, 0, "right", "center"),
+                 (0, 6, "center", "bottom"), (0, -6, "center", "top"))  # fmt: skip
+"""Where a label may sit about its point (points of offset, alignment), in order of preference."""
+
+
+def label_subset(ax, coords: np.ndarray, names: list[str], order: np.ndarray, limit: int) -> np.ndarray:  # noqa: ANN001
+    """Label places in ``order`` where a label fits, up to ``limit``; give back the labelled places' indices.
+
+    Greedy cartographic placement: each label takes the first of :data:`LABEL_OFFSETS` about its point
+    that stays inside the axes and touches no label already placed nor the scale bar or north arrow,
+    preferring one that covers no other place's point; a place where none fits stays a dot. The
+    figure's layout is settled first and then kept, so the labels' boxes are the drawn ones.
+    """
+    fig = ax.figure
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")  # keep the settled layout: the boxes below are measured on it
+    renderer = fig.canvas.get_renderer()
+    points = ax.transData.transform(np.asarray(coords, dtype=np.float64))
+    frame = ax.get_window_extent(renderer)
+    taken = [artist.get_window_extent(renderer) for artist in [*ax.artists, ax.get_legend()] if artist is not None]
+    labelled = []
+    gap = 2.0  # pixels between labels
+    for k in np.asarray(order, dtype=np.int64):
+        if len(labelled) >= limit:
+            break
+        text = ax.annotate(
+            display_name(names[k]), coords[k], xytext=(0, 0), textcoords="offset points", fontsize=9, zorder=4,
+            parse_math=False, bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6},
+        )  # fmt: skip
+        best = None
+        for dx, dy, ha, va in LABEL_OFFSETS:
+            text.set_position((dx, dy))
+            text.set_horizontalalignment(ha)
+            text.set_verticalalignment(va)
+            box = text.get_window_extent(renderer).padded(gap)
+            if box.x0 < frame.x0 or box.y0 < frame.y0 or box.x1 > frame.x1 or box.y1 > frame.y1:
+                continue
+            if any(box.overlaps(other) for other in taken):
+                continue
+            inside = (points[:, 0] >= box.x0) & (points[:, 0] <= box.x1) & (points[:, 1] >= box.y0)
+            covered = int((inside & (points[:, 1] <= box.y1)).sum()) - int(box.contains(*points[k]))
+            if best is None or covered < best[0]:
+                best = (covered, dx, dy, ha, va, box)
+            if covered == 0:
+                break
+        if best is None:
+            text.remove()
+            continue
+        _, dx, dy, ha, va, box = best
+        text.set_position((dx, dy))
+        text.set_horizontalalignment(ha)
+        text.set_verticalalignment(va)
+        taken.append(box)
+        labelled.append(int(k))
+    return np.asarray(labelled, dtype=np.int64)
 
 
 def draw_density(
@@ -157,6 +364,7 @@ def draw_density(
     unit: str = "km",
     max_labels: int = 200,
     subset: np.ndarray | None = None,
+    geographic: bool = False,
 ) -> Figure:
     """The map of many places as a density picture: what a person can read at a hundred thousand places or more.
 
@@ -196,22 +404,30 @@ def draw_density(
         paths = np.swapaxes(history, 0, 1)
         ax.add_collection(LineCollection(list(paths), colors="white", linewidths=2.2, alpha=0.8, zorder=2))
         ax.add_collection(LineCollection(list(paths), colors="crimson", linewidths=1.0, alpha=0.9, zorder=2))
+        _path_legend(ax, "path of each labelled place during the fit", "crimson")
     shown = coords[subset]
     ax.scatter(shown[:, 0], shown[:, 1], s=14, c="white", edgecolors="black", linewidths=0.7, zorder=3)
-    _map_axes(ax, xlim, ylim, unit)
+    _map_axes(ax, xlim, ylim, unit, geographic)
+    map_furniture(ax, unit, geographic)
     ax.set_title(title or f"{n} places")
     if len(subset):
         place_labels(ax, shown, [names[k] for k in subset])
     return fig
 
 
-def _map_axes(ax, xlim: tuple, ylim: tuple, unit: str) -> None:  # noqa: ANN001
-    """Equal-aspect map axes with the limits, the unit on both axes and a light grid."""
+def _map_axes(ax, xlim: tuple, ylim: tuple, unit: str, geographic: bool | None = None) -> None:  # noqa: ANN001
+    """Equal-aspect map axes with the limits, the unit on both axes and a light grid.
+
+    A geographic frame's axes read ``east`` and ``north``, any other's ``x`` and ``y``, with the unit when
+    known; ``geographic`` None: geographic when a unit is given.
+    """
+    geographic = bool(unit) if geographic is None else geographic
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"east ({unit})" if unit else "x")
-    ax.set_ylabel(f"north ({unit})" if unit else "y")
+    suffix = f" ({unit})" if unit else ""
+    ax.set_xlabel(f"east{suffix}" if geographic else f"x{suffix}")
+    ax.set_ylabel(f"north{suffix}" if geographic else f"y{suffix}")
     ax.grid(True, lw=0.3, alpha=0.5)
 
 
@@ -234,9 +450,15 @@ def draw_scree(dims: list[int], stress1: list[float], random_stress1: list[float
 
 
 def draw_placement(
-    fitted: np.ndarray, new: np.ndarray, names: list[str], title: str = "", unit: str = "", max_labels: int = 200
+    fitted: np.ndarray,
+    new: np.ndarray,
+    names: list[str],
+    title: str = "",
+    unit: str = "",
+    max_labels: int = 200,
+    geographic: bool = True,
 ) -> Figure:
-    """New places (red, labelled) on a fitted map (its places in grey)."""
+    """New places (red, labelled) on a fitted map (its places in grey), with a scale bar (and north arrow)."""
     fig = new_figure(10, 9)
     ax = fig.add_subplot()
     xlim, ylim = _limits(np.vstack([fitted, new]))
@@ -244,7 +466,8 @@ def draw_placement(
     ax.scatter(fitted[:, 0], fitted[:, 1], s=size, c="0.6", edgecolors="none", zorder=2, label="fitted places")
     ax.scatter(new[:, 0], new[:, 1], s=36, c="tab:red", edgecolors="black", linewidths=0.6, zorder=3,
                label="new places")  # fmt: skip
-    _map_axes(ax, xlim, ylim, unit)
+    _map_axes(ax, xlim, ylim, unit, geographic)
+    map_furniture(ax, unit, geographic)
     ax.legend(loc="lower right")
     if title:
         ax.set_title(title)
@@ -317,6 +540,8 @@ def city_error_map(
     max_labels: int = 60,
     max_points: int | None = None,
     subset: np.ndarray | None = None,
+    geographic: bool = False,
+    population: np.ndarray | None = None,
 ) -> Figure:
     """The map with each city coloured by its share of the residual (per-city stress, in percent)."""
     return draw_map(
@@ -329,6 +554,8 @@ def city_error_map(
         max_labels=max_labels,
         max_points=max_points,
         subset=subset,
+        geographic=geographic,
+        population=population,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -67,6 +67,15 @@ class FittedMap:
     def as_dict(self) -> dict[str, np.ndarray]:
         """``{name: position}``."""
         return dict(zip(self.names, self.coords, strict=True))
+
+    def to_geopandas(self) -> Any:
+        """A GeoDataFrame of the places: lon/lat points (EPSG:4326) in a real frame, else x/y without CRS.
+
+        Needs geopandas (the ``geo`` extra); see :func:`citymap_lightning.geodata.to_geodataframe`.
+        """
+        from citymap_lightning import geodata
+
+        return geodata.to_geodataframe(self)
 
 
 @dataclass
