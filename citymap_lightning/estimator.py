@@ -200,6 +200,7 @@ class MDS(TransformerMixin, BaseEstimator):
             trainer = Trainer(**self._trainer_options())
             trainer.fit(model, datamodule=dm)
             self.fitted_map_: FittedMap = model.fitted_map()
+        self._fit_loss = model.hparams.loss  # the resolved loss, which new places are placed by
         self.n_iter_ = int(trainer.current_epoch)
         self.names_ = names
         self.embedding_ = self.fitted_map_.coords
@@ -253,7 +254,7 @@ class MDS(TransformerMixin, BaseEstimator):
                 f"X: new place {k} has {known[k]} known distance(s): at least {placing.MIN_KNOWN} are needed"
             )
         fit = self.fitted_map_
-        return placing.place(fit.coords, distances, None, fit.geometry, fit.radius)
+        return placing.place(fit.coords, distances, None, fit.geometry, fit.radius, loss=self._fit_loss)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``x, y`` (``z`` and more in higher dimensions): the map's axes."""

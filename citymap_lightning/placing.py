@@ -1,11 +1,15 @@
-"""New places on a fitted map: each is placed from its distances to the fitted places, which stay where they are.
+"""New places on a fitted map: the fit's own problem with every fitted place held, one small problem per new place.
 
-With the fitted places fixed, each new place's stress ``sum_k w_k (|x - y_k| - d_k)^2`` is its own
-small problem. It is minimised by the Guttman transform of SMACOF for one free point,
-``x <- sum_k w_k (y_k + d_k (x - y_k) / |x - y_k|) / sum_k w_k``, which never increases the stress,
-from several starts (beside each of the nearest known fitted places, and their centroid), batched
-over places and starts in torch; the start with the lowest stress is kept. On a sphere the
-great-circle distances become chords, the point is placed in 3-D and put back on the sphere.
+With the fitted places fixed, each new place's loss over its distances to them is its own problem,
+in the fit's loss. A stress-type loss ``sum_k w_k (|x - y_k| - d_k)^2`` (``w_k`` the loss's weights,
+``w d^power``) is minimised by the Guttman transform of SMACOF for one free point,
+``x <- sum_k w_k (y_k + d_k (x - y_k) / |x - y_k|) / sum_k w_k``, which never increases it, from
+several starts (beside each of the nearest known fitted places, and their centroid), batched over
+places and starts in torch; the start with the lowest value is kept. The course objective
+``sum_k w_k (|x - y_k|^2 - d_k^2)^2`` goes on from there by damped Newton steps (a 2x2 or 3x3 system
+per place). On a sphere the great-circle distances become chords, the point is placed in 3-D and
+put back on the sphere. ``tests/test_conformance.py`` checks each loss against the independent
+reference minimiser of the same held problem.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from citymap_lightning import geometry as geo
+from citymap_lightning import losses
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.problem import MapState, Problem
 from citymap_lightning.solvers.base import Batch, RankFn, Solver
@@ -67,6 +72,7 @@ def place(
     geometry: str = "plane",
     radius: float | None = None,
     seed: int = 0,
+    loss: str = "stress",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Positions of new places from their distances to ``fixed`` places, and each one's stress-1.
 
@@ -77,6 +83,7 @@ def place(
         geometry: ``plane``/``space`` (Euclidean) or ``sphere`` (great-circle distances on ``radius``).
         radius: the sphere's radius.
         seed: seed of the small offsets that start each place beside a fitted one.
+        loss: the fit's loss (:data:`citymap_lightning.losses.REGISTRY`), which each place minimises.
 
     """
     y = torch.as_tensor(np.asarray(fixed, dtype=np.float64))
@@ -94,7 +101,7 @@ def place(
     rows = max(1, 2**22 // max(1, (STARTS + 1) * n * dim))
     for start in range(0, m, rows):
         block = slice(start, min(m, start + rows))
-        x, s = _place_block(y, torch.from_numpy(d[block]), torch.from_numpy(w[block]), offsets)
+        x, s = _place_block(y, torch.from_numpy(d[block]), torch.from_numpy(w[block]), offsets, loss)
         out[block], stress[block] = x, s
     if sphere:
         out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-300) * radius
@@ -105,13 +112,16 @@ def place(
 
 
 def _place_block(
-    y: torch.Tensor, d: torch.Tensor, w: torch.Tensor, offsets: torch.Tensor
+    y: torch.Tensor, d: torch.Tensor, given: torch.Tensor, offsets: torch.Tensor, loss: str = "stress"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Guttman iterations for a block of ``m`` places from ``STARTS + 1`` starts each; the best start's result.
 
     Each place iterates until it has converged, whatever the others in the block do: a place's
-    position does not depend on which places it is placed with.
+    position does not depend on which places it is placed with. The course objective is refined by
+    :func:`_course_newton` from the best start of raw stress. Returns positions and raw stress-1.
     """
+    kind = losses.get(loss)
+    w = given if kind.squared else kind.pair_weights(d, given)
     m = d.shape[0]
     known = w > 0
     order = torch.where(known, d, torch.full_like(d, float("inf"))).argsort(dim=1)[:, :STARTS]  # nearest known
@@ -139,9 +149,45 @@ def _place_block(
     residual = ((x[:, :, None, :] - y[None, None]).norm(dim=-1) - d[:, None, :]).square()
     sums = (w[:, None, :] * residual).sum(-1).masked_fill(~usable, float("inf"))
     best = sums.argmin(dim=1)
-    norm = (w * d.square()).sum(dim=1).clamp_min(1e-300)
     chosen = x[torch.arange(m), best]
-    return chosen.numpy(), (sums[torch.arange(m), best] / norm).sqrt().numpy()
+    if kind.squared:
+        chosen = _course_newton(chosen, y, d, w)
+    raw = (given * ((chosen[:, None, :] - y[None]).norm(dim=-1) - d).square()).sum(dim=1)
+    norm = (given * d.square()).sum(dim=1).clamp_min(1e-300)
+    return chosen.numpy(), (raw / norm).sqrt().numpy()
+
+
+def _course_newton(x: torch.Tensor, y: torch.Tensor, d: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Minimise ``sum_k w_k (|x - y_k|^2 - d_k^2)^2`` for each row of ``x`` ``(m, dim)`` by damped Newton steps.
+
+    Levenberg-Marquardt damping keeps every step a descent: a step that does not lower a place's
+    value is refused and its damping raised tenfold; a place stops once its step is below 1e-12 of the
+    distances' spread.
+    """
+    d2 = d.square()
+    spread = d.max(dim=1).values.clamp_min(1e-300)
+    eye = torch.eye(x.shape[1], dtype=x.dtype)
+
+    def value(p: torch.Tensor) -> torch.Tensor:
+        return (w * ((p[:, None, :] - y[None]).square().sum(-1) - d2).square()).sum(-1)
+
+    damping = torch.full((x.shape[0],), 1e-3, dtype=x.dtype)
+    current = value(x)
+    for _ in range(ITERATIONS):
+        diff = x[:, None, :] - y[None]  # (m, n, dim)
+        res = diff.square().sum(-1) - d2  # (m, n)
+        grad = 4 * torch.einsum("mn,mnd->md", w * res, diff)
+        hess = 8 * torch.einsum("mn,mnd,mne->mde", w, diff, diff) + 4 * (w * res).sum(-1)[:, None, None] * eye
+        scale = hess.diagonal(dim1=1, dim2=2).abs().amax(dim=1).clamp_min(1e-300)
+        step = torch.linalg.solve(hess + (damping * scale)[:, None, None] * eye, grad[..., None])[..., 0]
+        trial = x - step
+        better = value(trial) < current
+        x = torch.where(better[:, None], trial, x)
+        current = torch.where(better, value(x), current)
+        damping = torch.where(better, damping / 3, damping * 10).clamp(1e-12, 1e12)
+        if bool(((step.norm(dim=1) < 1e-12 * spread) | (damping >= 1e12)).all()):
+            break
+    return x
 
 
 def _sphere_stress1(x: np.ndarray, y: np.ndarray, d: np.ndarray, w: np.ndarray, radius: float) -> np.ndarray:
@@ -191,6 +237,8 @@ class Placing(Solver):
     def predict(self, problem: Problem, state: MapState, fitted_map: Callable[[], Any]) -> torch.Tensor:
         """The new places' positions in the fitted map's frame and unit (also kept as :attr:`placement`)."""
         fit = fitted_map()
-        coords, stress1 = place(fit.coords, self.new.distances, self.new.weights, fit.geometry, fit.radius)
+        coords, stress1 = place(
+            fit.coords, self.new.distances, self.new.weights, fit.geometry, fit.radius, loss=problem.loss.name
+        )
         self.placement = Placement(self.new.names, coords, stress1, fit.to_latlon(coords))
         return torch.from_numpy(coords)

@@ -163,3 +163,24 @@ def test_conformance_matrix(
     tmp_path: Path, capsys: pytest.CaptureFixture, kind: str, loss: str, geometry: str, transform: str, anchored: bool
 ) -> None:
     check_cell(tmp_path, capsys, kind, loss, geometry, transform, anchored)
+
+
+@pytest.mark.parametrize("loss", ref.LOSSES)
+def test_new_places_reach_the_reference_minimum_of_the_held_problem(loss):
+    """``predict`` of new places is the fit's problem with every fitted place held: each loss ends at its minimum.
+
+    The fitted map is 40 US places on a plane (their projected true positions); 6 new places are placed
+    from their great-circle distances to them (not exact in the plane), by the fit's loss.
+    """
+    from citymap_lightning import placing
+
+    _, latlon = ref.us_places(46, seed=4)
+    xy = ref.azimuthal_equidistant(latlon)
+    fitted, new = xy[:40], np.arange(40, 46)
+    d = ref.great_circle(latlon, np.repeat(new, 40), np.tile(np.arange(40), 6)).reshape(6, 40)
+    placed, _ = placing.place(fitted, d, loss=loss)
+    i, j = np.tile(np.arange(40), 6), np.repeat(new, 40)
+    package = ref.objective(loss, np.vstack([fitted, placed]), i, j, d.ravel())
+    held = {k: fitted[k] for k in range(40)}
+    best = ref.reference_minimize(loss, 46, i, j, d.ravel(), anchors=held, true=xy).value
+    assert package <= RATIO * best, f"{package / best:.4f} x the reference minimum"
