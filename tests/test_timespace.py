@@ -90,6 +90,22 @@ def test_bearing_is_from_north_clockwise():
     assert 170 < comparison.compare(list("abcde"), coords, positions).bearing[4] < 190  # south
 
 
+def test_crowded_comparison_figures_name_the_places_that_moved_most():
+    """Above 40 places the figures label a subset that fits, the largest displacements first; up to 40, all."""
+    rng = np.random.default_rng(5)
+    positions = rng.uniform(0, 1000, size=(150, 2))
+    coords = positions + rng.normal(scale=5.0, size=positions.shape)
+    coords[[7, 70]] += [[300.0, 0.0], [0.0, -250.0]]  # the two that moved most
+    names = [f"town{k}" for k in range(150)]
+    found = comparison.compare(names, coords, positions)
+    for figure in (comparison.draw_displacement(found), comparison.draw_distortion(found)):
+        labels = [t.get_text() for t in figure.axes[0].texts]
+        assert {"town7", "town70"} <= set(labels)
+        assert 2 < len(labels) <= 40
+    few = comparison.compare(names[:12], coords[:12], positions[:12])
+    assert {t.get_text() for t in comparison.draw_displacement(few).axes[0].texts} == set(names[:12])
+
+
 def test_drift_recovers_planted_outbound_delays():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(40, 2))
