@@ -237,3 +237,34 @@ def test_places_found_by_name_are_compared_unless_the_gazetteer_is_off(tmp_path)
     assert (log_dir / "distortion.png").exists()
     log_dir = fit_cli(tmp_path / "off", "--data.path", str(matrix), "--data.gazetteer", "false")
     assert not (log_dir / "comparison.json").exists() and not (log_dir / "displacement.png").exists()
+
+
+# ---- the README's examples, from the shipped files ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_shipped_travel_times_give_the_readmes_time_space_map(tmp_path):
+    """data/france_hours.csv against data/france_positions.csv, as the README runs it (72.03 km per hour)."""
+    log_dir = fit_cli(tmp_path, "--data.path", str(ROOT / "data" / "france_hours.csv"),
+                      "--data.positions", str(ROOT / "data" / "france_positions.csv"))  # fmt: skip
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert summary["scale"] == pytest.approx(72.03, rel=0.10)
+    assert summary["congruence"] == pytest.approx(0.9636, abs=0.01)
+    rows = read_table(log_dir / "comparison.csv")
+    assert len(rows) == 150
+    aligned = {name: np.array([float(rows[name]["x"]), float(rows[name]["y"])]) for name in rows}
+    real = {name: np.array([float(rows[name]["x_geo"]), float(rows[name]["y_geo"])]) for name in rows}
+    for city in ("Marseille", "Nice", "Strasbourg", "Bordeaux"):  # on the fast line: pulled towards Paris
+        assert np.linalg.norm(aligned[city] - aligned["Paris"]) < 0.5 * np.linalg.norm(real[city] - real["Paris"])
+
+
+@pytest.mark.slow
+def test_eurodist_road_km_against_geography(tmp_path):
+    """R's eurodist by name alone: the README's detour scale (0.7176) and Stockholm moved most, westwards."""
+    log_dir = fit_cli(tmp_path, "--data.path", str(ROOT / "data" / "eurodist.csv"))
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert summary["scale"] == pytest.approx(0.7176, rel=0.10)
+    rows = read_table(log_dir / "comparison.csv")
+    assert len(rows) == 20 and "Hook of Holland" not in rows
+    most = max(rows.values(), key=lambda row: float(row["displacement"]))
+    assert most["name"] == "Stockholm" and 225 < float(most["bearing"]) < 315
