@@ -265,14 +265,23 @@ def write_asymmetry(folder: Path, names: Sequence[str], drifts: np.ndarray, shar
     return paths
 
 
-def _labels(ax: Any, coords: np.ndarray, names: Sequence[str], limit: int = 40) -> None:
-    """Place names beside the points, for small maps only."""
+def _labels(ax: Any, coords: np.ndarray, names: Sequence[str], order: np.ndarray | None = None) -> None:
+    """Name the places: every one up to ``render.ALL_LABELS``, else a subset that fits, in ``order``.
+
+    Call it once the axes' limits are set: above the limit each label takes a free spot about its point
+    (:func:`render.label_subset`), measured on the settled figure. ``order`` says which places matter most
+    (the largest displacements for the comparison's figures), by default an even spread over the map.
+    """
     from citymap_lightning import render
 
-    if len(names) <= limit:
+    if len(names) <= render.ALL_LABELS:
         for (x, y), name in zip(coords, names, strict=True):
             ax.annotate(render.display_name(name), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7,
                         parse_math=False)  # fmt: skip
+        return
+    limit = render.ALL_LABELS
+    order = render.label_priority(coords, limit=4 * limit) if order is None else np.asarray(order)[: 4 * limit]
+    render.label_subset(ax, coords, list(names), order, limit)
 
 
 def _axes(ax: Any, points: np.ndarray, unit: str) -> None:
@@ -292,7 +301,6 @@ def draw_displacement(comparison: Comparison, unit: str = "km", title: str = "")
     ax.scatter(g[:, 0], g[:, 1], s=10, c="0.5", label="real position", zorder=2)
     ax.quiver(g[:, 0], g[:, 1], a[:, 0] - g[:, 0], a[:, 1] - g[:, 1], angles="xy", scale_units="xy", scale=1,
               color="tab:red", width=0.003, label="to its place on the map", zorder=3)  # fmt: skip
-    _labels(ax, g, comparison.names)
     _axes(ax, np.vstack([g, a]), unit)
     ax.legend(loc="best", fontsize=8)
     ax.set_title(
@@ -302,6 +310,7 @@ def draw_displacement(comparison: Comparison, unit: str = "km", title: str = "")
             f"{np.median(comparison.displacement):.4g} {unit}, congruence {comparison.congruence:.4f}"
         )
     )
+    _labels(ax, g, comparison.names, np.argsort(-comparison.displacement, kind="stable"))
     return fig
 
 
@@ -335,9 +344,9 @@ def draw_distortion(comparison: Comparison, unit: str = "km", title: str = "") -
             warped = warp(g, a, line) if len(g) >= 3 else line
             ax.plot(warped[:, 0], warped[:, 1], lw=0.6, color="tab:blue", alpha=0.7)
     ax.scatter(a[:, 0], a[:, 1], s=10, c="black", zorder=3)
-    _labels(ax, a, comparison.names)
     _axes(ax, a, unit)
     ax.set_title(title or "Distortion: a regular grid over the real positions, carried onto the map")
+    _labels(ax, a, comparison.names, np.argsort(-comparison.displacement, kind="stable"))
     return fig
 
 
@@ -353,9 +362,9 @@ def draw_drift(coords: np.ndarray, names: Sequence[str], vectors: np.ndarray, un
     ax.scatter(coords[:, 0], coords[:, 1], s=10, c="black", zorder=3)
     ax.quiver(coords[:, 0], coords[:, 1], shown[:, 0], shown[:, 1], angles="xy", scale_units="xy", scale=1,
               color="tab:purple", width=0.003, zorder=2)  # fmt: skip
-    _labels(ax, coords, names)
     _axes(ax, np.vstack([coords, coords + shown]), unit)
     ax.set_title("Drift vectors of the table's skew-symmetric part (longest = 1/10 of the map)")
+    _labels(ax, coords, names)
     return fig
 
 

