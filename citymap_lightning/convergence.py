@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 
+EXACT = 1e-5
+"""Stress-1 below which a map is an exact fit as far as float32 coordinates can hold one (1e-5 of every distance):
+its objective's relative change is then rounding noise, and the fit has converged whatever that change."""
+
 
 class Convergence:
     """One objective value per epoch; converged once ``patience`` epochs in a row changed it by less than ``tol``.
@@ -17,6 +21,7 @@ class Convergence:
         self.tol, self.patience = tol, patience
         self.values: list[float] = []
         self.quiet = 0
+        self.exact = False
 
     @property
     def change(self) -> float:
@@ -43,13 +48,14 @@ class Convergence:
         """Whether the fit stopped short of convergence (its summary is then a warning); never with tol 0."""
         return self.tol > 0 and not self.converged
 
-    def update(self, value: float) -> bool:
-        """Record an epoch's objective; True once converged."""
+    def update(self, value: float, stress1: float = math.nan) -> bool:
+        """Record an epoch's objective (and the map's stress-1, when known); True once converged."""
         if not math.isfinite(value):
             self.quiet = 0
             return False
         self.values.append(value)
-        self.quiet = self.quiet + 1 if self.judged and self.change < self.tol else 0
+        self.exact = stress1 < EXACT
+        self.quiet = self.quiet + 1 if self.judged and (self.change < self.tol or self.exact) else 0
         return self.converged
 
     def summary(self, stress1: float, epochs: int, max_epochs: int | None) -> str:
@@ -58,6 +64,8 @@ class Convergence:
         if self.tol == 0:
             change = f"; the objective changed by {self.change:.2g} (relative) in the last epoch" if self.judged else ""
             return f"{head}: every epoch run (tol 0: convergence not judged){change}"
+        if self.converged and self.exact:
+            return f"{head}: converged (an exact fit: stress-1 below {EXACT:g}, where only rounding changes it)"
         if self.converged:
             change = self.change if self.judged else 0.0
             return f"{head}: converged (relative change {change:.2g} < tol {self.tol:g} for {self.patience} epochs)"
@@ -74,8 +82,9 @@ class Convergence:
 
     def state_dict(self) -> dict[str, object]:
         """What a resumed fit needs."""
-        return {"values": list(self.values), "quiet": self.quiet}
+        return {"values": list(self.values), "quiet": self.quiet, "exact": self.exact}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         """Resume the record of a checkpoint."""
         self.values, self.quiet = list(state.get("values", [])), int(state.get("quiet", 0))
+        self.exact = bool(state.get("exact", False))

@@ -1,0 +1,66 @@
+"""When a fit is done: the relative-change rule, the exact-fit floor, and the run's one summary line."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import reference_mds as ref
+from conftest import fit_cli
+
+from citymap_lightning.convergence import EXACT, Convergence
+
+
+def test_converged_after_patience_quiet_epochs():
+    c = Convergence(tol=1e-3, patience=2)
+    assert not c.update(1.0) and not c.update(0.5)  # a change of 100%
+    assert not c.update(0.49999)  # one quiet epoch of two
+    assert c.update(0.499985)
+    assert "converged (relative change" in c.summary(0.01, 4, 100)
+    assert not c.short
+
+
+def test_a_fit_still_falling_did_not_converge_and_says_what_to_raise():
+    c = Convergence(tol=1e-7, patience=3)
+    for value in (1.0, 0.9, 0.8):
+        c.update(value)
+    line = c.summary(0.05, 3, 3)
+    assert c.short and "did not converge" in line and "--trainer.max_epochs (now 3)" in line
+
+
+def test_an_exact_fit_has_converged_whatever_its_rounding_noise():
+    """An exact fit's objective changes by rounding alone (a sphere of 200 cities: stress-1 1.8e-6 kept moving)."""
+    c = Convergence(tol=1e-7, patience=3)
+    for value in (1e-11, 3e-12, 9e-12, 2e-12):  # relative changes of 70% and more: noise at the float32 floor
+        c.update(value, stress1=EXACT / 5)
+    assert c.converged and "an exact fit" in c.summary(EXACT / 5, 4, 60)
+    noisy = Convergence(tol=1e-7, patience=3)
+    for value in (1e-11, 3e-12, 9e-12, 2e-12):
+        noisy.update(value, stress1=10 * EXACT)
+    assert not noisy.converged
+
+
+def test_tol_zero_runs_every_epoch_and_is_never_short():
+    c = Convergence(tol=0.0, patience=1)
+    for value in (1.0, 1.0, 1.0):
+        assert not c.update(value)
+    assert not c.short and "every epoch run" in c.summary(0.1, 3, 3)
+    assert math.isnan(Convergence(1e-7, 3).change)
+
+
+def test_a_pair_list_stopped_at_two_epochs_warns_that_it_did_not_converge(tmp_path, caplog):
+    """The issue's promise: ``--trainer.max_epochs 2`` on a pair list says ``did not converge`` (a warning),
+    just before the output paths; the default 36-city fit says ``converged``."""
+    t = ref.pairs_table(60, seed=2)
+    path, _ = ref.write_table(t, tmp_path / "data")
+    with caplog.at_level("INFO", logger="citymap_lightning"):
+        fit_cli(tmp_path / "short", "--data.path", str(path), "--trainer.max_epochs", "2")
+    short = [r for r in caplog.records if "did not converge" in r.getMessage()]
+    assert len(short) == 1 and short[0].levelname == "WARNING"
+    assert "stress-1" in short[0].getMessage() and "outputs in" in short[0].getMessage()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="citymap_lightning"):
+        fit_cli(tmp_path / "default")
+    done = [r.getMessage() for r in caplog.records if "converged (" in r.getMessage()]
+    assert len(done) == 1 and "after" in done[0]
+    assert np.isfinite(float(done[0].split("stress-1 ")[1].split(" ")[0]))
