@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from citymap_lightning import paths, starts
+from citymap_lightning import paths, starts, threads
 from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.datamodule import DistanceDataModule, predicting_from
 from citymap_lightning.errors import CitymapError, ConfigError
@@ -237,6 +237,7 @@ class CityMapCLI(LightningCLI):
         if optimizer is not None and optimizer.param_groups[0].get("lr", 1.0) == 0:
             raise ConfigError("optimizer.lr is 0: nothing would move")
         fitting.check_optimizers(model, [optimizer] if optimizer is not None else [])
+        threads.use_for(threads.fit_work(self.datamodule.table, getattr(fitting, "batch_size", None), hp.restarts))
         _fitting[:] = [self.trainer]
         self._checkpoint(required=False, resume=True, optimizer=optimizer)
 
