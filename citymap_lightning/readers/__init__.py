@@ -22,11 +22,11 @@ from citymap_lightning.readers.text import (
     LATITUDE,
     LONGITUDE,
     MISSING,
+    body_lines,
     csv_kind,
-    decimal_commas,
-    read_csv,
+    head_lines,
+    read_csv_body,
     read_rows,
-    split_rows,
 )
 from citymap_lightning.tables import DistanceTable
 
@@ -66,11 +66,13 @@ def load_table(
         raise DataError(f"{names}: a names file goes with a .npy matrix; a CSV names its places itself")
     if format == "auto" and suffix not in (".csv", ".tsv", ".txt"):
         raise DataError(f"{path}: unknown extension {path.suffix!r}: expected .csv or .npy (or set --data.format)")
-    header, lines, separator = read_csv(path)
-    kind = format if format != "auto" else csv_kind(path, header, lines, separator)
-    decimal_comma = decimal_commas(separator, lines)
+    header, body, separator = read_csv_body(path)
+    kind = format if format != "auto" else csv_kind(path, header, head_lines(body, len(header) - 1), separator)
+    decimal_comma = separator == ";" and "," in body  # decimal_commas of the lines, without cutting them
     if kind == "places":
-        return read_places(path, header, split_rows(lines, separator), decimal_comma)
+        return read_places(path, header, body, separator, decimal_comma)
     if kind == "pairs":
-        return read_pairs(path, header, split_rows(lines, separator), decimal_comma, symmetrize)
+        return read_pairs(path, header, body, separator, decimal_comma, symmetrize)
+    lines = body_lines(body)
+    del body
     return read_matrix(path, header, lines, separator, decimal_comma, symmetrize)
