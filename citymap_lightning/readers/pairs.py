@@ -14,8 +14,8 @@ from citymap_lightning.readers.text import (
     SHOWN_ROWS,
     body_lines,
     check_row_lengths,
+    column_numbers,
     find_column,
-    parse_numbers,
     plain_columns,
     split_rows,
 )
@@ -141,12 +141,13 @@ def pair_columns(
     if "" in sources or "" in targets:
         r = min(names.index("") for names in (sources, targets) if "" in names)
         raise DataError(f"{path}: row {r + 2} has an empty place name")
-    d = parse_numbers(path, columns[i_d], lambda r: f"{label(r)} distance", decimal_comma, True)
+    d = column_numbers(path, columns[i_d], lambda r: f"{label(r)} distance", decimal_comma, True)
     w = np.ones(len(sources))
     if i_w >= 0:
-        cells = list(map(str.strip, columns[i_w]))
-        w = parse_numbers(path, cells, lambda r: f"{label(r)} weight", decimal_comma, True)
-        stated = np.flatnonzero(np.isnan(w) & np.array([cell != "" for cell in cells], dtype=bool))
+        numeric = isinstance(columns[i_w], np.ndarray)  # a Parquet column: a null is an empty cell
+        cells = columns[i_w] if numeric else list(map(str.strip, columns[i_w]))
+        w = column_numbers(path, cells, lambda r: f"{label(r)} weight", decimal_comma, True)
+        stated = np.zeros(0) if numeric else np.flatnonzero(np.isnan(w) & np.array([c != "" for c in cells], bool))
         if stated.size:
             r = int(stated[0])
             raise DataError(f"{path}: {label(r)}: weight {cells[r]!r} is not a number (leave it empty for weight 1)")

@@ -14,8 +14,8 @@ from citymap_lightning.readers.text import (
     LONGITUDE,
     body_lines,
     check_row_lengths,
+    column_numbers,
     find_column,
-    parse_numbers,
     plain_columns,
     split_rows,
 )
@@ -70,7 +70,7 @@ def latlon_columns(
     result = []
     for index, what in ((i_lat, "latitude"), (i_lon, "longitude")):
         where = lambda r, what=what: f"row {r + 2} ({names[r]}) {what}"  # noqa: E731
-        result.append(parse_numbers(path, columns[index], where, decimal_comma, allow_empty=False))
+        result.append(column_numbers(path, columns[index], where, decimal_comma, allow_empty=False))
     latlon = np.stack(result, axis=1).reshape(-1, 2)
     for k, (what, limit) in enumerate((("latitude", 90), ("longitude", 180))):
         bad = np.flatnonzero(~(np.abs(latlon[:, k]) <= limit))

@@ -17,7 +17,7 @@ import numpy as np
 from citymap_lightning import paths
 from citymap_lightning.errors import DataError
 
-FORMATS = ("auto", "places", "matrix", "pairs", "npy")
+FORMATS = ("auto", "places", "matrix", "pairs", "npy", "parquet")
 """Values of ``--data.format``: ``auto`` tells the format from the extension and the header."""
 
 LATITUDE = ("latitude", "lat")
@@ -211,6 +211,19 @@ def parse_numbers(
         return values
     except ValueError:
         return np.array([number(path, c, where(k), decimal_comma, allow_empty) for k, c in enumerate(cells)])
+
+
+def column_numbers(
+    path: Path, cells: list[str] | np.ndarray, where: Callable[[int], str], decimal_comma: bool, allow_empty: bool
+) -> np.ndarray:
+    """:func:`parse_numbers` of a column of cells, or a column that holds numbers already (NaN: an empty cell)."""
+    if isinstance(cells, np.ndarray) and cells.dtype.kind == "f":
+        values = cells.astype(np.float64)
+        empty = np.flatnonzero(np.isnan(values)) if not allow_empty else np.zeros(0, dtype=np.int64)
+        if empty.size:
+            raise DataError(f"{path}: {where(int(empty[0]))}: empty cell")
+        return values
+    return parse_numbers(path, cells, where, decimal_comma, allow_empty)
 
 
 def find_column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
