@@ -3,21 +3,24 @@
 A step of pair batches touches a few tens of thousands of pairs and every place once: well under a
 millisecond of arithmetic a thread. Split over threads, each operation waits for the slowest one at
 its end, and on a machine whose cores other processes use that wait is a scheduler's time slice.
-Measured on the 2-core development machine (``benchmarks/threads.py``, mean of 30 steps; the
-figures are in ``benchmarks/results/threads.json``):
+Measured on the 2-core development machine (``benchmarks/threads.py``: 1 thread against 2, 30 steps,
+the figures in ``benchmarks/results/threads.json``):
 
-- idle, two threads gained at most 1.3x below a million elements a step (200,000 places, 16,384
-  pairs: 1.23 against 0.90 ms) and 2.8x at a million places (7.3 against 2.6 ms);
-- beside one other busy process, two threads lost at every size measured, 2.4x to 11x (200,000
-  places, 16,384 pairs: 1.25 against 9.4 ms), and the 36-city full batch (630 pairs) 2x;
-- beside two, the 36-city step took 0.05 ms on one thread and 15 ms on two.
+- at a quiet moment (load average 1.7, median of 20 steps, not saved), two threads gained at most
+  1.3x below a million elements a step (200,000 places, 16,384 pairs: 1.15 against 0.89 ms) and
+  2.8x at a million places (7.5 against 2.6 ms);
+- beside one busy process, two threads lost at every size measured but one (equal), 1.7x to 13x in the mean (200,000
+  places, 16,384 pairs: 1.25 against 9.4 ms; the full batch of 1,000 places: 6.2 against 11.8 ms);
+- beside two, or beside the other users' work, up to 290x (the 36-city full batch: 0.05 against 15 ms).
 
 So a fit gets one thread per :data:`WORK_PER_THREAD` elements its step touches, at least one and at
 most torch's own default. The rule leaves a user's explicit choice alone: nothing is changed when
 ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is set (torch reads them at start-up), or when the
 thread count is neither torch's default nor the one this module set last (``torch.set_num_threads``
-was called by the user's code). The choice depends on the problem alone, never on the machine's
-load at the moment, so the same command gives the same numbers run after run.
+was called by the user's code; a call made before this module is first imported, by the CLI,
+reads as the default, which the rule then only ever lowers). The choice depends on the problem
+alone, never on the machine's load at the moment, so the same command gives the same numbers run
+after run.
 """
 
 from __future__ import annotations
