@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from citymap_lightning import paths
+from citymap_lightning import paths, threads
 from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.checkpoints import check_checkpoint, find_last_checkpoint
 from citymap_lightning.datamodule import DistanceDataModule
@@ -236,6 +236,7 @@ class CityMapCLI(LightningCLI):
         if optimizer is not None and optimizer.param_groups[0].get("lr", 1.0) == 0:
             raise ConfigError("optimizer.lr is 0: nothing would move")
         model.solver.check_optimizers(problem, [optimizer] if optimizer is not None else [])
+        threads.use_for(threads.fit_work(table, getattr(model.solver, "batch_size", None), problem.maps))
         _fitting[:] = [self.trainer]
         self._checkpoint(required=False, resume=True, optimizer=optimizer)
 

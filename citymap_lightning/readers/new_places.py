@@ -41,7 +41,7 @@ def load_new_places(
     path = paths.check_file(path, "data file")
     if format not in FORMATS:
         raise DataError(f"{path}: unknown format {format!r}: expected one of {', '.join(FORMATS)}")
-    if format == "npy" or path.suffix.lower() == ".npy":
+    if format in ("npy", "parquet") or path.suffix.lower() in (".npy", ".parquet", ".pq"):
         raise DataError(f"{path}: new places are read from a CSV (a places file, a pair list or a matrix)")
     header, lines, separator = read_csv(path)
     decimal_comma = decimal_commas(separator, lines)

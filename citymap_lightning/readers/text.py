@@ -17,7 +17,7 @@ import numpy as np
 from citymap_lightning import paths
 from citymap_lightning.errors import DataError
 
-FORMATS = ("auto", "places", "matrix", "pairs", "npy")
+FORMATS = ("auto", "places", "matrix", "pairs", "npy", "parquet")
 """Values of ``--data.format``: ``auto`` tells the format from the extension and the header."""
 
 LATITUDE = ("latitude", "lat")
@@ -54,17 +54,90 @@ def read_csv(path: Path, what: str = "data file") -> tuple[list[str], list[str],
     UTF-8 with or without BOM, `,` `;` or tab separated (`;` files may use decimal commas). The body
     stays as lines: each reader parses them its own way (a matrix row at a time, in C).
     """
+    header, body, separator = read_csv_body(path, what)
+    return header, body_lines(body), separator
+
+
+def read_csv_body(path: Path, what: str = "data file") -> tuple[list[str], str, str]:
+    """Header cells, the body as one text (every line ending in a newline) and separator of a CSV from a spreadsheet.
+
+    As :func:`read_csv`, without cutting the body into lines: a reader of millions of rows takes its
+    cells from the text at once (:func:`plain_columns`) and needs the lines only when that fails.
+    """
     text = paths.read_text(path, what)
-    # line ends kept (a quoted name may hold a line break, which the csv module then keeps), and only
-    # \n, \r and \r\n end a line, as for the csv module: a form feed or U+2028 inside a name does not
-    lines = [line for line in io.StringIO(text, newline=None) if line.strip("\r\n")]
-    del text
-    if not lines:
+    # only \n, \r and \r\n end a line, as for the csv module: a form feed or U+2028 inside a name does not
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    start = len(text) - len(text.lstrip("\n"))  # blank lines before the header are skipped
+    if start == len(text):
         raise DataError(f"{path}: the file is empty")
-    first = lines[0]
+    end = text.find("\n", start)
+    first = text[start:] if end < 0 else text[start : end + 1]
+    body = "" if end < 0 else text[end + 1 :]
+    del text
     separator = max((";", "\t", ","), key=first.count) if any(c in first for c in ";\t,") else ","
     header = next(csv.reader([first], delimiter=separator))
-    return [cell.strip() for cell in header], lines[1:], separator
+    return [cell.strip() for cell in header], body, separator
+
+
+def body_lines(body: str) -> list[str]:
+    """The non-blank lines of a body, line ends kept (a quoted name may hold a line break, which csv then keeps)."""
+    return [line for line in io.StringIO(body, newline=None) if line.strip("\r\n")]
+
+
+def head_lines(body: str, count: int) -> list[str]:
+    """The first ``count`` non-blank lines of a body, without cutting the rest of it."""
+    lines: list[str] = []
+    start = 0
+    while len(lines) < count and start < len(body):
+        end = body.find("\n", start)
+        end = len(body) if end < 0 else end + 1
+        if body[start:end].strip("\r\n"):
+            lines.append(body[start:end])
+        start = end
+    return lines
+
+
+def plain_columns(body: str, separator: str, width: int) -> list[list[str]] | None:
+    """The cells of a body by column, cut at once; None when a line is not as :func:`split_rows` would cut it so.
+
+    Every line must hold ``width`` cells. Lines without quotes are cut at the separators, lines with
+    them (a name holding the separator) by the csv module one at a time; a quoted value across lines,
+    a blank line or a NUL anywhere leaves the whole body to :func:`split_rows`, whose rows the readers
+    check one by one for the exact message.
+    """
+    text = body[:-1] if body.endswith("\n") else body
+    if not text or "\x00" in text or "\n\n" in text or text.startswith("\n") or width < 1:
+        return None
+    data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)  # newline, quote, separators: one byte each
+    ends = np.append(np.flatnonzero(data == ord("\n")), len(data))
+    per_line = np.diff(np.searchsorted(np.flatnonzero(data == ord(separator)), ends), prepend=0)
+    quoted_at = np.searchsorted(ends, np.flatnonzero(data == ord('"')))
+    quoted, quotes = np.unique(quoted_at, return_counts=True)
+    plain = np.ones(len(ends), dtype=bool)
+    plain[quoted] = False
+    if (quotes % 2).any() or (per_line[plain] != width - 1).any():
+        return None
+    fixed = {}
+    for line in quoted.tolist():
+        start = int(ends[line - 1]) + 1 if line else 0
+        cells = next(csv.reader([data[start : ends[line]].tobytes().decode("utf-8") + "\n"], delimiter=separator))
+        if len(cells) != width or any("\n" in cell for cell in cells):  # the last cell's quote left open
+            return None
+        fixed[line] = cells
+    del data, plain, quoted_at
+    cells = text.replace("\n", separator).split(separator) if width > 1 else text.split("\n")
+    if not fixed:
+        return [cells[k::width] for k in range(width)]
+    every = np.array(cells, dtype=object)
+    del cells
+    raw = per_line + 1 if width > 1 else np.ones_like(per_line)  # cells of each line as cut at every separator
+    first = np.cumsum(raw) - raw
+    columns = [every[first + k] for k in range(width)]
+    for line, row in fixed.items():
+        for k in range(width):
+            columns[k][line] = row[k]
+    return [column.tolist() for column in columns]
 
 
 def first_cell(line: str, separator: str) -> str:
@@ -138,6 +211,19 @@ def parse_numbers(
         return values
     except ValueError:
         return np.array([number(path, c, where(k), decimal_comma, allow_empty) for k, c in enumerate(cells)])
+
+
+def column_numbers(
+    path: Path, cells: list[str] | np.ndarray, where: Callable[[int], str], decimal_comma: bool, allow_empty: bool
+) -> np.ndarray:
+    """:func:`parse_numbers` of a column of cells, or a column that holds numbers already (NaN: an empty cell)."""
+    if isinstance(cells, np.ndarray) and cells.dtype.kind == "f":
+        values = cells.astype(np.float64)
+        empty = np.flatnonzero(np.isnan(values)) if not allow_empty else np.zeros(0, dtype=np.int64)
+        if empty.size:
+            raise DataError(f"{path}: {where(int(empty[0]))}: empty cell")
+        return values
+    return parse_numbers(path, cells, where, decimal_comma, allow_empty)
 
 
 def find_column(path: Path, header: list[str], options: tuple[str, ...]) -> int:
