@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from citymap_lightning import geometry as geo
-from citymap_lightning import losses, placing, readers
+from citymap_lightning import losses, placing, readers, threads
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.model import CityMap
 from citymap_lightning.result import FittedMap
@@ -198,7 +198,12 @@ class MDS(TransformerMixin, BaseEstimator):
             model = CityMap(num_places=table.n, geometry=self.geometry, dim=dim, loss=self.loss, start=start,
                             restarts=self.n_init, tol=self.eps, patience=1)  # fmt: skip
             trainer = Trainer(**self._trainer_options())
-            trainer.fit(model, datamodule=dm)
+            kept = torch.get_num_threads()  # a notebook's threads are its own: set for this fit, then given back
+            threads.use_for(threads.fit_work(table, getattr(dm.solver, "batch_size", None), self.n_init))
+            try:
+                trainer.fit(model, datamodule=dm)
+            finally:
+                torch.set_num_threads(kept)
             self.fitted_map_: FittedMap = model.fitted_map()
         self._fit_loss = model.hparams.loss  # the resolved loss, which new places are placed by
         self.n_iter_ = int(trainer.current_epoch)
