@@ -28,6 +28,13 @@ def test_the_auto_start_rule():
     assert starts.resolve_start("pivot", "course", "plane") == "pivot"  # an explicit start wins
 
 
+def test_3d_space_of_a_small_full_table_starts_by_the_continuation():
+    """On a curved cap's flat third axis the epochs crept (1.18x the course optimum after 60): start at the optimum."""
+    table = load_table(EURODIST)
+    assert starts.resolve_start("auto", "course", "space", table) == "continuation"
+    assert starts.resolve_start("auto", "course", "plane", table) == "random"  # the course, exactly
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_raw_stress_reaches_the_optimum_from_the_default_start(tmp_path, seed, caplog):
     path = tmp_path / "europe500.csv"
