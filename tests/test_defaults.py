@@ -207,3 +207,16 @@ def test_the_guard_is_silent_when_both_maps_are_exact(tmp_path, caplog):
         main(["fit", "--data.path", str(path), "--trainer.max_epochs", "3", "--trainer.default_root_dir",
               str(tmp_path / "r"), *QUIET])  # fmt: skip
     assert "local minimum" not in caplog.text
+
+
+def test_relocate_moves_a_place_out_of_its_fold():
+    """A place mirrored across the line of its partners is moved back, and the objective falls to 0."""
+    true = np.array([[0.0, 0.0], [4.0, 0.0], [2.0, 3.0], [2.0, -1.0]])
+    i, j = np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 2, 3, 3])
+    d = np.linalg.norm(true[i] - true[j], axis=1)
+    w = np.ones(len(i))
+    folded = true.copy()
+    folded[2] = [2.0, -3.0]  # mirrored across the line through places 0 and 1
+    moved = starts.relocate("stress", folded, i, j, d, w)
+    assert np.allclose(moved[2], true[2])
+    assert starts.relocate("stress", true, i, j, d, w) is None  # nothing to gain: nothing moves
