@@ -29,6 +29,13 @@ def test_the_auto_start_rule():
     assert starts.resolve_start("pivot", "course", "plane") == "pivot"  # an explicit start wins
 
 
+def test_3d_space_of_a_small_full_table_starts_by_the_continuation():
+    """On a curved cap's flat third axis the epochs crept (1.18x the course optimum after 60): start at the optimum."""
+    table = load_table(EURODIST)
+    assert starts.resolve_start("auto", "course", "space", table) == "continuation"
+    assert starts.resolve_start("auto", "course", "plane", table) == "random"  # the course, exactly
+
+
 @pytest.mark.parametrize("seed", [0, 3])
 def test_raw_stress_reaches_the_optimum_from_the_default_start(tmp_path, seed, caplog):
     path = tmp_path / "europe500.csv"
@@ -201,3 +208,16 @@ def test_the_guard_is_silent_when_both_maps_are_exact(tmp_path, caplog):
         main(["fit", "--data.path", str(path), "--trainer.max_epochs", "3", "--trainer.default_root_dir",
               str(tmp_path / "r"), *QUIET])  # fmt: skip
     assert "local minimum" not in caplog.text
+
+
+def test_relocate_moves_a_place_out_of_its_fold():
+    """A place mirrored across the line of its partners is moved back, and the objective falls to 0."""
+    true = np.array([[0.0, 0.0], [4.0, 0.0], [2.0, 3.0], [2.0, -1.0]])
+    i, j = np.array([0, 0, 0, 1, 1, 2]), np.array([1, 2, 3, 2, 3, 3])
+    d = np.linalg.norm(true[i] - true[j], axis=1)
+    w = np.ones(len(i))
+    folded = true.copy()
+    folded[2] = [2.0, -3.0]  # mirrored across the line through places 0 and 1
+    moved = starts.relocate("stress", folded, i, j, d, w)
+    assert np.allclose(moved[2], true[2])
+    assert starts.relocate("stress", true, i, j, d, w) is None  # nothing to gain: nothing moves
