@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import reference_mds as ref
 from conftest import fit_cli
 
@@ -48,6 +49,7 @@ def test_tol_zero_runs_every_epoch_and_is_never_short():
     assert math.isnan(Convergence(1e-7, 3).change)
 
 
+@pytest.mark.slow
 def test_a_pair_list_stopped_at_two_epochs_warns_that_it_did_not_converge(tmp_path, caplog):
     """The issue's promise: ``--trainer.max_epochs 2`` on a pair list says ``did not converge`` (a warning),
     just before the output paths; the default 36-city fit says ``converged``."""
