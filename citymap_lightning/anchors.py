@@ -77,6 +77,7 @@ def read(path: str | Path, what: str = "anchors file") -> Anchors:
     ``what`` names the file in messages (the same format holds ``--data.positions``).
     """
     path = Path(path)
+    listed = "anchored" if what == "anchors file" else "listed"
     header, rows, decimal_comma = reading.read_rows(path, what)
     lower = [h.lower() for h in header]
     if "name" not in lower:
@@ -97,7 +98,7 @@ def read(path: str | Path, what: str = "anchors file") -> Anchors:
         values.append(
             reading.parse_numbers(path, [row[index] for row in rows], where, decimal_comma, allow_empty=False)
         )
-    return checked(Anchors(names, np.stack(values, axis=1), latlon, str(path)))
+    return checked(Anchors(names, np.stack(values, axis=1), latlon, str(path)), listed)
 
 
 def from_object(anchors: Any, latlon: bool | None = None) -> Anchors:
@@ -131,13 +132,16 @@ def from_object(anchors: Any, latlon: bool | None = None) -> Anchors:
     raise ConfigError(f"anchors: expected a file, a mapping or a DataFrame, not {type(anchors).__name__}")
 
 
-def checked(anchors: Anchors) -> Anchors:
-    """Refuse duplicate names, non-finite positions and latitudes/longitudes out of range, in one line."""
+def checked(anchors: Anchors, listed: str = "anchored") -> Anchors:
+    """Refuse duplicate names, non-finite positions and latitudes/longitudes out of range, in one line.
+
+    ``listed`` says what a name given twice is (``anchored``; ``listed`` for positions compared with).
+    """
     where = anchors.source
     seen: set[str] = set()
     for name in anchors.names:
         if name in seen:
-            raise DataError(f"{where}: {name!r} is anchored twice")
+            raise DataError(f"{where}: {name!r} is {listed} twice")
         seen.add(name)
     p = np.asarray(anchors.positions, dtype=float)
     bad = np.flatnonzero(~np.isfinite(p).all(axis=1))

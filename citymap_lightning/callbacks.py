@@ -307,7 +307,7 @@ class MapRenderer(pl.Callback):
             log.info(
                 f"{positions.source}: {len(found.names)} places compared: scale {found.scale:.4g} "
                 f"{unit or 'units'}{per}, congruence {found.congruence:.4f}, displacement median "
-                f"{summary['median_displacement_km']:.4g} (at most {summary['max_displacement_km']:.4g})"
+                f"{np.median(found.displacement):.4g} (at most {np.max(found.displacement):.4g}) {found.unit_label}"
             )
         if skew is not None:
             drifts = comparison.drift(skew, np.isfinite(table.distances))

@@ -78,6 +78,8 @@ class Comparison:
             the positions' extent).
         only_map: places of the map without a position.
         only_positions: positions of places not on the map.
+        unit: the positions' unit, ``km`` for latitude/longitude (projected), "" when unknown (x/y
+            positions, or another map's coordinates).
 
     """
 
@@ -91,16 +93,23 @@ class Comparison:
     bearing: np.ndarray
     only_map: list[str] = field(default_factory=list)
     only_positions: list[str] = field(default_factory=list)
+    unit: str = "km"
 
     def summary(self) -> dict[str, float]:
-        """The numbers of ``comparison.json``."""
+        """The numbers of ``comparison.json``: displacements are ``*_km`` only when the positions are in km."""
+        suffix = "_km" if self.unit == "km" else ""
         return {
             "scale": self.scale,
             "congruence": self.congruence,
             "alienation": self.alienation,
-            "median_displacement_km": float(np.median(self.displacement)),
-            "max_displacement_km": float(np.max(self.displacement)),
+            f"median_displacement{suffix}": float(np.median(self.displacement)),
+            f"max_displacement{suffix}": float(np.max(self.displacement)),
         }
+
+    @property
+    def unit_label(self) -> str:
+        """The displacements' unit in words."""
+        return self.unit or "the positions' unit"
 
 
 def similarity_fit(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, float]:
@@ -127,7 +136,7 @@ def congruence(x: np.ndarray, y: np.ndarray) -> float:
 
 def compare(
     names: Sequence[str], coords: np.ndarray, positions: np.ndarray, only_map: Sequence[str] = (),
-    only_positions: Sequence[str] = (),
+    only_positions: Sequence[str] = (), unit: str = "km",
 ) -> Comparison:  # fmt: skip
     """Fit ``coords`` (the map, ``(m, 2)``) onto ``positions`` (``(m, 2)``, the same places) and measure both."""
     coords = np.asarray(coords, dtype=np.float64)
@@ -142,7 +151,7 @@ def compare(
     return Comparison(
         names=list(names), geo=positions, aligned=aligned, scale=scale, congruence=c,
         alienation=float(np.sqrt(max(0.0, 1.0 - c * c))), displacement=displacement, bearing=bearing,
-        only_map=list(only_map), only_positions=list(only_positions),
+        only_map=list(only_map), only_positions=list(only_positions), unit=unit,
     )  # fmt: skip
 
 
@@ -157,8 +166,14 @@ def match_positions(given: Any, names: Sequence[str]) -> Positions:
     if len(common) < 3:
         raise DataError(f"{given.source}: {len(common)} of its places are on the map: a comparison needs at least 3")
     if missing:
+        import difflib
+
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-        log.info(f"{given.source}: {len(missing)} place(s) not in the data left aside: {', '.join(missing[:3])}{more}")
+        unmatched = [name for name in names if name not in set(given.names)]
+        close = difflib.get_close_matches(missing[0], unmatched, n=1, cutoff=0.8)
+        hint = f" ({missing[0]!r}: did you mean {close[0]!r}?)" if close else ""
+        log.warning(f"{given.source}: {len(missing)} place(s) not in the data left aside: "
+                    f"{', '.join(missing[:3])}{more}{hint}")  # fmt: skip
     index = np.array([position[given.names[k]] for k in common], dtype=np.int64)
     values = np.asarray(given.positions, dtype=np.float64)[common]
     if not given.latlon:
@@ -192,7 +207,8 @@ def of_map(names: Sequence[str], coords: np.ndarray, positions: Positions) -> Co
     """Compare a map's places with their known positions."""
     known = set(positions.index.tolist())
     only_map = [name for k, name in enumerate(names) if k not in known]
-    return compare([names[k] for k in positions.index], coords[positions.index], positions.xy, only_map)
+    unit = "km" if positions.latlon is not None else ""
+    return compare([names[k] for k in positions.index], coords[positions.index], positions.xy, only_map, unit=unit)
 
 
 # asymmetric tables
@@ -241,7 +257,8 @@ def drift_vectors(coords: np.ndarray, skew: np.ndarray) -> np.ndarray:
 def write(comparison: Comparison, folder: Path, unit: str = "", extra: dict[str, float] | None = None) -> list[Path]:
     """``comparison.json`` (with ``extra`` numbers), ``comparison.csv``; returns the paths."""
     summary = comparison.summary() | (extra or {})
-    text = json.dumps({k: round(v, 10) for k, v in summary.items()}, indent=1)
+    numbers: dict[str, object] = {k: round(v, 10) for k, v in summary.items()}
+    text = json.dumps(numbers | {"displacement_unit": comparison.unit_label}, indent=1)
     paths = [output.atomic_write(folder / "comparison.json", lambda f: f.write(text + "\n"))]
     rows = [
         [name, *(f"{v:.10g}" for v in (*g, *a)), f"{d:.6g}", f"{b:.2f}"]
@@ -398,7 +415,7 @@ def compare_maps(a: str | Path, b: str | Path, out: Path) -> tuple[Comparison, l
     found = compare(
         common, coords_b[[index_b[name] for name in common]], coords_a[[index_a[name] for name in common]],
         only_map=[name for name in names_b if name not in index_a],
-        only_positions=[name for name in names_a if name not in index_b],
+        only_positions=[name for name in names_a if name not in index_b], unit="",
     )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     paths = write(found, out)
@@ -437,9 +454,8 @@ def compare_main(argv: Sequence[str]) -> int:
     if found.only_map or found.only_positions:
         print(f"only in {options.a}: {', '.join(found.only_positions) or 'none'}; "
               f"only in {options.b}: {', '.join(found.only_map) or 'none'}")  # fmt: skip
-    summary = found.summary()
-    print(f"{len(found.names)} common places: scale {summary['scale']:.6g} (A per unit of B), congruence "
-          f"{summary['congruence']:.6f}, median displacement {summary['median_displacement_km']:.4g}")  # fmt: skip
+    print(f"{len(found.names)} common places: scale {found.scale:.6g} (A per unit of B), congruence "
+          f"{found.congruence:.6f}, median displacement {np.median(found.displacement):.4g} (A's unit)")  # fmt: skip
     for path in paths:
         print(f"wrote {Path(path).resolve()}")
     return 0

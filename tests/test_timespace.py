@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import ROOT, event_tags, fit_cli, read_coordinates
+from conftest import ROOT, event_tags, fit_cli, read_coordinates, refused
 
 from citymap_lightning import comparison, output
 from citymap_lightning import geometry as geo
@@ -177,6 +177,30 @@ def test_positions_of_unknown_places_only_are_refused(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and "1 of its places" in err[0]
 
 
+def test_positions_in_their_own_unit_misspelt_and_listed_twice(tmp_path, caplog, capsys):
+    """x/y positions (metres, say) are not km: comparison.json says so; a misspelt name is a warning with the
+    likely name; a name listed twice is refused as listed, not anchored."""
+    names, latlon, _, hours = time_space(20)
+    matrix = write_hours(tmp_path / "hours.csv", names, hours)
+    xy = geo.azimuthal_equidistant(latlon, geo.spherical_centre(latlon)) * 1000.0  # metres
+    metres = tmp_path / "metres.csv"
+    rows = [(f"{n}x" if k == 0 else n, x, y) for k, (n, (x, y)) in enumerate(zip(names, xy, strict=True))]
+    metres.write_text("name,x,y\n" + "".join(f"{n},{x},{y}\n" for n, x, y in rows))  # the first name misspelt
+    with caplog.at_level("WARNING", logger="citymap_lightning"):
+        log_dir = fit_cli(tmp_path / "run", "--data.path", str(matrix), "--data.positions", str(metres))
+    summary = json.loads((log_dir / "comparison.json").read_text())
+    assert "median_displacement_km" not in summary and summary["displacement_unit"] == "the positions' unit"
+    assert summary["median_displacement"] > 0
+    warned = [r.getMessage() for r in caplog.records if "left aside" in r.getMessage()]
+    assert len(warned) == 1 and f"did you mean {names[0]!r}" in warned[0]
+    twice = tmp_path / "twice.csv"
+    twice.write_text(f"name,x,y\n{names[0]},0,0\n{names[1]},1,0\n{names[0]},0,1\n")
+    line = refused(
+        tmp_path / "r2", capsys, ["--data.path", str(matrix), "--data.positions", str(twice)], "listed twice"
+    )
+    assert "anchored" not in line
+
+
 # ---- two maps compared -------------------------------------------------------------------------------------------
 
 
@@ -200,7 +224,7 @@ def test_compare_a_map_with_itself_turned_mirrored_and_doubled(tmp_path, capsys)
     summary = json.loads((out / "comparison.json").read_text())
     assert summary["congruence"] == pytest.approx(1.0, abs=1e-6)
     assert summary["scale"] == pytest.approx(0.5, rel=1e-9)
-    assert summary["max_displacement_km"] < 1e-6 * np.ptp(a, axis=0).max()
+    assert summary["max_displacement"] < 1e-6 * np.ptp(a, axis=0).max() and summary["displacement_unit"] != "km"
     assert set(read_table(out / "comparison.csv")) == set(names)
     assert (out / "displacement.png").exists() and (out / "distortion.png").exists()
 
