@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from citymap_lightning import geo  # noqa: E402
+from citymap_lightning import geometry as geo  # noqa: E402
 
 
 def read_rows(path: Path) -> tuple[list[str], np.ndarray]:

@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sparse import pair_indices  # noqa: E402
 
-from citymap_lightning import geo  # noqa: E402
+from citymap_lightning import geometry as geo  # noqa: E402
 
 GENERATED = ROOT / "data" / "generated"
 TOWNS = GENERATED / "europe50000.csv"
