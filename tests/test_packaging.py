@@ -34,3 +34,27 @@ def test_wheel_carries_data_and_configs_and_finds_them_from_anywhere(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(target)}).stdout.split()  # fmt: skip
     assert all(line.startswith(str(target)) for line in out), out
+
+
+def test_benchmarks_and_scripts_import_what_the_package_has():
+    """Every ``from citymap_lightning... import name`` in benchmarks/ and scripts/ names something that exists.
+
+    A module renamed in the package (``geo`` became ``geometry``) must not leave a benchmark that fails
+    only when someone runs it.
+    """
+    import ast
+    import importlib
+
+    missing = []
+    for path in sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ImportFrom) or not (node.module or "").startswith("citymap_lightning"):
+                continue
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                if not hasattr(module, alias.name):
+                    try:
+                        importlib.import_module(f"{node.module}.{alias.name}")
+                    except ImportError:
+                        missing.append(f"{path.name}: {node.module}.{alias.name}")
+    assert not missing, missing
