@@ -89,6 +89,7 @@ class MapRenderer(pl.Callback):
         self.gif_frames = gif_frames
         self.max_points = max_points
         self.html = html
+        self._populations: tuple[Any, np.ndarray | None] = (None, None)
         self.history: list[np.ndarray] = []
         self.subset: np.ndarray | None = None
         """The places whose history is recorded (None: every place)."""
@@ -224,7 +225,7 @@ class MapRenderer(pl.Callback):
             self.written.append(_write_geojson(log_dir / "coordinates.geojson", table, fit))
         parquet = geodata.write_parquet(log_dir / "coordinates.parquet", fit)
         self.written.extend([parquet] if parquet is not None else [])
-        population, history = render.population_of(table.located, table.n), None
+        population, history = self._population(trainer, table), None
         if (table.kind == "pairs" or not table.complete) and table.n <= self.max_pairs_places:
             with torch.no_grad():
                 fitted = pl_module.fitted_distances()[best].double().cpu().numpy() * pl_module.solver.scale
@@ -333,6 +334,27 @@ class MapRenderer(pl.Callback):
             trainer.logger.log_metrics({"uncertainty/median_semi_major": median}, step=trainer.global_step)
         return table[:, 2:]
 
+    def _population(self, trainer: pl.Trainer, table: Any) -> np.ndarray | None:
+        """Each place's population for choosing labels: of places found by name, else looked up by name and position.
+
+        The lookup (latitude/longitude in the input, or latitude/longitude positions compared with) runs up
+        to :data:`~citymap_lightning.gazetteer.POPULATION_LIMIT` places, unless ``--data.gazetteer false``.
+        """
+        found = render.population_of(table.located, table.n)
+        hparams = getattr(trainer.datamodule, "hparams", {})
+        if found is not None or not hparams.get("gazetteer", True) or table.n > gazetteer.POPULATION_LIMIT:
+            return found
+        latlon = table.latlon
+        positions = getattr(table, "positions", None)
+        if latlon is None and positions is not None and positions.latlon is not None:
+            latlon = np.full((table.n, 2), np.nan)
+            latlon[positions.index] = positions.latlon
+        if latlon is None:
+            return None
+        if self._populations[0] is not table:  # looked up once per table (the map and the error map both ask)
+            self._populations = (table, gazetteer.population_near(table.names, np.asarray(latlon, dtype=np.float64)))
+        return self._populations[1]
+
     def _publish(self, trainer: pl.Trainer, tag: str, figure: Any, log_dir: Path | None) -> None:
         """Render a figure once; write it as ``TAG.png`` when ``log_dir`` is set and add it to TensorBoard."""
         image = render.to_image(figure)
@@ -370,7 +392,7 @@ class MapRenderer(pl.Callback):
             figures["city_error"] = render.city_error_map(
                 _as_plane(fit.coords), table.names, share, unit=table.unit, max_labels=min(60, self.max_labels),
                 max_points=self.max_points, subset=self.subset, geographic=fit.latlon is not None,
-                population=render.population_of(table.located, table.n),
+                population=self._population(trainer, table),
             )  # fmt: skip
         for tag, figure in figures.items():
             self._publish(trainer, tag, figure, log_dir)

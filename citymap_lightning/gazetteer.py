@@ -290,6 +290,31 @@ def _ranks(values: np.ndarray) -> np.ndarray:
     return sums[inverse] / counts[inverse]
 
 
+NEAR_KM = 25.0
+"""A place given by position is the gazetteer's place of its name when that lies within this distance."""
+POPULATION_LIMIT = 20_000
+"""Populations are looked up by name and position for up to this many places (labels choose among a few dozen)."""
+
+
+def population_near(names: list[str], latlon: np.ndarray, gazetteer: Gazetteer | None = None) -> np.ndarray:
+    """Each place's GeoNames population where a place of its name lies within :data:`NEAR_KM` of ``latlon``.
+
+    For places given with their positions (latitude/longitude in the input, or positions compared with):
+    their labels then go to the largest places, as for places found by name. NaN where none is near
+    or the position is unknown (a NaN row).
+    """
+    gazetteer = gazetteer or load()
+    out = np.full(len(names), np.nan)
+    for k, name in enumerate(names):
+        rows = candidates(name, gazetteer) if np.isfinite(latlon[k]).all() else []
+        if not rows:
+            continue
+        km = _great_circle(gazetteer.latlon[rows], np.asarray(latlon[k : k + 1], dtype=np.float64))[:, 0]
+        if km.min() <= NEAR_KM:
+            out[k] = float(gazetteer.population[rows[int(np.argmin(km))]])
+    return out
+
+
 def _great_circle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``(len(a), len(b))`` great-circle km."""
     return geo.haversine(a[:, None, :], b[None, :, :])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import QUIET, geojson_latlon
+from conftest import QUIET, ROOT, geojson_latlon
 
 from citymap_lightning import align, gazetteer, output
 from citymap_lightning import geometry as geo
@@ -186,3 +186,18 @@ def test_a_wrong_match_is_named_and_never_moves_the_map(tmp_path, caplog):
     (path,) = (tmp_path / "r").rglob("coordinates.geojson")
     features = {f["properties"]["name"]: f["properties"] for f in json.loads(path.read_text())["features"]}
     assert features["Lyon"]["left_out"] is True and "left_out" not in features["Vancouver"]
+
+
+def test_places_given_by_position_get_their_population_for_labels():
+    """Labels go to the largest places also when the input gives positions: the name is looked up near its position."""
+    from citymap_lightning import gazetteer
+    from citymap_lightning.readers import load_table
+
+    table = load_table(ROOT / "data" / "europe36.csv")
+    population = gazetteer.population_near(table.names, table.latlon)
+    assert np.isfinite(population).sum() >= 30
+    by_name = dict(zip(table.names, population, strict=True))
+    assert by_name["Paris"] > 2_000_000 and by_name["Moscow"] > by_name["Kiruna"]
+    far = np.array(table.latlon, dtype=float)
+    far[table.names.index("Paris")] += (5.0, 0.0)  # 550 km north of Paris: not Paris
+    assert np.isnan(gazetteer.population_near(table.names, far)[table.names.index("Paris")])
