@@ -344,6 +344,8 @@ class MapRenderer(pl.Callback):
         hparams = getattr(trainer.datamodule, "hparams", {})
         if found is not None or not hparams.get("gazetteer", True) or table.n > gazetteer.POPULATION_LIMIT:
             return found
+        if table.n <= render.ALL_LABELS:  # every place gets its label: nothing to choose, no gazetteer to load
+            return None
         latlon = table.latlon
         positions = getattr(table, "positions", None)
         if latlon is None and positions is not None and positions.latlon is not None:
