@@ -30,16 +30,26 @@ from citymap_lightning.tables import BLOCK, DistanceTable, PlacesTable
 class PairStep(DirectStep):
     """s_gd2's step for a batch of pairs that move together: ``x -= grad / max(1, sum of the place's mu)``.
 
-    The gradient comes from the loss ``sum mu/2 (dhat - d)^2`` of :meth:`PairBatches.training_step`,
-    which also sets :attr:`caps`, each place's sum of ``mu`` over the batch (over all ranks).
+    Under DDP the gradient comes from the loss ``sum mu/2 (dhat - d)^2`` of
+    :meth:`PairBatches.training_step` through autograd (DDP adds the ranks' gradients), which also sets
+    :attr:`caps`, each place's sum of ``mu`` over the batch (over all ranks). In one process the step
+    sets :attr:`moves` instead: the batch's places and their moves, computed from the same gradient
+    analytically, so that a step costs O(pairs), not O(places) (a dense gradient, its zeroing and a
+    whole-map update cost about as much as the batch itself at a million places).
     """
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.caps: torch.Tensor | None = None
+        self.moves: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def move(self) -> None:
-        """Move each place by its gradient, divided by its cap."""
+        """Move each place by its gradient, divided by its cap (only the batch's places, when :attr:`moves` says)."""
+        if self.moves is not None:
+            places, moves = self.moves
+            self.param_groups[0]["params"][0][0].index_add_(0, places, moves, alpha=-1.0)
+            self.moves = None
+            return
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -203,19 +213,24 @@ class PairBatches(Solver):
         """
         i, j, d, w = batch["i"], batch["j"], batch["distances"], batch["weights"]
         x = state.coords[0]
-        fitted = problem.pair_distances(state, i, j)[0]
-        lw = problem.loss.pair_weights(d, w)
-        eta = self.eta(state.epoch)
-        mu = (lw * eta).clamp(max=1.0)
+        world_size = state.world_size
+        sparse = world_size == 1 and self._steps is not None  # the move without autograd: O(pairs) a step
         if self.transform != "ratio" and self._targets.epoch != state.epoch:
             self._refit_transform(problem, state)
-        target = self._targets.of(self.transform, i, j, d)
-        residual = fitted - target
-        world_size = state.world_size
-        loss = 0.5 * (mu * residual.square()).sum() * world_size
-        node = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
-        node.index_add_(0, i, mu).index_add_(0, j, mu)
-        if self._steps is not None:
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
+            fitted = problem.pair_distances(state, i, j)[0]
+            lw = problem.loss.pair_weights(d, w)
+            eta = self.eta(state.epoch)
+            mu = (lw * eta).clamp(max=1.0)
+            target = self._targets.of(self.transform, i, j, d)
+            residual = fitted - target
+            loss = 0.5 * (mu * residual.square()).sum() * world_size
+        if sparse:
+            self._steps.moves = _pair_moves(x.detach(), i.to(x.device), j.to(x.device), fitted, residual, mu)
+            loss = loss.detach().requires_grad_()  # a leaf: Lightning's backward is free, the step is in moves
+        elif self._steps is not None:
+            node = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+            node.index_add_(0, i, mu).index_add_(0, j, mu)
             self._steps.caps = state.reduce(node) if world_size > 1 else node
         result = StepResult(loss, shown=("train/batch_stress1",))
         if state.logging:
@@ -298,6 +313,23 @@ class PairBatches(Solver):
 
     def place_residuals(self, problem: Problem, state: MapState, restart: int) -> torch.Tensor:
         return self._evaluation_pass(problem, state)[1]
+
+
+def _pair_moves(
+    x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, fitted: torch.Tensor, residual: torch.Tensor, mu: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's places and their moves: the gradient of ``sum mu/2 (dhat - d)^2`` over the place's cap.
+
+    The same step as autograd's dense gradient divided by :attr:`PairStep.caps`, over the batch's places alone.
+    """
+    places, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
+    m = len(i)
+    pull = (mu * residual / fitted).to(x.dtype)[:, None] * (x[i] - x[j])
+    grad = torch.zeros(len(places), x.shape[1], dtype=x.dtype, device=x.device)
+    grad.index_add_(0, inverse[:m], pull).index_add_(0, inverse[m:], pull, alpha=-1.0)
+    caps = torch.zeros(len(places), dtype=x.dtype, device=x.device)
+    caps.index_add_(0, inverse[:m], mu.to(x.dtype)).index_add_(0, inverse[m:], mu.to(x.dtype))
+    return places, grad / caps.clamp_min(1.0)[:, None]
 
 
 class _Targets:
