@@ -236,7 +236,7 @@ class CityMapCLI(LightningCLI):
         if optimizer is not None and optimizer.param_groups[0].get("lr", 1.0) == 0:
             raise ConfigError("optimizer.lr is 0: nothing would move")
         model.solver.check_optimizers(problem, [optimizer] if optimizer is not None else [])
-        threads.use_for(threads.fit_work(table, getattr(model.solver, "batch_size", None), problem.maps))
+        threads.use_for_fit(table, model.solver, problem.maps)
         _fitting[:] = [self.trainer]
         self._checkpoint(required=False, resume=True, optimizer=optimizer)
 

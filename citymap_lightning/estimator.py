@@ -199,7 +199,7 @@ class MDS(TransformerMixin, BaseEstimator):
                             restarts=self.n_init, tol=self.eps, patience=1)  # fmt: skip
             trainer = Trainer(**self._trainer_options())
             kept = torch.get_num_threads()  # a notebook's threads are its own: set for this fit, then given back
-            threads.use_for(threads.fit_work(table, getattr(dm.solver, "batch_size", None), self.n_init))
+            threads.use_for_fit(table, dm.solver, self.n_init)
             try:
                 trainer.fit(model, datamodule=dm)
             finally:

@@ -127,7 +127,7 @@ class CityMap(pl.LightningModule):
         self._written = True
         self._stress1_step = -1
         self._reference: np.ndarray | None = None
-        self._anchors: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._gradient = True
         self._anchor_hook: Any = None
         self.convergence = Convergence(tol, patience)
 
@@ -190,8 +190,7 @@ class CityMap(pl.LightningModule):
         placed = table.anchors
         if placed is None:
             return
-        self.check_anchors(table)
-        sphere = self.geometry.curved
+        sphere = self.geometry.curved  # the anchors were checked when the problem was built (prepare)
         target = placed.directions() if sphere else placed.coords / self.solver.scale
         with torch.no_grad():
             if (
@@ -209,8 +208,7 @@ class CityMap(pl.LightningModule):
         if self._reference is not None:
             self._reference = anchoring.align_start(self._reference, placed, target, sphere)
         index = torch.from_numpy(placed.index).to(self.coords.device)
-        self._anchors = (index, torch.from_numpy(target).to(self.coords))
-        self.problem.anchored = self._anchors
+        self.problem.anchored = (index, torch.from_numpy(target).to(self.coords))
         free = torch.ones(self.coords.shape[1], 1, dtype=self.coords.dtype, device=self.coords.device)
         free[index] = 0.0
         if self._anchor_hook is not None:
@@ -219,8 +217,8 @@ class CityMap(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """Put anchored places back where they were given."""
-        if self._anchors is not None:
-            index, target = self._anchors
+        if self.problem.anchored is not None:
+            index, target = self.problem.anchored
             with torch.no_grad():
                 self.coords[:, index.to(self.coords.device)] = target.to(self.coords)
 
@@ -266,7 +264,7 @@ class CityMap(pl.LightningModule):
         return MapState(
             self.coords, self.radius, epoch=self.current_epoch if trainer is not None else 0,
             step=self.global_step if trainer is not None else 0, best=self.best_restart(), world_size=world_size,
-            reduce=reduce, logging=logging, stress1=self.stress1,
+            reduce=reduce, logging=logging, stress1=self.stress1, gradient=self._gradient,
         )  # fmt: skip
 
     def fitted_distances(self) -> torch.Tensor:
@@ -280,12 +278,10 @@ class CityMap(pl.LightningModule):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The solver's step; its values are logged on Lightning's schedule."""
         state = self.state(logging=self.logging_step())
-        optimizers = self.trainer.optimizers
-        state.gradient = not (optimizers and getattr(optimizers[0], "gradient_free", False))
         result = self.solver.training_step(self.problem, state, batch)
         if state.logging:
             self.check_finite(result.loss)
-            self.record(result)
+            self.record(result, state)
         return result.loss
 
     def logging_step(self) -> bool:
@@ -304,14 +300,14 @@ class CityMap(pl.LightningModule):
         last = trainer.max_epochs is not None and self.current_epoch >= trainer.max_epochs - 1
         return scheduled or last
 
-    def record(self, result: StepResult) -> None:
+    def record(self, result: StepResult, state: MapState) -> None:
         """Keep each restart's stress-1; log the step's values for the best restart, with the radius and transform.
 
         The learning rate is logged where an optimiser has one to tune (not the solvers' own direct steps).
         """
         if result.stress1 is not None:
             self.stress1 = result.stress1
-        best = self.best_restart()  # never a bootstrap replicate
+        best = state.best = self.best_restart()  # never a bootstrap replicate
         logged = dict(result.logs)
         if result.stress1 is not None:
             logged["train/stress1"] = result.stress1
@@ -325,7 +321,7 @@ class CityMap(pl.LightningModule):
         if self.log_radius is not None:
             radius = float(self.radius[best].detach()) * self.solver.scale
             self.log("train/radius", radius, on_step=True, on_epoch=False)
-        line = self.solver.transform_line(self.problem, self.state())
+        line = self.solver.transform_line(self.problem, state)
         if line is not None:
             self.log("transform/a", line[0], on_step=True, on_epoch=False)
             self.log("transform/b", line[1], on_step=True, on_epoch=False)
@@ -403,6 +399,8 @@ class CityMap(pl.LightningModule):
         self._fit_started = time.perf_counter()
         optimizers = self.trainer.optimizers
         self.solver.check_optimizers(self.problem, optimizers)
+        step = optimizers[0] if optimizers else None  # whether the steps follow autograd's gradient: set once
+        self._gradient = not isinstance(step, DirectStep) or step.needs_gradient(self.trainer.world_size)
         if self.logger is None:
             return
         hp = self.hparams
@@ -496,8 +494,8 @@ class CityMap(pl.LightningModule):
                 rng = np.random.default_rng(0)
                 method = "classical" if table.complete else "pivot"  # no n x n array for a sparse table
                 self._reference = starts.initial_coords(method, table, dim, rng, scale=self.solver.scale)
-            if self._anchors is not None:
-                target = self._anchors[1].cpu().double().numpy()
+            if self.problem.anchored is not None:
+                target = self.problem.anchored[1].cpu().double().numpy()
                 self._reference = anchoring.align_start(self._reference, table.anchors, target, sphere)
         saved, stress1 = self.coords.detach().clone(), self.stress1.clone()
         self.solver.invalidate()

@@ -67,6 +67,11 @@ def fit_work(table: DistanceTable, batch_size: int | None, restarts: int = 1) ->
     return step_work(table.n, pairs, restarts)
 
 
+def use_for_fit(table: DistanceTable, solver: object, maps: int = 1) -> int:
+    """:func:`use_for` the work of one step of ``solver`` (pair batches' ``batch_size``, else the full batch)."""
+    return use_for(fit_work(table, getattr(solver, "batch_size", None), maps))
+
+
 def threads_for(work: int, most: int | None = None) -> int:
     """One thread per :data:`WORK_PER_THREAD` elements of a step's ``work``, from 1 to ``most`` (torch's default)."""
     most = _DEFAULT if most is None else most

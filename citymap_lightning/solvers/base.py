@@ -151,6 +151,18 @@ class DirectStep(torch.optim.Optimizer):
         """Move the parameters (no gradient is recorded)."""
         raise NotImplementedError
 
+    def needs_gradient(self, world_size: int) -> bool:
+        """Whether :meth:`move` follows the loss's autograd gradient with ``world_size`` processes.
+
+        When it does not, the training step computes the loss without autograd (:func:`without_gradient`).
+        """
+        return True
+
+
+def without_gradient(loss: torch.Tensor) -> torch.Tensor:
+    """``loss`` as a leaf that requires a gradient: Lightning's backward pass over it costs nothing."""
+    return loss.detach().requires_grad_()
+
 
 class Batches(IterableDataset):
     """An iterable dataset over the batches a function makes (called anew for each pass)."""

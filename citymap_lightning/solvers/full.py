@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from citymap_lightning import losses, metrics, transforms
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.problem import MapState, Problem, StepResult
-from citymap_lightning.solvers.base import Batch, RankFn, Solver, robust_norm
+from citymap_lightning.solvers.base import Batch, RankFn, Solver, robust_norm, without_gradient
 from citymap_lightning.solvers.guttman import GuttmanStep
 from citymap_lightning.tables import DistanceTable
 
@@ -302,8 +302,7 @@ class FullBatch(Solver):
         with torch.set_grad_enabled(state.gradient and torch.is_grad_enabled()):
             loss, residual, norm = self._terms(problem, state, batch)
         self._objective = loss.detach()[: problem.restarts].min()
-        total = loss.sum() if state.gradient else loss.sum().detach().requires_grad_()  # a leaf: backward is free
-        result = StepResult(total)
+        result = StepResult(loss.sum() if state.gradient else without_gradient(loss.sum()))
         if state.logging:
             result.stress1 = metrics.from_sums(residual.detach().double(), norm.double()).float()
             result.logs["train/loss"] = loss.detach()

@@ -45,9 +45,6 @@ class GuttmanStep(DirectStep):
 
     """
 
-    gradient_free = True
-    """Its move needs no gradient: the training step skips autograd."""
-
     def __init__(
         self,
         params: Any,
@@ -71,6 +68,10 @@ class GuttmanStep(DirectStep):
         v_free = laplacian(self.weights)[:, self.free]
         self.inverse = torch.linalg.inv(v_free[:, :, self.free])
         self.coupling = v_free[:, :, self.fixed]
+
+    def needs_gradient(self, world_size: int) -> bool:
+        """Guttman transforms move by the distances alone: the loss is only logged."""
+        return False
 
     def move(self) -> None:
         """Move every map by ``iterations`` Guttman transforms."""

@@ -23,7 +23,7 @@ from citymap_lightning import geometry as geo
 from citymap_lightning import losses, metrics, sampling
 from citymap_lightning.errors import ConfigError
 from citymap_lightning.problem import MapState, Problem, StepResult
-from citymap_lightning.solvers.base import Batch, Batches, DirectStep, RankFn, Solver, robust_norm
+from citymap_lightning.solvers.base import Batch, Batches, DirectStep, RankFn, Solver, robust_norm, without_gradient
 from citymap_lightning.tables import BLOCK, DistanceTable, PlacesTable
 
 
@@ -42,6 +42,10 @@ class PairStep(DirectStep):
         super().__init__(params)
         self.caps: torch.Tensor | None = None
         self.moves: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def needs_gradient(self, world_size: int) -> bool:
+        """Under DDP only (which adds the ranks' gradients); in one process the step sets :attr:`moves`."""
+        return world_size > 1
 
     def move(self) -> None:
         """Move each place by its gradient, divided by its cap (only the batch's places, when :attr:`moves` says)."""
@@ -214,7 +218,7 @@ class PairBatches(Solver):
         i, j, d, w = batch["i"], batch["j"], batch["distances"], batch["weights"]
         x = state.coords[0]
         world_size = state.world_size
-        sparse = world_size == 1 and self._steps is not None  # the move without autograd: O(pairs) a step
+        sparse = not state.gradient  # PairStep in one process: the moves of the batch's places, O(pairs) a step
         if self.transform != "ratio" and self._targets.epoch != state.epoch:
             self._refit_transform(problem, state)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
@@ -227,7 +231,7 @@ class PairBatches(Solver):
             loss = 0.5 * (mu * residual.square()).sum() * world_size
         if sparse:
             self._steps.moves = _pair_moves(x.detach(), i.to(x.device), j.to(x.device), fitted, residual, mu)
-            loss = loss.detach().requires_grad_()  # a leaf: Lightning's backward is free, the step is in moves
+            loss = without_gradient(loss)
         elif self._steps is not None:
             node = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
             node.index_add_(0, i, mu).index_add_(0, j, mu)
