@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 EXACT = 1e-5
 """Stress-1 below which a map is an exact fit as far as float32 coordinates can hold one (1e-5 of every distance):
 its objective's relative change is then rounding noise, and the fit has converged whatever that change."""
+
+
+NOISE_CEILING = 1e-4
+"""An epoch whose objective changed by more than this (relative) is never put down to rounding."""
 
 
 class Convergence:
@@ -22,6 +27,7 @@ class Convergence:
         self.values: list[float] = []
         self.quiet = 0
         self.exact = False
+        self.noise = math.nan  # the rounding noise an epoch's change was last judged against (nan: not needed)
 
     @property
     def change(self) -> float:
@@ -48,14 +54,26 @@ class Convergence:
         """Whether the fit stopped short of convergence (its summary is then a warning); never with tol 0."""
         return self.tol > 0 and not self.converged
 
-    def update(self, value: float, stress1: float = math.nan) -> bool:
-        """Record an epoch's objective (and the map's stress-1, when known); True once converged."""
+    def update(self, value: float, stress1: float = math.nan, noise: Callable[[], float] | None = None) -> bool:
+        """Record an epoch's objective (and the map's stress-1, when known); True once converged.
+
+        ``noise`` gives the objective's relative change when the coordinates move by their rounding
+        alone (:meth:`~citymap_lightning.solvers.base.Solver.rounding_noise`); it is asked only for an
+        epoch whose change is above ``tol`` but below :data:`NOISE_CEILING`, and such an epoch counts as
+        quiet when its change is within that noise: no step can resolve the objective more finely.
+        """
         if not math.isfinite(value):
             self.quiet = 0
             return False
         self.values.append(value)
         self.exact = stress1 < EXACT
-        self.quiet = self.quiet + 1 if self.judged and (self.change < self.tol or self.exact) else 0
+        quiet = self.judged and (self.change < self.tol or self.exact)
+        if self.judged and not quiet and self.tol > 0 and noise is not None and self.change < NOISE_CEILING:
+            self.noise = noise()
+            quiet = self.change <= self.noise
+        elif quiet:
+            self.noise = math.nan
+        self.quiet = self.quiet + 1 if quiet else 0
         return self.converged
 
     def summary(self, stress1: float, epochs: int, max_epochs: int | None) -> str:
@@ -66,6 +84,11 @@ class Convergence:
             return f"{head}: every epoch run (tol 0: convergence not judged){change}"
         if self.converged and self.exact:
             return f"{head}: converged (an exact fit: stress-1 below {EXACT:g}, where only rounding changes it)"
+        if self.converged and self.change >= self.tol and math.isfinite(self.noise):
+            return (
+                f"{head}: converged (relative change {self.change:.2g} within the {self.noise:.2g} that rounding the "
+                f"coordinates alone makes, above tol {self.tol:g}, for {self.patience} epochs)"
+            )
         if self.converged:
             change = self.change if self.judged else 0.0
             return f"{head}: converged (relative change {change:.2g} < tol {self.tol:g} for {self.patience} epochs)"

@@ -331,7 +331,8 @@ class CityMap(pl.LightningModule):
         if self.current_epoch < self.solver.judged_from(self.convergence.patience):
             return
         value = self.solver.epoch_objective(self.problem, self.state())
-        if value is not None and self.convergence.update(value, float(self.stress1[self.best_restart()])):
+        noise = lambda: self.solver.rounding_noise(self.problem, self.state())  # noqa: E731 (asked only when needed)
+        if value is not None and self.convergence.update(value, float(self.stress1[self.best_restart()]), noise):
             self.trainer.should_stop = True
 
     def convergence_summary(self, log_dir: str | None = None) -> str:

@@ -41,6 +41,32 @@ def test_an_exact_fit_has_converged_whatever_its_rounding_noise():
     assert not noisy.converged
 
 
+def test_a_change_within_the_coordinates_rounding_counts_as_quiet():
+    """Weighted stress at its optimum (500 US places) changed by about 1e-6 an epoch as float32 coordinates were
+    rounded: the rounding's own effect on the objective is asked for, and only below the ceiling."""
+    asked = []
+
+    def noise() -> float:
+        asked.append(1)
+        return 1e-5
+
+    c = Convergence(tol=1e-7, patience=3)
+    c.update(1.0, noise=noise)
+    for value in (1.000001, 1.000002, 1.000001):  # changes of 1e-6: above tol, within the noise
+        c.update(value, noise=noise)
+    assert c.converged and len(asked) == 3
+    line = c.summary(0.01, 4, 60)
+    assert "converged" in line and "rounding the coordinates" in line and "1e-05" in line
+    falling = Convergence(tol=1e-7, patience=3)
+    for value in (1.0, 0.9, 0.8, 0.7):  # changes over NOISE_CEILING are never put down to rounding
+        falling.update(value, noise=lambda: 1.0)
+    assert not falling.converged and "did not converge" in falling.summary(0.01, 4, 60)
+    below = Convergence(tol=1e-7, patience=3)
+    below.update(1.0, noise=noise)
+    below.update(1.0, noise=noise)  # no change: quiet by tol, the noise not asked
+    assert len(asked) == 3
+
+
 def test_tol_zero_runs_every_epoch_and_is_never_short():
     c = Convergence(tol=0.0, patience=1)
     for value in (1.0, 1.0, 1.0):

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
+from scipy.spatial import cKDTree
 
 from citymap_lightning import geometry as geo
 from citymap_lightning import output, starts
@@ -221,3 +222,41 @@ def test_relocate_moves_a_place_out_of_its_fold():
     moved = starts.relocate("stress", folded, i, j, d, w)
     assert np.allclose(moved[2], true[2])
     assert starts.relocate("stress", true, i, j, d, w) is None  # nothing to gain: nothing moves
+
+
+def test_minimise_pairs_gives_the_same_map_at_any_scale():
+    """The start's L-BFGS works in the distances' own unit: the fit's normalised units (a map 0.04 across) once
+    stopped its line search short, 1.8 km away from the same fit in km."""
+    rng = np.random.default_rng(1)
+    true = rng.uniform(0, 1000, (60, 2))
+    i, j = np.triu_indices(60, 1)
+    keep = rng.random(len(i)) < 0.2
+    i, j = i[keep], j[keep]
+    d, w = np.linalg.norm(true[i] - true[j], axis=1), np.ones(keep.sum())
+    start = true + rng.normal(0, 100, true.shape)
+    for loss in ("course", "stress", "weighted_stress"):
+        km = starts.minimise_pairs(loss, start, i, j, d, w)
+        small = starts.minimise_pairs(loss, start * 1e-5, i, j, d * 1e-5, w)
+        assert np.abs(small / 1e-5 - km).max() < 1e-6, loss
+
+
+@pytest.mark.slow
+def test_relayout_lays_a_crumpled_cluster_out_afresh():
+    """A town's places squeezed together are a local minimum of weighted stress that moving single places cannot
+    leave; laid out afresh from their own shortest paths, the map fits exactly."""
+    rng = np.random.default_rng(3)
+    true = np.r_[rng.uniform(0, 1000, (20, 2)), rng.uniform(0, 20, (12, 2)) + 500]  # a country and a town
+    _, near = cKDTree(true).query(true, k=4)
+    pairs = {(min(a, int(b)), max(a, int(b))) for a in range(32) for b in near[a, 1:]}
+    pairs |= {(min(a, int(b)), max(a, int(b))) for a in range(32) for b in rng.choice(32, 2, replace=False) if b != a}
+    i, j = (np.array(v) for v in zip(*sorted(pairs), strict=True))
+    d, w = np.linalg.norm(true[i] - true[j], axis=1), np.ones(len(i))
+    crumpled = true.copy()
+    crumpled[20:] = 500 + np.random.default_rng(0).uniform(0, 6, (12, 2))
+    x, stuck = starts.descend("weighted_stress", crumpled, i, j, d, w)
+    assert stuck > 0.05  # descend (L-BFGS and single-place moves) stays crumpled
+    y, moved = starts.relayout("weighted_stress", x, i, j, d, w)
+    assert moved
+    _, value = starts.descend("weighted_stress", y, i, j, d, w)
+    assert value < 1e-12 * stuck
+    assert starts.relayout("weighted_stress", true, i, j, d, w)[1] is False  # nothing to gain: nothing moves

@@ -109,6 +109,13 @@ class Solver:
         """The objective at the end of an epoch, that convergence is judged on; None while it cannot be judged."""
         return None
 
+    def rounding_noise(self, problem: Problem, state: MapState) -> float:
+        """The objective's relative change when the coordinates move by their own rounding alone (0: not known).
+
+        A change that small is what the coordinates' precision can resolve, not progress.
+        """
+        return 0.0
+
     def transform_line(self, problem: Problem, state: MapState) -> tuple[float, float] | None:
         """For an ``interval`` transform: ``a, b`` of ``given = a + b * map distance`` in the input's unit."""
         return None
