@@ -56,8 +56,12 @@ COUNTRY_ALIASES = {
 """Other names of countries, beyond GeoNames' (``regions.tsv``)."""
 
 
+@lru_cache(maxsize=2**20)
 def fold(name: str) -> str:
-    """A name reduced for matching: accents removed, case folded, punctuation and spaces collapsed."""
+    """A name reduced for matching: accents removed, case folded, punctuation and spaces collapsed.
+
+    Kept per name: matching folds each of a table's names three times (200,000 names: 8.5 s profiled).
+    """
     text = unicodedata.normalize("NFKD", name)
     text = "".join(c for c in text if not unicodedata.combining(c)).casefold()
     text = re.sub(r"\([^)]*\)", " ", text)  # "Paris (France)"

@@ -171,6 +171,9 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
     1.007-6.2x on six 500-place samples), so every stage :func:`descend`s (single places moved out
     of folds) and, up to :data:`HOP_LIMIT` places with missing pairs, :func:`basin_hops` ends it:
     0.994-1.017x on those six (five within 1.01x), for about 4-20 s of CPU in all at 500 places.
+    Weighted stress and Sammon still ended 85.9x and 3.86x on one of them, dense clusters left
+    crumpled by the global stages: on a table with missing pairs :func:`relayout` then lays such
+    regions out afresh, and every loss ends at 1.0000x (weighted stress: 23 s of CPU in all).
     """
     from threadpoolctl import threadpool_limits
 
