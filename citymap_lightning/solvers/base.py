@@ -109,6 +109,10 @@ class Solver:
         """The objective at the end of an epoch, that convergence is judged on; None while it cannot be judged."""
         return None
 
+    def objective(self, problem: Problem, state: MapState) -> torch.Tensor | None:
+        """``(maps,)`` each map's loss over every known pair at ``state`` (None where not computed whole)."""
+        return None
+
     def rounding_noise(self, problem: Problem, state: MapState) -> float:
         """The objective's relative change when the coordinates move by their own rounding alone (0: not known).
 

@@ -273,6 +273,11 @@ class FullBatch(Solver):
         """The best restart's loss at the last evaluation of the epoch's step."""
         return None if self._objective is None else float(self._objective)
 
+    def objective(self, problem: Problem, state: MapState) -> torch.Tensor | None:
+        batch = {k: v.to(state.device) for k, v in self.batch.items()}
+        with torch.no_grad():
+            return self._terms(problem, state, batch)[0].double()
+
     def rounding_noise(self, problem: Problem, state: MapState) -> float:
         """The best restart's loss moved by nudging every coordinate by its rounding's most (seeded signs), relative.
 
