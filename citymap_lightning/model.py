@@ -242,7 +242,11 @@ class CityMap(pl.LightningModule):
         if stage != "fit":
             return
         starts.check_start(self.start, table, 3, "sphere")
-        vectors, radius = starts.sphere_start(table, given)
+        flat = None
+        if self.start == "classical" and not table.complete and table.n <= starts.CONTINUATION_LIMIT:
+            loss = self.hparams.loss if self.hparams.transform == "ratio" else "stress"
+            flat = starts.continuation(table, loss, 2)  # a candidate, in the input's unit
+        vectors, radius = starts.sphere_start(table, given, flat)
         self._reference = vectors
         with torch.no_grad():
             if self.log_radius is not None:
