@@ -191,8 +191,15 @@ def _continuation(table: DistanceTable, loss: str, dim: int, scale: float) -> np
     for first in firsts:
         start = initial_coords(first, table, dim, np.random.default_rng(0), scale=scale)
         tried[first] = minimise_pairs("course", start, i, j, d, w, value=True)
+        # in 3-D raw stress first too, the lower course objective kept: on a 500-place pair list (3-4 nearest +
+        # 2 far) in space classical MDS then the course objective ended 1.071x its optimum, pivot MDS 1.086x,
+        # and classical MDS, raw stress, then the course objective 1.0000x (a flat map reached it directly)
+        if dim > 2:
+            settled = minimise_pairs("stress", start, i, j, d, w)
+            tried[f"{first} MDS, raw stress"] = minimise_pairs("course", settled, i, j, d, w, value=True)
     first = min(tried, key=lambda name: tried[name][1])
     x, value = descend("course", tried[first][0], i, j, d, w)
+    first = first if " " in first else f"{first} MDS"
     stages = list(dict.fromkeys(["course"] + (["stress"] if losses.get(loss).local else []) + [loss]))
     for stage in stages[1:]:
         x, value = descend(stage, x, i, j, d, w)
@@ -211,7 +218,7 @@ def _continuation(table: DistanceTable, loss: str, dim: int, scale: float) -> np
         else ""
     )
     of = "the distances" if table.complete else "the shortest paths"
-    log.info(f"start: {first} MDS of {of}, then {', then '.join(stages)} (continuation){hint}")
+    log.info(f"start: {first} of {of}, then {', then '.join(stages)} (continuation){hint}")
     return np.ascontiguousarray(x)
 
 
