@@ -247,6 +247,9 @@ class CityMap(pl.LightningModule):
             loss = self.hparams.loss if self.hparams.transform == "ratio" else "stress"
             flat = starts.continuation(table, loss, 2)  # a candidate, in the input's unit
         vectors, radius = starts.sphere_start(table, given, flat)
+        if flat is not None:  # settled on the sphere in float64 before the epochs (see settle_on_sphere)
+            for stage in dict.fromkeys(["stress", loss] if losses.get(loss).local else [loss]):
+                vectors, radius = starts.settle_on_sphere(stage, vectors, radius, table, learn=given is None)
         self._reference = vectors
         with torch.no_grad():
             if self.log_radius is not None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 
 from citymap_lightning import geometry as geo
 from citymap_lightning import losses, metrics
@@ -661,6 +662,50 @@ def sphere_start(
             if best is None or stress < best[0]:
                 best = (stress, u, r)
     return np.ascontiguousarray(best[1]), float(best[2])
+
+
+def settle_on_sphere(
+    loss: str, u: np.ndarray, radius: float, table: DistanceTable, learn: bool, max_iter: int = 20000
+) -> tuple[np.ndarray, float]:
+    """``loss`` over the known pairs minimised on a sphere from the directions ``u`` (and ``radius``, learned or held).
+
+    SciPy's L-BFGS in float64 through torch's autograd, in units of the distances' root mean square
+    (the radius as its logarithm): the start of a sphere on a table with missing pairs. The epochs'
+    L-BFGS in normalised units crept on a 500-place names-only pair list (0.18% an epoch at epoch 60,
+    stress-1 0.0044) from the wrapped flat start.
+    """
+    from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
+
+    kind = losses.get(loss)
+    i, j, d, w = table.known_values()
+    unit = float(np.sqrt(np.mean(d[d > 0] ** 2))) or 1.0
+    ti, tj = torch.from_numpy(i), torch.from_numpy(j)
+    td, tw = torch.from_numpy(d / unit), torch.from_numpy(w.astype(np.float64))
+    n = len(u)
+
+    def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        p = torch.from_numpy(flat).requires_grad_(True)
+        v = p[:-1].view(n, 3)
+        v = v / v.norm(dim=1, keepdim=True)
+        r = p[-1].exp() if learn else torch.tensor(radius / unit, dtype=torch.float64)
+        value = kind.terms(r * geo.central_angle(v[ti], v[tj]), td, tw).sum()
+        (grad,) = torch.autograd.grad(value, p)
+        return float(value), grad.numpy()
+
+    start = np.r_[u.ravel(), np.log(radius / unit)]
+    norm = (objective(start)[0] or 1.0) * 1e-6  # L-BFGS-B's tolerance on the change is then relative
+
+    def scaled(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        value, grad = objective(flat)
+        return value / norm, grad / norm
+
+    options = {"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": CONTINUATION_TOLERANCE, "gtol": 1e-14}
+    with threadpool_limits(1):
+        result = minimize(scaled, start, jac=True, method="L-BFGS-B", options=options)
+    v = result.x[:-1].reshape(n, 3)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return np.ascontiguousarray(v), float(np.exp(result.x[-1]) * unit) if learn else radius
 
 
 def _wrapped(flat: np.ndarray, radius: float) -> np.ndarray:
