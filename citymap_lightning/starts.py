@@ -370,9 +370,7 @@ def relayout(
     kind = losses.get(loss)
     weights = w if kind.squared else _np_pair_weights(kind.power, d, w)
     graph = coo_matrix((np.r_[d, d], (np.r_[i, j], np.r_[j, i])), shape=(n, n)).tocsr()
-    nearest = np.full(n, np.inf)
-    np.minimum.at(nearest, i, np.where(d > 0, d, np.inf))
-    np.minimum.at(nearest, j, np.where(d > 0, d, np.inf))
+    nearest = _nearest_partner(n, i, j, np.where(d > 0, d, np.inf))
     x, changed = x.copy(), False
     tried: dict[bytes, np.ndarray] = {}  # each region tried, with its places' positions then
     first = 0.0
@@ -493,9 +491,7 @@ def basin_hops(
     alone ended at 1.007-6.2x.
     """
     rng = np.random.default_rng(0)
-    nearest = np.full(len(x), np.inf)
-    np.minimum.at(nearest, i, d)
-    np.minimum.at(nearest, j, d)
+    nearest = _nearest_partner(len(x), i, j, d)
     step = 0.5 * np.where(np.isfinite(nearest), nearest, 0.0)[:, None]
     misses = 0
     for _ in range(HOPS):
@@ -526,8 +522,6 @@ def minimise_pairs(
     The objective is rescaled to start at 10^6, so that SciPy's tolerance on its change is relative.
     With ``value``, returns ``(x, objective at x)``. Places where ``held`` is True stay where they are.
     """
-    from scipy.optimize import minimize
-
     kind = losses.get(loss)
     n, dim = x.shape
     # in units of the distances' root mean square: L-BFGS-B's first step moves the map by 1 whatever its size, and
@@ -556,16 +550,7 @@ def minimise_pairs(
             grad[held] = 0.0
         return value, grad.ravel()
 
-    # L-BFGS-B's ftol is relative to max(|f|, 1): start the objective at 1e6 so that it stays relative
-    norm = (objective(x.ravel())[0] or 1.0) * 1e-6
-
-    def scaled(flat: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = objective(flat)
-        return value / norm, grad / norm
-
-    options = {"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": tol, "gtol": 1e-14, "maxcor": 20}
-    result = minimize(scaled, x.ravel(), jac=True, method="L-BFGS-B", options=options)
-    out = result.x.reshape(n, dim) * unit
+    out = _lbfgs(objective, x.ravel(), max_iter, tol, memory=20).reshape(n, dim) * unit
     if not value:
         return out
     own = w if kind.squared else _np_pair_weights(kind.power, original_d, w)
@@ -674,7 +659,6 @@ def settle_on_sphere(
     L-BFGS in normalised units crept on a 500-place names-only pair list (0.18% an epoch at epoch 60,
     stress-1 0.0044) from the wrapped flat start.
     """
-    from scipy.optimize import minimize
     from threadpoolctl import threadpool_limits
 
     kind = losses.get(loss)
@@ -693,19 +677,43 @@ def settle_on_sphere(
         (grad,) = torch.autograd.grad(value, p)
         return float(value), grad.numpy()
 
-    start = np.r_[u.ravel(), np.log(radius / unit)]
-    norm = (objective(start)[0] or 1.0) * 1e-6  # L-BFGS-B's tolerance on the change is then relative
+    with threadpool_limits(1):
+        found = _lbfgs(objective, np.r_[u.ravel(), np.log(radius / unit)], max_iter, CONTINUATION_TOLERANCE)
+    v = found[:-1].reshape(n, 3)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return np.ascontiguousarray(v), float(np.exp(found[-1]) * unit) if learn else radius
+
+
+def _lbfgs(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    start: np.ndarray,
+    max_iter: int,
+    tol: float,
+    memory: int = 10,
+) -> np.ndarray:
+    """SciPy's L-BFGS-B from ``start`` on ``objective`` (value and gradient), to a relative tolerance ``tol``.
+
+    L-BFGS-B's ``ftol`` is relative to ``max(|f|, 1)``: the objective is rescaled to start at 10^6, so it
+    stays relative whatever the objective's unit.
+    """
+    from scipy.optimize import minimize
+
+    norm = (objective(start)[0] or 1.0) * 1e-6
 
     def scaled(flat: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = objective(flat)
         return value / norm, grad / norm
 
-    options = {"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": CONTINUATION_TOLERANCE, "gtol": 1e-14}
-    with threadpool_limits(1):
-        result = minimize(scaled, start, jac=True, method="L-BFGS-B", options=options)
-    v = result.x[:-1].reshape(n, 3)
-    v = v / np.linalg.norm(v, axis=1, keepdims=True)
-    return np.ascontiguousarray(v), float(np.exp(result.x[-1]) * unit) if learn else radius
+    options = {"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": tol, "gtol": 1e-14, "maxcor": memory}
+    return minimize(scaled, start, jac=True, method="L-BFGS-B", options=options).x
+
+
+def _nearest_partner(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """``(n,)`` each place's smallest ``d`` over its pairs (inf for a place in none)."""
+    nearest = np.full(n, np.inf)
+    np.minimum.at(nearest, i, d)
+    np.minimum.at(nearest, j, d)
+    return nearest
 
 
 def _wrapped(flat: np.ndarray, radius: float) -> np.ndarray:
