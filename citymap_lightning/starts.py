@@ -675,7 +675,7 @@ def settle_on_sphere(
         r = p[-1].exp() if learn else torch.tensor(radius / unit, dtype=torch.float64)
         value = kind.terms(r * geo.central_angle(v[ti], v[tj]), td, tw).sum()
         (grad,) = torch.autograd.grad(value, p)
-        return float(value), grad.numpy()
+        return float(value.detach()), grad.numpy()
 
     with threadpool_limits(1):
         found = _lbfgs(objective, np.r_[u.ravel(), np.log(radius / unit)], max_iter, CONTINUATION_TOLERANCE)
