@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -277,21 +276,6 @@ class FullBatch(Solver):
         batch = {k: v.to(state.device) for k, v in self.batch.items()}
         with torch.no_grad():
             return self._terms(problem, state, batch)[0].double()
-
-    def rounding_noise(self, problem: Problem, state: MapState) -> float:
-        """The best restart's loss moved by nudging every coordinate by its rounding's most (seeded signs), relative.
-
-        Weighted stress on 500 US places stood at its optimum (1.0000x the reference) and changed by
-        about 1e-6 an epoch as float32 coordinates were rounded after each step; the default tol is 1e-7.
-        """
-        batch = {k: v.to(state.device) for k, v in self.batch.items()}
-        coords = state.coords.detach()
-        signs = torch.randint(0, 2, coords.shape, generator=torch.Generator().manual_seed(0)).to(coords) * 2 - 1
-        step = torch.finfo(coords.dtype).eps / 2 * coords.abs()  # half a unit in the last place: rounding's most
-        with torch.no_grad():
-            now = self._terms(problem, state, batch)[0][state.best].double()
-            nudged = self._terms(problem, replace(state, coords=coords + signs * step), batch)[0][state.best].double()
-        return float((nudged - now).abs() / now.abs().clamp_min(1e-300))
 
     def transform_line(self, problem: Problem, state: MapState) -> tuple[float, float] | None:
         """For ``interval``: ``a`` and ``b`` of ``given = a + b * map distance`` in the input's unit (best restart)."""
