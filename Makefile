@@ -29,10 +29,10 @@ fit: setup  ## fit the default map (36 European cities); pass options with ARGS=
 	$(BIN)/python -m citymap_lightning fit $(ARGS)
 
 test: setup  ## the test suite (slow tests included)
-	$(BIN)/python -m pytest -q -m "slow or not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -n auto -m "slow or not slow" $(ARGS)
 
 test-fast: setup  ## the test suite without the slow seed sweeps
-	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -q -n auto -m "not slow" $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check citymap_lightning tests benchmarks scripts
