@@ -197,7 +197,10 @@ class MDS(TransformerMixin, BaseEstimator):
             start = "classical" if self.init == "classical_mds" else self.init
             model = CityMap(num_places=table.n, geometry=self.geometry, dim=dim, loss=self.loss, start=start,
                             restarts=self.n_init, tol=self.eps, patience=1)  # fmt: skip
-            trainer = Trainer(**self._trainer_options())
+            options = self._trainer_options()
+            trainer = Trainer(**options)
+            # nothing reads a step's logged values without a logger, progress bar or user's callback
+            model.log_steps = bool(options["logger"] or options["enable_progress_bar"] or options.get("callbacks"))
             kept = torch.get_num_threads()  # a notebook's threads are its own: set for this fit, then given back
             threads.use_for_fit(table, dm.solver, self.n_init)
             try:

@@ -129,6 +129,9 @@ class CityMap(pl.LightningModule):
         self._reference: np.ndarray | None = None
         self._reference_objective: float | None = None  # the fit's own loss at the reference map
         self._gradient = True
+        self.log_steps = True
+        """Whether a step's values go to ``self.log``; the estimator, with no logger, progress bar or callback
+        to read them, turns it off: ``self.log`` cost about a third of a 500-place fit."""
         self._anchor_hook: Any = None
         self.convergence = Convergence(tol, patience)
 
@@ -315,6 +318,8 @@ class CityMap(pl.LightningModule):
         """
         if result.stress1 is not None:
             self.stress1 = result.stress1
+        if not self.log_steps:
+            return
         best = state.best = self.best_restart()  # never a bootstrap replicate
         logged = dict(result.logs)
         if result.stress1 is not None:

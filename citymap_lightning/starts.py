@@ -33,16 +33,25 @@ def classical_mds(distances: np.ndarray, dim: int) -> np.ndarray:
 
     Above :data:`CLASSICAL_LIMIT` places it is computed as :func:`pivot_mds` (the full eigendecomposition is O(n^3)).
     """
+    from scipy.linalg import eigh
+
     d = np.asarray(distances, dtype=np.float64)
     n = d.shape[0]
     if n > CLASSICAL_LIMIT:
         return pivot_mds(d, dim)
-    centring = np.eye(n) - 1.0 / n
-    b = -0.5 * centring @ (d**2) @ centring
-    values, vectors = np.linalg.eigh(b)
-    order = np.argsort(values)[::-1][:dim]
-    coords = vectors[:, order] * np.sqrt(np.clip(values[order], 0.0, None))
-    flat = values[order] <= 1e-9 * max(values.max(), 1e-300)
+    sq = d**2  # double centring by the means: the same matrix as J D^2 J / -2, without two n x n products
+    b = -0.5 * (sq - sq.mean(axis=0, keepdims=True) - sq.mean(axis=1, keepdims=True) + sq.mean())
+    top = min(dim, n)
+    values, vectors = eigh(b, subset_by_index=[n - top, n - 1], driver="evr")  # the top ones only
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    # each axis's sign fixed by its largest component (LAPACK builds differ in it): the same start on every machine
+    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
+    vectors = vectors * np.where(signs == 0, 1.0, signs)
+    values = np.concatenate([values, np.zeros(dim - top)])
+    vectors = np.concatenate([vectors, np.zeros((n, dim - top))], axis=1)
+    coords = vectors * np.sqrt(np.clip(values, 0.0, None))
+    flat = values <= 1e-9 * max(values.max(), 1e-300)
     if flat.any() and n > 1:  # an axis of zeros has no gradient, so a fit could never use it: give it a little spread
         spread = 1e-3 * float(np.abs(coords[:, 0]).max() or 1.0)
         coords[:, flat] = spread * np.random.default_rng(0).standard_normal((n, int(flat.sum())))

@@ -29,6 +29,9 @@ log = logging.getLogger("citymap_lightning")
 GUTTMAN_LIMIT = 2000
 """Up to this many places weighted stress in one batch is fitted by Guttman transforms (``FullBatch.by_guttman``)."""
 
+BOOTSTRAP_LIMIT = 1000
+"""Bootstrap replicates hold one ``n x n`` weight matrix each: up to this many places."""
+
 GUTTMAN_ITERATIONS, GUTTMAN_ITERATIONS_SPARSE = 10, 50
 """Guttman transforms per epoch: a table with missing pairs converges far more slowly (250 Japanese
 places, 7 known pairs each: 600 transforms stood 8% above the optimum, 3,000 within 1.3e-4)."""
@@ -133,11 +136,11 @@ class FullBatch(Solver):
             "anchors": self.table.anchors.source if self.table.anchors is not None else None,
         }
         refused = {k: v for k, v in refused.items() if v is not None}
-        if refused or self.table.n > losses.CDIST_LIMIT:
+        if refused or self.table.n > BOOTSTRAP_LIMIT:
             settings = ", ".join(f"{k} {v!r}" for k, v in refused.items()) or f"{self.table.n} places"
             raise ConfigError(
                 f"bootstrap fits replicates of a 2-D plane by raw or weighted stress, as n x n matrices of up to "
-                f"{losses.CDIST_LIMIT} places: not {settings}"
+                f"{BOOTSTRAP_LIMIT} places: not {settings}"
             )
         if self.bootstrap == problem.bootstrap:
             return
@@ -240,7 +243,7 @@ class FullBatch(Solver):
     def _matrix_terms(self, problem: Problem, state: MapState, batch: Batch) -> Terms:
         """Loss, ``sum w (dhat - d)^2`` and ``sum w d^2`` per restart over the matrix (each pair counted twice)."""
         d, w = self._inputs(problem, state, batch)
-        if not problem.curved and d.shape[0] > losses.CDIST_LIMIT:
+        if not problem.curved and d.shape[0] > losses.CDIST_LIMIT and (w is None or w.dim() == 2):
             return (*losses.fused_loss(state.coords, d, w, problem.loss.name), batch["norm"])
         fitted = problem.distances(state)
         loss = losses.loss_fn(problem.loss.name)(fitted, d, w)
