@@ -239,6 +239,7 @@ class PlacesTable(DistanceTable):
 
     unit: str = "km"
     kind: str = "places"
+    _units: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_known_pairs(self) -> int:
@@ -252,7 +253,10 @@ class PlacesTable(DistanceTable):
         return np.triu_indices(self.n, 1)
 
     def pair_distances(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        return geo.haversine(self.latlon[i], self.latlon[j])
+        """By the chords between the places' unit vectors (made once): pair batches ask for 24 million an epoch."""
+        if self._units is None:
+            self._units = geo.to_unit_vectors(np.asarray(self.latlon, dtype=np.float64))
+        return geo.chord_great_circle(self._units[i], self._units[j])
 
     def pair_weights(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         return np.ones(len(i))
