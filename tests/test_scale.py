@@ -297,3 +297,27 @@ def test_density_map_draws_hexagons_labels_and_the_subsets_trajectories():
     assert sorted(t.get_text() for t in ax.texts) == sorted(names[k] for k in subset)
     fig = render.draw_map(coords[:500], names[:500], max_points=1000)  # below: points, as before
     assert not any(isinstance(c, PolyCollection) and len(c.get_offsets()) > 100 for c in fig.axes[0].collections)
+
+
+def test_a_batch_worker_gives_the_same_map_as_batches_made_in_process(europe300, tmp_path, monkeypatch):
+    """Large epochs' batches come from a worker process forked each epoch: the same pairs, the same map, bit for bit."""
+    from citymap_lightning.solvers import pairs
+
+    run = [*PAIRS, "--data.path", str(europe300), "--trainer.max_epochs", "6", *QUIET]
+    main(["fit", *run, "--trainer.default_root_dir", str(tmp_path / "in_process")])
+    started = tmp_path / "workers.txt"
+    leave = pairs._leave_signals
+
+    def note(worker: int) -> None:  # runs in each worker process: its pid, then the real hook
+        with open(started, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        leave(worker)
+
+    monkeypatch.setattr(pairs, "WORKER_PAIRS", 1)  # every epoch is large
+    monkeypatch.setattr(pairs, "_leave_signals", note)
+    main(["fit", *run, "--trainer.default_root_dir", str(tmp_path / "worker")])
+    made = [(tmp_path / name / "lightning_logs" / "version_0" / "coordinates.csv").read_bytes()
+            for name in ("in_process", "worker")]  # fmt: skip
+    assert made[0] == made[1]
+    pids = started.read_text().split()
+    assert len(pids) == 6 and len(set(pids)) == 6 and str(os.getpid()) not in pids  # a new worker each epoch
