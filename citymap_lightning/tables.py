@@ -256,7 +256,7 @@ class PlacesTable(DistanceTable):
         """By the chords between the places' unit vectors (made once): pair batches ask for 24 million an epoch."""
         if self._units is None:
             self._units = geo.to_unit_vectors(np.asarray(self.latlon, dtype=np.float64))
-        return geo.chord_great_circle(self._units[i], self._units[j])
+        return geo.chord_great_circle(np.take(self._units, i, axis=0), np.take(self._units, j, axis=0))
 
     def pair_weights(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
         return np.ones(len(i))

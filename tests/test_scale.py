@@ -299,25 +299,42 @@ def test_density_map_draws_hexagons_labels_and_the_subsets_trajectories():
     assert not any(isinstance(c, PolyCollection) and len(c.get_offsets()) > 100 for c in fig.axes[0].collections)
 
 
-def test_a_batch_worker_gives_the_same_map_as_batches_made_in_process(europe300, tmp_path, monkeypatch):
-    """Large epochs' batches come from a worker process forked each epoch: the same pairs, the same map, bit for bit."""
+def test_batches_made_by_a_thread_give_the_same_map_as_batches_made_in_line(europe300, tmp_path, monkeypatch):
+    """Large epochs' batches come from a thread beside the steps: the same pairs in the same order, the same map."""
+    import threading
+
     from citymap_lightning.solvers import pairs
 
     run = [*PAIRS, "--data.path", str(europe300), "--trainer.max_epochs", "6", *QUIET]
-    main(["fit", *run, "--trainer.default_root_dir", str(tmp_path / "in_process")])
-    started = tmp_path / "workers.txt"
-    leave = pairs._leave_signals
+    main(["fit", *run, "--trainer.default_root_dir", str(tmp_path / "in_line")])
+    made_by = set()
+    batches = pairs.PairBatches._pairs
 
-    def note(worker: int) -> None:  # runs in each worker process: its pid, then the real hook
-        with open(started, "a") as f:
-            f.write(f"{os.getpid()}\n")
-        leave(worker)
+    def noted(self, i, j):  # which thread made each batch
+        made_by.add(threading.current_thread().name)
+        return batches(self, i, j)
 
-    monkeypatch.setattr(pairs, "WORKER_PAIRS", 1)  # every epoch is large
-    monkeypatch.setattr(pairs, "_leave_signals", note)
-    main(["fit", *run, "--trainer.default_root_dir", str(tmp_path / "worker")])
+    monkeypatch.setattr(pairs, "PREFETCH_PAIRS", 1)  # every epoch is large
+    monkeypatch.setattr(pairs.PairBatches, "_pairs", noted)
+    main(["fit", *run, "--trainer.default_root_dir", str(tmp_path / "thread")])
     made = [(tmp_path / name / "lightning_logs" / "version_0" / "coordinates.csv").read_bytes()
-            for name in ("in_process", "worker")]  # fmt: skip
+            for name in ("in_line", "thread")]  # fmt: skip
     assert made[0] == made[1]
-    pids = started.read_text().split()
-    assert len(pids) == 6 and len(set(pids)) == 6 and str(os.getpid()) not in pids  # a new worker each epoch
+    assert "citymap-batches" in made_by
+
+
+def test_a_prefetching_thread_passes_errors_on_and_stops_when_asked_no_more():
+    from citymap_lightning.solvers.pairs import _prefetched
+
+    def failing():
+        yield 1
+        raise ValueError("bad batch")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for batch in _prefetched(failing(), 4):
+            got.append(batch)
+    assert got == [1]
+    endless = _prefetched(iter(range(10**9)), 2)
+    assert [next(endless) for _ in range(5)] == [0, 1, 2, 3, 4]
+    endless.close()  # the thread sees the stop and ends

@@ -33,15 +33,16 @@ class PairStep(DirectStep):
     Under DDP the gradient comes from the loss ``sum mu/2 (dhat - d)^2`` of
     :meth:`PairBatches.training_step` through autograd (DDP adds the ranks' gradients), which also sets
     :attr:`caps`, each place's sum of ``mu`` over the batch (over all ranks). In one process the step
-    sets :attr:`moves` instead: the batch's places and their moves, computed from the same gradient
-    analytically, so that a step costs O(pairs), not O(places) (a dense gradient, its zeroing and a
-    whole-map update cost about as much as the batch itself at a million places).
+    sets :attr:`moves` instead: the batch's pairs, their differences and pulls, from which the step
+    computes the same gradient analytically, so that a step costs O(pairs), not O(places) (a dense
+    gradient, its zeroing and a whole-map update cost about as much as the batch itself at a million places).
     """
 
     def __init__(self, params: Any) -> None:
         super().__init__(params)
         self.caps: torch.Tensor | None = None
-        self.moves: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.moves: tuple[torch.Tensor, ...] | None = None
+        self._scratch: tuple[torch.Tensor, torch.Tensor] | None = None  # per-place sums, zero between steps
 
     def needs_gradient(self, world_size: int) -> bool:
         """Under DDP only (which adds the ranks' gradients); in one process the step sets :attr:`moves`."""
@@ -50,8 +51,11 @@ class PairStep(DirectStep):
     def move(self) -> None:
         """Move each place by its gradient, divided by its cap (only the batch's places, when :attr:`moves` says)."""
         if self.moves is not None:
-            places, moves = self.moves
-            self.param_groups[0]["params"][0][0].index_add_(0, places, moves, alpha=-1.0)
+            x = self.param_groups[0]["params"][0][0]
+            if self._scratch is None or self._scratch[0].numel() != x.numel():
+                self._scratch = (torch.zeros(x.numel(), dtype=x.dtype, device=x.device),
+                                 torch.zeros(x.shape[0], dtype=x.dtype, device=x.device))  # fmt: skip
+            _move_pairs(x, *self.moves, *self._scratch)
             self.moves = None
             return
         for group in self.param_groups:
@@ -181,23 +185,24 @@ class PairBatches(Solver):
         )
         steps = max(self.min_steps, math.ceil(len(i) / self.batch_size))
         i, j = sampling.shard(i, j, rank_index, world_size)
-        for part in np.array_split(np.arange(len(i)), steps):
-            yield self._pairs(i[part], j[part])
+        sizes = np.full(steps, len(i) // steps)
+        sizes[: len(i) % steps] += 1  # np.array_split's parts, as slices (views, not copies)
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            yield self._pairs(i[start:stop], j[start:stop])
 
     def train_loader(self, rank: RankFn) -> DataLoader:
-        """The epoch's batches; made by one worker process beside the fit when an epoch is large.
+        """The epoch's batches; made by a thread beside the steps when an epoch is large.
 
         At a million places an epoch's batches (drawing, shuffling and 24 million great-circle
-        distances, each a pair of random reads) were a third of the fit's time, on the process that
-        steps: a worker makes the next batches on another core meanwhile. It is forked afresh for
-        each epoch (it reads the epoch then) and leaves signals to the fit, which writes the map on
-        SIGTERM. Small epochs stay in-process: starting a worker costs more than they take.
+        distances, each a pair of random reads) took a third of the fit's time. NumPy releases the
+        GIL for them, so a thread makes the next batches on the other core while the fit steps. (A
+        DataLoader worker process was tried first: passing 1,465 batches an epoch between processes
+        cost more than it saved, 811 s against 650 s for the million places.) Small epochs stay
+        in the fit's own thread.
         """
-        workers = 1 if self.epoch_size() >= WORKER_PAIRS and _can_fork() else 0
-        return DataLoader(
-            Batches(lambda: self.train_batches(rank)), batch_size=None, num_workers=workers,
-            worker_init_fn=_leave_signals if workers else None, prefetch_factor=4 if workers else None,
-        )  # fmt: skip
+        ahead = PREFETCH if self.epoch_size() >= PREFETCH_PAIRS else 0
+        return DataLoader(Batches(lambda: _prefetched(self.train_batches(rank), ahead)), batch_size=None)
 
     def epoch_size(self) -> int:
         """Pairs in one epoch (over every rank)."""
@@ -240,7 +245,13 @@ class PairBatches(Solver):
         if self.transform != "ratio" and self._targets.epoch != state.epoch:
             self._refit_transform(problem, state)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not sparse):
-            fitted = problem.pair_distances(state, i, j)[0]
+            if sparse:  # a flat map (pair batches take no other): the differences are kept for the step
+                x = x.detach()
+                i, j = i.to(x.device), j.to(x.device)
+                diff = x.index_select(0, i) - x.index_select(0, j)
+                fitted = diff.square().sum(-1).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
+            else:
+                fitted = problem.pair_distances(state, i, j)[0]
             lw = problem.loss.pair_weights(d, w)
             eta = self.eta(state.epoch)
             mu = (lw * eta).clamp(max=1.0)
@@ -248,7 +259,7 @@ class PairBatches(Solver):
             residual = fitted - target
             loss = 0.5 * (mu * residual.square()).sum() * world_size
         if sparse:
-            self._steps.moves = _pair_moves(x.detach(), i.to(x.device), j.to(x.device), fitted, residual, mu)
+            self._steps.moves = (i, j, diff, (mu * residual / fitted).to(x.dtype), mu.to(x.dtype))
             loss = without_gradient(loss)
         elif self._steps is not None:
             node = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
@@ -337,40 +348,87 @@ class PairBatches(Solver):
         return self._evaluation_pass(problem, state)[1]
 
 
-WORKER_PAIRS = 2_000_000
-"""Epochs of at least this many pairs have their batches made by a worker process (:meth:`PairBatches.train_loader`)."""
+PREFETCH_PAIRS = 2_000_000
+"""Epochs of at least this many pairs have their batches made by a thread (:meth:`PairBatches.train_loader`)."""
+
+PREFETCH = 8
+"""Batches the thread makes ahead of the steps."""
 
 
-def _can_fork() -> bool:
-    """Whether worker processes start by fork (Linux): they then share the table instead of copying it."""
-    import multiprocessing
+def _prefetched(batches: Iterator[Batch], ahead: int) -> Iterator[Batch]:
+    """``batches``, made by a thread up to ``ahead`` in advance (in the caller's thread when ``ahead`` is 0).
 
-    return multiprocessing.get_start_method(allow_none=False) == "fork"
-
-
-def _leave_signals(worker: int) -> None:
-    """A batch worker ignores SIGINT and SIGTERM: the fit handles them (and writes its map), then ends the worker."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-def _pair_moves(
-    x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, fitted: torch.Tensor, residual: torch.Tensor, mu: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's places and their moves: the gradient of ``sum mu/2 (dhat - d)^2`` over the place's cap.
-
-    The same step as autograd's dense gradient divided by :attr:`PairStep.caps`, over the batch's places alone.
+    The order is unchanged; an error in the thread is raised here; the thread stops when the caller
+    stops asking (a fit stopped early, or interrupted).
     """
-    places, inverse = torch.unique(torch.cat([i, j]), return_inverse=True)
-    m = len(i)
-    pull = (mu * residual / fitted).to(x.dtype)[:, None] * (x[i] - x[j])
-    grad = torch.zeros(len(places), x.shape[1], dtype=x.dtype, device=x.device)
-    grad.index_add_(0, inverse[:m], pull).index_add_(0, inverse[m:], pull, alpha=-1.0)
-    caps = torch.zeros(len(places), dtype=x.dtype, device=x.device)
-    caps.index_add_(0, inverse[:m], mu.to(x.dtype)).index_add_(0, inverse[m:], mu.to(x.dtype))
-    return places, grad / caps.clamp_min(1.0)[:, None]
+    if ahead <= 0:
+        yield from batches
+        return
+    import queue
+    import threading
+
+    made: queue.Queue = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+    end = object()
+
+    def make() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    try:
+                        made.put(batch, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            made.put(end)
+        except BaseException as error:  # noqa: BLE001 (handed to the caller, which raises it)
+            made.put(error)
+
+    thread = threading.Thread(target=make, name="citymap-batches", daemon=True)
+    thread.start()
+    try:
+        while True:
+            batch = made.get()
+            if batch is end:
+                return
+            if isinstance(batch, BaseException):
+                raise batch
+            yield batch
+    finally:
+        stop.set()
+
+
+def _move_pairs(
+    x: torch.Tensor,
+    i: torch.Tensor,
+    j: torch.Tensor,
+    diff: torch.Tensor,
+    pull: torch.Tensor,
+    mu: torch.Tensor,
+    sums: torch.Tensor,
+    caps: torch.Tensor,
+) -> None:
+    """s_gd2's capped step for a batch's places: ``x -= sum_pairs pull (x_i - x_j) / max(1, sum_pairs mu)``.
+
+    The same step as autograd's dense gradient of ``sum mu/2 (dhat - d)^2`` divided by
+    :attr:`PairStep.caps`, over the batch's places alone. ``sums`` (``n * dim``) and ``caps`` (``n``)
+    are zero on entry and left zero. Every scatter and gather is one-dimensional: torch's
+    ``index_add_`` over rows of an ``(n, 2)`` tensor took 11 times as long as over its flat view.
+    """
+    dim = x.shape[1]
+    ends = torch.cat([i, j])
+    flat = (ends[:, None] * dim + torch.arange(dim, device=x.device)).reshape(-1)
+    half = len(i) * dim
+    pulls = (pull[:, None] * diff).reshape(-1)
+    sums.index_add_(0, flat[:half], pulls).index_add_(0, flat[half:], pulls, alpha=-1.0)
+    caps.index_add_(0, i, mu).index_add_(0, j, mu)
+    moves = sums.index_select(0, flat).view(-1, dim) / caps.index_select(0, ends).clamp_min(1.0)[:, None]
+    coords = x.view(-1)  # a place in several pairs gets the same value from each
+    coords.index_copy_(0, flat, coords.index_select(0, flat) - moves.reshape(-1))
+    sums.index_fill_(0, flat, 0.0)
+    caps.index_fill_(0, ends, 0.0)
 
 
 class _Targets:
