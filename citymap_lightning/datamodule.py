@@ -86,7 +86,8 @@ class DistanceDataModule(pl.LightningDataModule):
         full_batch_limit: inputs of up to this many places are fitted with every pair in every step.
         neighbours: pair batches: near neighbours per place per epoch.
         random_pairs: pair batches: random partners per place per epoch.
-        batch_size: pair batches: at most this many pairs per step (over all ranks together).
+        batch_size: pair batches: at most this many pairs per step (over all ranks together); by default
+            16,384, or ``n / 8`` above 131,072 places (a step's fixed cost then weighs less).
         min_steps: pair batches: at least this many steps per epoch (smaller batches for small
             inputs): the pairs of a step move together, and too few steps per epoch slow the fit
             (measured at n = 300: one step per epoch ends at stress-1 0.0029 after 30 epochs, seven at 0.0012).
@@ -122,7 +123,7 @@ class DistanceDataModule(pl.LightningDataModule):
         full_batch_limit: int = 5000,
         neighbours: int = 8,
         random_pairs: int = 16,
-        batch_size: int = 16384,
+        batch_size: int | None = None,
         min_steps: int = 16,
         exact_limit: int = 20000,
         sample_pairs: int = 1000000,
@@ -137,7 +138,7 @@ class DistanceDataModule(pl.LightningDataModule):
         super().__init__()
         if full_batch_limit < 0:
             raise ConfigError(f"data.full_batch_limit is {full_batch_limit}: it must be >= 0")
-        if min(neighbours, random_pairs) < 0 or neighbours + random_pairs < 1 or min(batch_size, sample_pairs) < 1:
+        if min(neighbours, random_pairs) < 0 or neighbours + random_pairs < 1 or min(batch_size or 1, sample_pairs) < 1:
             raise ConfigError("neighbours and random_pairs must be >= 0 (one of them > 0); batch_size and "
                               "sample_pairs must be positive")  # fmt: skip
         self.save_hyperparameters(ignore=["_table"])

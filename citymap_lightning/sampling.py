@@ -40,16 +40,21 @@ def epoch_pairs(
     For an incomplete table (``known`` given), the epoch is every known pair instead: unknown pairs
     have no distance to sample.
     """
-    rng = np.random.default_rng([seed, epoch])
     if known is not None:
-        i, j = known
-    else:
-        i = np.repeat(np.arange(n), neighbours.shape[1] + random_pairs)
-        partners = np.concatenate([neighbours, rng.integers(0, n, size=(n, random_pairs))], axis=1)
-        j = partners.reshape(-1)
-        i, j = i[i != j], j[i != j]
+        order = epoch_order(len(known[0]), seed, epoch)
+        return known[0][order], known[1][order]
+    rng = np.random.default_rng([seed, epoch])
+    i = np.repeat(np.arange(n), neighbours.shape[1] + random_pairs)
+    partners = np.concatenate([neighbours, rng.integers(0, n, size=(n, random_pairs))], axis=1)
+    j = partners.reshape(-1)
+    i, j = i[i != j], j[i != j]
     order = rng.permutation(len(i))
     return i[order], j[order]
+
+
+def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which an epoch takes an incomplete table's ``count`` known pairs (see :func:`epoch_pairs`)."""
+    return np.random.default_rng([seed, epoch]).permutation(count)
 
 
 def shard(i: np.ndarray, j: np.ndarray, rank: int, world_size: int) -> tuple[np.ndarray, np.ndarray]:

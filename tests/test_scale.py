@@ -310,9 +310,9 @@ def test_batches_made_by_a_thread_give_the_same_map_as_batches_made_in_line(euro
     made_by = set()
     batches = pairs.PairBatches._pairs
 
-    def noted(self, i, j):  # which thread made each batch
+    def noted(self, *args):  # which thread made each batch
         made_by.add(threading.current_thread().name)
-        return batches(self, i, j)
+        return batches(self, *args)
 
     monkeypatch.setattr(pairs, "PREFETCH_PAIRS", 1)  # every epoch is large
     monkeypatch.setattr(pairs.PairBatches, "_pairs", noted)
