@@ -28,21 +28,13 @@ def known_pairs_sample(table: DistanceTable, count: int, seed: int = 0) -> tuple
 
 
 def epoch_pairs(
-    n: int,
-    neighbours: np.ndarray,
-    random_pairs: int,
-    seed: int,
-    epoch: int,
-    known: tuple[np.ndarray, np.ndarray] | None = None,
+    n: int, neighbours: np.ndarray, random_pairs: int, seed: int, epoch: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The pairs of one epoch, shuffled: each place with its neighbours and ``random_pairs`` random partners.
+    """The pairs of one epoch of a complete table, shuffled: each place with its neighbours and random partners.
 
-    For an incomplete table (``known`` given), the epoch is every known pair instead: unknown pairs
-    have no distance to sample.
+    An incomplete table's epoch is its known pairs instead (unknown pairs have no distance to
+    sample), in the order :func:`epoch_order` gives.
     """
-    if known is not None:
-        order = epoch_order(len(known[0]), seed, epoch)
-        return known[0][order], known[1][order]
     rng = np.random.default_rng([seed, epoch])
     i = np.repeat(np.arange(n), neighbours.shape[1] + random_pairs)
     partners = np.concatenate([neighbours, rng.integers(0, n, size=(n, random_pairs))], axis=1)
@@ -53,7 +45,7 @@ def epoch_pairs(
 
 
 def epoch_order(count: int, seed: int, epoch: int) -> np.ndarray:
-    """The order in which an epoch takes an incomplete table's ``count`` known pairs (see :func:`epoch_pairs`)."""
+    """The order in which an epoch takes an incomplete table's ``count`` known pairs (from the seed and the epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(count)
 
 
