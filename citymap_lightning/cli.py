@@ -60,8 +60,30 @@ class Checkpoint(ModelCheckpoint):
     """
 
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
-        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+        """Save where the fit got, saying so in one plain line (Lightning's own names the exception with an
+        empty message and a relative path: ``An SIGTERMException was raised with message: , saved ...``)."""
+        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            return
+        lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        own_line = _Without("was raised with message")
+        lightning_log.addFilter(own_line)
+        try:
             super().on_exception(trainer, pl_module, exception)
+        finally:
+            lightning_log.removeFilter(own_line)
+        if trainer.is_global_zero and self.last_model_path:
+            log.info(f"checkpoint of the interrupted fit: {Path(self.last_model_path).resolve()}")
+
+
+class _Without(logging.Filter):
+    """Drops the log records whose message contains ``text``."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 class CityMapTrainer(Trainer):

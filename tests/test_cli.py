@@ -135,6 +135,9 @@ def test_a_signal_writes_the_map_of_where_the_fit_got(tmp_path, signum, status):
     assert (log_dir / "map.png").exists() and (log_dir / "coordinates.csv").exists()
     assert f"wrote {log_dir / 'map.png'}" in out
     assert (log_dir / "checkpoints" / "last.ckpt").exists()
+    # one plain line with the whole path, not Lightning's "An SIGTERMException was raised with message: , ..."
+    assert "was raised with message" not in out + err
+    assert f"checkpoint of the interrupted fit: {(log_dir / 'checkpoints' / 'last.ckpt').resolve()}" in out
 
 
 HELD_BEFORE_THE_FIT = """
