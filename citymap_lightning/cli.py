@@ -60,8 +60,11 @@ class Checkpoint(ModelCheckpoint):
     """
 
     def on_exception(self, trainer: Trainer, pl_module: Any, exception: BaseException) -> None:
-        """Save where the fit got, saying so in one plain line (Lightning's own names the exception with an
-        empty message and a relative path: ``An SIGTERMException was raised with message: , saved ...``)."""
+        """Save where the fit got, saying so in one plain line with the checkpoint's whole path.
+
+        Lightning's own line names the exception with an empty message and a relative path
+        (``An SIGTERMException was raised with message: , saved checkpoint to ./...``).
+        """
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
             return
         lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
