@@ -76,6 +76,11 @@ def great_circle_block(rows: torch.Tensor, units: torch.Tensor, radius: float = 
     return half_chord.asin_().mul_(2.0 * radius)
 
 
+def lengths(differences: torch.Tensor) -> torch.Tensor:
+    """Euclidean lengths over the last axis, kept above float's tiny so that their gradient stays finite."""
+    return differences.square().sum(-1).clamp_min(torch.finfo(differences.dtype).tiny).sqrt()
+
+
 def chord_great_circle(a: np.ndarray, b: np.ndarray, radius: float = EARTH_RADIUS_KM) -> np.ndarray:
     """Great-circle distances between rows of unit vectors ``a`` and ``b`` (``(m, 3)`` each), from their chords.
 
@@ -186,7 +191,7 @@ class Plane:
     ) -> torch.Tensor:
         """``(restarts, m)`` distances of the pairs ``(i[k], j[k])`` of each map, with gradient."""
         i, j = i.to(coords.device), j.to(coords.device)
-        return (coords[:, i] - coords[:, j]).square().sum(-1).clamp_min(torch.finfo(coords.dtype).tiny).sqrt()
+        return lengths(coords[:, i] - coords[:, j])
 
     def distances(self, coords: torch.Tensor, radius: object = None) -> torch.Tensor:
         """``(restarts, n, n)`` Euclidean distances between the points of each map ``(restarts, n, dim)``.

@@ -45,9 +45,7 @@ def classical_mds(distances: np.ndarray, dim: int) -> np.ndarray:
     values, vectors = eigh(b, subset_by_index=[n - top, n - 1], driver="evr")  # the top ones only
     order = np.argsort(values)[::-1]
     values, vectors = values[order], vectors[:, order]
-    # each axis's sign fixed by its largest component (LAPACK builds differ in it): the same start on every machine
-    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
-    vectors = vectors * np.where(signs == 0, 1.0, signs)
+    vectors = _fixed_signs(vectors)
     values = np.concatenate([values, np.zeros(dim - top)])
     vectors = np.concatenate([vectors, np.zeros((n, dim - top))], axis=1)
     coords = vectors * np.sqrt(np.clip(values, 0.0, None))
@@ -56,6 +54,12 @@ def classical_mds(distances: np.ndarray, dim: int) -> np.ndarray:
         spread = 1e-3 * float(np.abs(coords[:, 0]).max() or 1.0)
         coords[:, flat] = spread * np.random.default_rng(0).standard_normal((n, int(flat.sum())))
     return coords
+
+
+def _fixed_signs(vectors: np.ndarray) -> np.ndarray:
+    """Each column's sign fixed by its largest component: LAPACK builds differ in it, the start should not."""
+    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
+    return vectors * np.where(signs < 0, -1.0, 1.0)
 
 
 CLASSICAL_LIMIT = 3000
@@ -125,10 +129,7 @@ def pivot_embedding(pivots: np.ndarray, target: np.ndarray, dim: int) -> np.ndar
     c -= c.mean(axis=1, keepdims=True)  # the row means of the column-centred squares: both centrings done
     c *= -0.5
     values, vectors = np.linalg.eigh(c.T @ c)
-    top = vectors[:, np.argsort(values)[::-1][:dim]]
-    # each axis's sign fixed by its largest component (LAPACK builds differ in it): the same start on every machine
-    top *= np.where(np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])]) < 0, -1.0, 1.0)
-    x = c @ top
+    x = c @ _fixed_signs(vectors[:, np.argsort(values)[::-1][:dim]])
     del c
     at = x[pivots]
     dot = square = 0.0

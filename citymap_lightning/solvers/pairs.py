@@ -112,7 +112,9 @@ class PairBatches(Solver):
         self.batch_size = batch_size if batch_size is not None else auto_batch_size(table.n)
         self.min_steps, self.seed = max(1, min_steps), seed
         complete = table.complete
-        self.known_pairs = None if complete else table.known_pairs()
+        # an incomplete table's epochs take its known pairs with their values, in each epoch's order
+        self._known_values = None if complete else table.known_values()
+        self.known_pairs = None if complete else self._known_values[:2]
         self.neighbour_index = table.nearest(neighbours) if complete else None
         exact = table.n <= exact_limit or not complete
         self._evaluation = self.known_pairs if exact else sampling.evaluation_pairs(table.n, sample_pairs)
@@ -127,7 +129,6 @@ class PairBatches(Solver):
         self.sample_pairs = sample_pairs
         self.transform, self._targets = "ratio", _Targets()
         self._steps: PairStep | None = None
-        self._known_values: tuple[np.ndarray, ...] | None = None  # an incomplete table's known pairs, taken once
 
     def describe(self) -> str:
         what = "every known pair" if self.exact else f"a fixed sample of {self.evaluation_size} pairs"
@@ -209,8 +210,6 @@ class PairBatches(Solver):
             steps = max(self.min_steps, math.ceil(len(i) / self.batch_size))
             i, j = sampling.shard(i, j, rank_index, world_size)
         else:
-            if self._known_values is None:
-                self._known_values = self.table.known_values()
             known_i, known_j, known_d, known_w = self._known_values
             steps = max(self.min_steps, math.ceil(len(known_i) / self.batch_size))
             order = sampling.epoch_order(len(known_i), self.seed, epoch)[rank_index::world_size]  # this rank's shard
@@ -280,7 +279,7 @@ class PairBatches(Solver):
                 x = x.detach()
                 i, j = i.to(x.device), j.to(x.device)
                 diff = x.index_select(0, i) - x.index_select(0, j)
-                fitted = diff.square().sum(-1).clamp_min(torch.finfo(x.dtype).tiny).sqrt()
+                fitted = geo.lengths(diff)
             else:
                 fitted = problem.pair_distances(state, i, j)[0]
             lw = problem.loss.pair_weights(d, w)
