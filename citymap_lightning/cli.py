@@ -25,12 +25,14 @@ from lightning.pytorch.callbacks.progress import ProgressBar
 from lightning.pytorch.cli import ArgsType, LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from citymap_lightning import paths, threads
+from citymap_lightning import options, threads
 from citymap_lightning.callbacks import MapRenderer
 from citymap_lightning.checkpoints import check_checkpoint, find_last_checkpoint
 from citymap_lightning.datamodule import DistanceDataModule
 from citymap_lightning.errors import CitymapError, ConfigError
 from citymap_lightning.model import CityMap
+from citymap_lightning.option_manifest import MANIFEST
+from citymap_lightning.options import EXIT_INPUT, check_choice, one_line, unknown_option
 from citymap_lightning.paths import packaged_path
 from citymap_lightning.problem import check_settings
 from citymap_lightning.progress import EpochProgressBar
@@ -151,6 +153,7 @@ def check_options(config: Namespace, subcommand: str | None) -> None:
     The model's own checks (:func:`~citymap_lightning.model.check_settings`, which the model runs
     again), a fit of no epochs, and the ``dims`` settings.
     """
+    check_choices(config)
     names = inspect.signature(check_settings).parameters
     model = {k: p.default for k, p in inspect.signature(CityMap.__init__).parameters.items() if k in names}
     model.update((k, v) for k, v in (config.get("model") or {}).items() if k in names)
@@ -163,6 +166,20 @@ def check_options(config: Namespace, subcommand: str | None) -> None:
         raise ConfigError("trainer.check_val_every_n_epoch must be at least 1")
     if subcommand == "dims":
         check_dims(model["geometry"], config.get("max_dim", 5), config.get("replicates", 5))
+
+
+def check_choices(config: Namespace) -> None:
+    """Refuse a registered choice's unknown value (a config file's ``loss: weighted-stress``), naming the closest."""
+    data = config.get("data") or {}
+    ours = MANIFEST["data_class"]
+    if "init_args" in data:
+        data = data["init_args"] if ours.endswith(str(data.get("class_path", ours))) else {}
+    for key in MANIFEST["choices"]:
+        group, name = key.split(".", 1)
+        section = data if group == "data" else config.get(group) or {}
+        value = section.get(name)
+        if isinstance(value, str):
+            check_choice(key, value)
 
 
 class CityMapCLI(LightningCLI):
@@ -339,8 +356,64 @@ def cli_kwargs() -> dict[str, Any]:
     }
 
 
-EXIT_INPUT = 2
-"""Exit status of an error the user can fix (input, option, file, resources): one line on stderr."""
+class _ParserBuilt(Exception):
+    """Raised once the CLI's parser is built: :func:`option_manifest` reads it without parsing anything."""
+
+    def __init__(self, cli: CityMapCLI) -> None:
+        super().__init__("parser built")
+        self.cli = cli
+
+
+class _ParserOnly(CityMapCLI):
+    def parse_arguments(self, parser: LightningArgumentParser, args: ArgsType) -> None:
+        raise _ParserBuilt(self)
+
+
+def option_manifest() -> dict[str, Any]:
+    """What :mod:`citymap_lightning.options` checks before torch is imported, from the real parser and registries.
+
+    ``scripts/make_option_manifest.py`` writes it to :mod:`citymap_lightning.option_manifest`; a test
+    fails when the two differ.
+    """
+    from citymap_lightning import geometry, losses, starts, transforms
+    from citymap_lightning.readers.text import FORMATS
+
+    try:
+        _ParserOnly(args=[], **cli_kwargs())
+    except _ParserBuilt as built:
+        cli = built.cli
+    else:
+        raise RuntimeError("the CLI parsed without building its parser first")
+
+    def option_strings(parser: Any) -> list[str]:
+        names = (s.rstrip("+") for action in parser._actions for s in action.option_strings if s.startswith("-"))
+        return list(dict.fromkeys(names))
+
+    def links(parser: Any) -> list[str]:
+        found = (re.match(r".* --> (\S+)$", s) for action in parser._actions for s in action.option_strings)
+        return [f"--{m.group(1)}" for m in found if m]
+
+    subparsers = cli._subcommand_parsers
+    each = {name: option_strings(parser) for name, parser in subparsers.items()}
+    common = [o for o in next(iter(each.values())) if all(o in options for options in each.values())]
+    return {
+        "subcommands": list(subparsers),
+        "root_options": option_strings(cli.parser),
+        "common_options": common,
+        "options": {name: [o for o in options if o not in common] for name, options in each.items()},
+        "links": sorted({link for parser in subparsers.values() for link in links(parser)}),
+        "data_class": f"{DistanceDataModule.__module__}.{DistanceDataModule.__qualname__}",
+        "data_options": [name for name in _parameters(DistanceDataModule) if not name.startswith("_")],
+        "choices": {
+            "model.geometry": list(geometry.GEOMETRIES),
+            "model.loss": [losses.AUTO, *losses.LOSSES],
+            "model.start": list(starts.STARTS),
+            "model.transform": list(transforms.TRANSFORMS),
+            "data.format": list(FORMATS),
+        },
+    }
+
+
 EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143, signal.SIGHUP: 129}
 """Exit status after an interruption: the shell's 128 + signal number (Ctrl-C, SIGTERM, a closed terminal)."""
 
@@ -425,7 +498,9 @@ def main(args: ArgsType = None) -> None:
         # a signal the caller chose to ignore (a background job's SIGINT, nohup) stays ignored
         handlers = {s: signal.signal(s, _on_signal) for s in EXIT_SIGNAL if signal.getsignal(s) is not signal.SIG_IGN}
     try:
-        check_arguments(sys.argv[1:] if args is None else list(args))
+        if isinstance(argv, (list, tuple)):
+            options.check_early([str(a) for a in argv])  # what needs no torch: also what python -m checks first
+            check_arguments([str(a) for a in argv])
         CityMapCLI(args=args, **cli_kwargs())
     except (KeyboardInterrupt, SystemExit) as stop:
         if not _received:
@@ -442,8 +517,7 @@ def main(args: ArgsType = None) -> None:
         message = user_error(error)
         if message is None:
             raise
-        line = " ".join(message.split())  # one line, whatever the names in it hold
-        print(f"error: {line if len(line) <= 1000 else line[:1000] + ' ...'}", file=sys.stderr)
+        print(f"error: {one_line(message)}", file=sys.stderr)  # one line, whatever the names in it hold
         sys.exit(EXIT_INPUT)
     finally:
         for signum, handler in handlers.items():
@@ -465,25 +539,15 @@ def _end_process_group() -> None:
             dist.destroy_process_group()
 
 
-PATH_OPTIONS = {"--config": "config file", "--ckpt_path": "checkpoint", "--data.path": "data file",
-                "--data.names": "names file", "--data.anchors": "anchors file"}  # fmt: skip
-"""Options that name a file, checked before anything reads them (``--ckpt_path last`` is resolved later)."""
-
-
 def check_arguments(argv: list[str]) -> None:
-    """Refuse path options that name no regular file, before jsonargparse or torch opens them."""
-    for k, arg in enumerate(argv):
-        option, _, value = arg.partition("=")
-        if option in PATH_OPTIONS and not value and k + 1 < len(argv):
-            value = argv[k + 1]
-        if option in PATH_OPTIONS and (value or k + 1 < len(argv)) and not value.strip():
-            raise ConfigError(f"{option} is empty: give a file")
-        if option in PATH_OPTIONS and value and not (option == "--ckpt_path" and value in ("last", "best")):
-            paths.check_file(value, PATH_OPTIONS[option])
-            if option == "--config":
-                paths.read_text(value, "config file")
-            if option == "--ckpt_path":  # LightningCLI loads it before any hook: check it here, weights-only
-                check_checkpoint(Path(value))
+    """Refuse input-file options that name no regular file, and checkpoints that are not ones, before they are opened.
+
+    The files are checked by :func:`citymap_lightning.options.checked_paths`; a checkpoint (LightningCLI loads it
+    before any hook) is then opened weights-only.
+    """
+    for option, value in options.checked_paths(argv):
+        if option == "--ckpt_path" and value not in ("last", "best"):
+            check_checkpoint(Path(value))
 
 
 def explain_parse_error(message: str, argv: list[str], known: list[str]) -> str:
@@ -533,17 +597,6 @@ def explain_parse_error(message: str, argv: list[str], known: list[str]) -> str:
         hint = f": did you mean {close[0]}?" if close else " (a class name or a full import path)"
         return f"{_shown(key, argv)}: no class {value!r}{hint}"
     return f"{_shown(key, argv)}: {' '.join(message.split())}"
-
-
-def unknown_option(key: str, shown: str, known: list[str]) -> str:
-    """``SHOWN: unknown option``, with the closest known option (``did you mean --model.loss?``).
-
-    ``key`` is the option's name without dashes, ``shown`` how it was written.
-    """
-    close = difflib.get_close_matches(key, known, n=1)
-    dashes = "--" if shown.startswith("-") else ""
-    hint = f"; did you mean {dashes}{close[0]}?" if close else " (see --help)"
-    return f"{shown}: unknown option{hint}"
 
 
 def _shown(key: str, argv: list[str]) -> str:

@@ -84,7 +84,7 @@ def test_bad_setting_is_one_line_and_nonzero(tmp_path, capsys):
         main(["fit", "--model.loss", "nonsense", "--trainer.default_root_dir", str(tmp_path), *QUIET])
     assert exit_info.value.code != 0
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: unknown loss 'nonsense'") and "Traceback" not in err
+    assert err.startswith("error: --model.loss: unknown loss 'nonsense'") and "Traceback" not in err
     assert not list(tmp_path.rglob("map.png"))
 
 

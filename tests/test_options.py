@@ -12,6 +12,7 @@ from conftest import event_tags
 
 from citymap_lightning import CityMap, losses
 from citymap_lightning.cli import main
+from citymap_lightning.errors import ConfigError
 
 QUIET = ["--trainer.enable_progress_bar", "false"]
 
@@ -104,6 +105,116 @@ def test_python_dash_m_unknown_option_is_one_line(tmp_path, args, expected):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [expected] and done.stdout == ""
     assert not list(tmp_path.iterdir())
+
+
+# ---- refused before torch is imported ------------------------------------------------------------------------------
+
+
+def run_module(tmp_path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -X importtime -m citymap_lightning ARGS`` in ``tmp_path``; stderr holds the modules it imported."""
+    return subprocess.run([sys.executable, "-X", "importtime", "-m", "citymap_lightning", *args], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+
+
+def imported(stderr: str) -> set[str]:
+    """The top-level packages a ``-X importtime`` run imported."""
+    return {
+        line.split("|")[-1].strip().split(".")[0] for line in stderr.splitlines() if line.startswith("import time:")
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["fit", "--model.los", "stress"], "error: --model.los: unknown option; did you mean --model.loss?"),
+        (["fit", "--model.loss=weighted-stress"], "error: --model.loss: unknown loss 'weighted-stress': did you mean "
+                                                  "weighted_stress? expected one of auto, course, stress, "
+                                                  "weighted_stress, sammon"),
+        (["fit", "--model.geometry", "Sphere"], "error: --model.geometry: unknown geometry 'Sphere': did you mean "
+                                                "sphere?"),
+        (["fit", "--data.format", "csv"], "error: --data.format: unknown format 'csv'"),
+        (["fit", "--data.positions", "missing.csv"], "error: missing.csv: positions file not found"),
+        (["fit", "--data.init_args.path=missing.csv"], "error: missing.csv: data file not found"),
+        (["predict", "--ckpt_path", "missing.ckpt"], "error: missing.ckpt: checkpoint not found"),
+        (["dims", "--max_dims", "3"], "error: --max_dims: unknown option; did you mean --max_dim?"),
+        (["fitt", "--model.loss", "stress"], "error: unknown subcommand 'fitt': did you mean fit?"),
+    ],
+    ids=["name", "value", "value-case", "format", "positions", "data-path", "checkpoint", "dims", "subcommand"],
+)  # fmt: skip
+def test_a_typo_is_refused_before_torch_is_imported(tmp_path, args, expected):
+    done = run_module(tmp_path, *args)
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("import time:")]
+    assert done.returncode == 2 and done.stdout == ""
+    assert len(lines) == 1 and lines[0].startswith(expected), lines
+    assert not imported(done.stderr) & {"torch", "lightning", "numpy", "jsonargparse"}
+    assert not list(tmp_path.iterdir())
+
+
+def test_importing_the_package_imports_neither_torch_nor_lightning(tmp_path):
+    code = (
+        "import logging, sys; import citymap_lightning; "
+        "assert not {'torch', 'lightning', 'numpy'} & set(sys.modules), sorted(sys.modules); "
+        "logging.basicConfig(format='%(message)s'); logging.getLogger('citymap_lightning').warning('shown'); "
+        "print(citymap_lightning.CityMap.__name__, 'torch' in sys.modules)"
+    )
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "SLURM_PROCID")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["CityMap", "True"] and done.stderr.strip() == "shown"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "LOCAL_RANK": "1"})  # fmt: skip
+    assert done.returncode == 0 and done.stderr.strip() == "", done.stderr  # rank 1 says nothing, as under DDP
+
+
+def test_the_option_manifest_is_the_parsers(tmp_path):
+    """options.py checks the command line against a manifest written from the real parser: it must be that parser's."""
+    from citymap_lightning.cli import option_manifest
+    from citymap_lightning.option_manifest import MANIFEST
+
+    assert option_manifest() == MANIFEST, "out of date: run python scripts/make_option_manifest.py"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["fit", "--optimizer", "Adam", "--optimizer.lr", "0.1", "--optimizer.init_args.betas", "[0.9, 0.99]"],
+        ["fit", "--trainer.logger.init_args.save_dir", "x", "--trainer.callbacks+=EarlyStopping"],
+        ["fit", "--trainer.devices+", "1", "--seed_everything", "-1", "--model.anneal_eps", "-.5"],
+        ["fit", "--data", "my.package.OtherData", "--data.init_args.foo", "1", "--data.format", "csv"],
+        ["fit", "--data.class_path=my.package.OtherData", "--data.foo", "1"],
+        ["fit", "--data", "DistanceDataModule", "--data.gazetteer", "false", "--model.loss", "weighted_stress"],
+        ["fit", "--model.los", "stress", "--help"],
+        ["fit", "--print_config", "--trainer.max_time.hours", "1", "--model.num_places", "3", "--", "--x"],
+        ["compare", "a", "b", "--out", "c"],
+        ["--print_config", "fitt"],
+        [],
+    ],
+)
+def test_what_only_the_parser_can_judge_is_left_to_it(args):
+    """The early check refuses nothing the parser would take (it may leave it refusals, never make wrong ones)."""
+    from citymap_lightning.options import check_early
+
+    check_early(args)
+
+
+def test_a_data_module_named_in_a_config_file_leaves_its_options_to_the_parser(tmp_path):
+    from citymap_lightning.options import check_early
+
+    config = tmp_path / "c.yaml"
+    config.write_text("data:\n  class_path: my.package.OtherData\n", encoding="utf-8")
+    check_early(["fit", "--config", str(config), "--data.foo", "1"])
+    config.write_text("trainer:\n  max_epochs: 3\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="--data.foo: unknown option"):
+        check_early(["fit", "--config", str(config), "--data.foo", "1"])
+
+
+def test_a_config_files_unknown_choice_gets_the_closest(tmp_path, capsys):
+    config = tmp_path / "my.yaml"
+    config.write_text("model:\n  loss: Weighted-Stress\n", encoding="utf-8")
+    line = refused_option(capsys, ["fit", "--config", str(config), "--trainer.default_root_dir", str(tmp_path)])
+    assert line.startswith("error: model.loss: unknown loss 'Weighted-Stress': did you mean weighted_stress?"), line
 
 
 # ---- loss auto, and refusals that need no data --------------------------------------------------------------------
