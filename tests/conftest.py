@@ -105,6 +105,19 @@ def stress1(x: np.ndarray, d: np.ndarray) -> float:
     return float(np.sqrt(((fitted - d[i, j]) ** 2).sum() / (d[i, j] ** 2).sum()))
 
 
+def map_tolerance(coords: Any, relative: float = 0.0, dtype: Any = np.float64, roundings: float = 8) -> float:
+    """An absolute tolerance on a map's coordinates that holds on any machine, in the map's own unit.
+
+    ``relative`` of the map's extent (the widest side of its bounding box), and never less than
+    ``roundings`` float roundings of it in ``dtype`` (``np.float32`` where the fit's coordinates are
+    float32). A tolerance in km passes on one machine and fails on the next (1e-6 km on a map 1,000 km
+    across failed at 2.4e-6): rounding and an optimiser's stopping point scale with the map.
+    """
+    points = np.asarray(coords, dtype=np.float64)
+    extent = float(np.ptp(points.reshape(-1, points.shape[-1]), axis=0).max())
+    return max(relative, roundings * float(np.finfo(dtype).eps)) * extent
+
+
 def map_stress1(coordinates: Path, table: Any) -> float:
     """Stress-1 of a written coordinates.csv against every pair of ``table`` (a DistanceTable), by numpy alone."""
     coords = read_coordinates(coordinates)

@@ -13,6 +13,7 @@ from conftest import (
     QUIET,
     fit_cli,
     geojson_latlon,
+    map_tolerance,
     read_coordinates,
     refusal,
     refused,
@@ -84,8 +85,9 @@ def test_xy_anchors_stay_exactly_where_given_with_pair_batches(tmp_path):
     log_dir = fit(tmp_path / "run", "--data.path", str(pairs), "--data.anchors", str(anchors),
                   "--data.full_batch_limit", "0", "--trainer.max_epochs", "40")  # fmt: skip
     coords = read_coordinates(log_dir / "coordinates.csv")
+    held = map_tolerance(list(coords.values()), dtype=np.float32)  # the fit's float32 coordinates: 1.0e-4 km seen
     for name in ANCHORED:
-        assert np.allclose(coords[name], positions[name], rtol=1e-6, atol=1e-3)
+        assert np.abs(coords[name] - positions[name]).max() < held, name
     error = [np.linalg.norm(coords[n] - plane[NAMES.index(n)]) for n in NAMES if n not in ANCHORED]
     assert np.median(error) < 60
     assert not (log_dir / "coordinates.geojson").exists()  # x/y anchors: no latitude/longitude

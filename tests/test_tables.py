@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, read_coordinates, run_dir
+from conftest import EUROPE, QUIET, ROOT, event_tags, map_stress1, map_tolerance, read_coordinates, run_dir
 
 from citymap_lightning import geometry as geo
 from citymap_lightning import starts
@@ -139,7 +139,7 @@ def test_fitted_map_comes_from_the_model(tmp_path):
     assert fit.names == data.names and fit.coords.shape == (36, 2) and fit.unit == "km"
     assert fit.stress1 == pytest.approx(0.002167, abs=2e-5)
     assert fit.place_share.sum() == pytest.approx(1.0) and (fit.place_share >= 0).all()
-    assert np.abs(fit.coords.mean(axis=0)).max() < 1e-6  # origin at the centroid, in km
+    assert np.abs(fit.coords.mean(axis=0)).max() < map_tolerance(fit.coords, relative=1e-12)  # origin: the centroid
     positions = fit.as_dict()
     assert positions["Copenhagen"][1] > positions["Rome"][1] and positions["Reykjavik"][0] < positions["Moscow"][0]
     assert geo.haversine(fit.latlon, data.table.latlon).max() < 100  # km
