@@ -35,7 +35,7 @@ from citymap_lightning.option_manifest import MANIFEST
 from citymap_lightning.options import EXIT_INPUT, check_choice, one_line, unknown_option
 from citymap_lightning.paths import packaged_path
 from citymap_lightning.problem import check_settings
-from citymap_lightning.progress import EpochProgressBar
+from citymap_lightning.progress import EpochProgressBar, console_handler
 
 DEFAULT_CONFIG = "default.yaml"
 """The packaged configuration every subcommand starts from; ``--config`` files override it."""
@@ -459,12 +459,21 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 
 def _log_to_console() -> None:
-    """Information to stdout, warnings and errors to stderr: an error is the only line on stderr."""
+    """Information to stdout, warnings and errors to stderr: an error is the only line on stderr.
+
+    No line shares the progress bar's (:class:`~citymap_lightning.progress.ConsoleHandler`), Lightning's
+    own included: it logs through a handler of its own when it finds the root logger without one.
+    """
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers = [
+            console_handler(h.stream, like=h) if type(h) is logging.StreamHandler else h for h in logger.handlers
+        ]
     root = logging.getLogger()
     if root.handlers:  # a notebook or pytest set logging up already
         root.setLevel(min(root.level, logging.INFO) if root.level else logging.INFO)
         return
-    out, err = logging.StreamHandler(sys.stdout), logging.StreamHandler(sys.stderr)
+    out, err = console_handler(sys.stdout), console_handler(sys.stderr)
     out.addFilter(lambda record: record.levelno < logging.WARNING)
     err.setLevel(logging.WARNING)
     for handler in (out, err):
