@@ -18,6 +18,7 @@ import numpy as np
 
 from citymap_lightning import geometry as geo
 from citymap_lightning.errors import ConfigError, DataError
+from citymap_lightning.lists import listed
 from citymap_lightning.readers import text as reading
 from citymap_lightning.readers.text import LATITUDE as _LAT
 from citymap_lightning.readers.text import LONGITUDE as _LON
@@ -238,7 +239,7 @@ def warn_contradictions(placed: Placed, table: DistanceTable) -> list[str]:
     found = [f"{table.names[placed.index[p]]} - {table.names[placed.index[q]]} (given {g:.4g}, anchored {d:.4g})"
              for p, q, g, d in zip(a[off], b[off], given[off], anchored[off], strict=True)]  # fmt: skip
     if found:
-        shown = "; ".join(found[:5]) + (f"; and {len(found) - 5} more" if len(found) > 5 else "")
+        shown = listed(found, 5, sep="; ")
         counts = np.bincount(np.concatenate([a[off], b[off]]), minlength=k)
         worst = int(np.argmax(counts))
         suspect = ""

@@ -30,6 +30,7 @@ import numpy as np
 from citymap_lightning import align, output
 from citymap_lightning import geometry as geo
 from citymap_lightning.errors import DataError
+from citymap_lightning.lists import listed
 
 log = logging.getLogger("citymap_lightning")
 
@@ -168,12 +169,11 @@ def match_positions(given: Any, names: Sequence[str]) -> Positions:
     if missing:
         import difflib
 
-        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
         unmatched = [name for name in names if name not in set(given.names)]
         close = difflib.get_close_matches(missing[0], unmatched, n=1, cutoff=0.8)
         hint = f" ({missing[0]!r}: did you mean {close[0]!r}?)" if close else ""
         log.warning(f"{given.source}: {len(missing)} place(s) not in the data left aside: "
-                    f"{', '.join(missing[:3])}{more}{hint}")  # fmt: skip
+                    f"{listed(missing, 3)}{hint}")  # fmt: skip
     index = np.array([position[given.names[k]] for k in common], dtype=np.int64)
     values = np.asarray(given.positions, dtype=np.float64)[common]
     if not given.latlon:
@@ -452,8 +452,8 @@ def compare_main(argv: Sequence[str]) -> int:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     if found.only_map or found.only_positions:
-        print(f"only in {options.a}: {', '.join(found.only_positions) or 'none'}; "
-              f"only in {options.b}: {', '.join(found.only_map) or 'none'}")  # fmt: skip
+        print(f"only in {options.a}: {listed(found.only_positions) or 'none'}; "
+              f"only in {options.b}: {listed(found.only_map) or 'none'}")  # fmt: skip
     print(f"{len(found.names)} common places: scale {found.scale:.6g} (A per unit of B), congruence "
           f"{found.congruence:.6f}, median displacement {np.median(found.displacement):.4g} (A's unit)")  # fmt: skip
     for path in paths:

@@ -15,6 +15,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from citymap_lightning.errors import DataError
+from citymap_lightning.lists import listed
 from citymap_lightning.tables import DistanceTable, MatrixTable, PairTable, PlacesTable
 
 log = logging.getLogger("citymap_lightning")
@@ -107,8 +108,9 @@ def _check_graph(table: DistanceTable, where: str, i: np.ndarray, j: np.ndarray,
         sizes = np.bincount(labels)
         order = np.argsort(-sizes, kind="stable")
         first = [int(np.flatnonzero(labels == g)[0]) for g in order[:5]]
-        examples = ", ".join(
-            f"{names[p]} ({sizes[g]} place{'s' if sizes[g] > 1 else ''})" for p, g in zip(first, order, strict=False)
+        examples = listed(
+            [f"{names[p]} ({sizes[g]} place{'s' if sizes[g] > 1 else ''})" for p, g in zip(first, order, strict=False)],
+            total=count,
         )
         raise DataError(
             f"{where}: the known pairs split the places into {count} unconnected groups whose relative "

@@ -1,4 +1,4 @@
-"""What a run prints reads well: log lines never share the progress bar's line."""
+"""What a run prints reads well: log lines never share the progress bar's line, lists of names are cut with a count."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
-from conftest import EUROPE
+from conftest import EUROPE, QUIET
 
+from citymap_lightning import comparison, output
+from citymap_lightning.lists import listed
 from citymap_lightning.progress import EpochProgressBar, console_handler
 
 
@@ -75,3 +78,38 @@ def test_no_log_line_of_a_fit_starts_on_the_bars_line(tmp_path):
     warned = [line for line in lines if "WARNING" in line or "stopped" in line]
     assert any("drawn for a flat 2-D map only" in line for line in warned), done.stderr
     assert warned and all(line.startswith(("WARNING: ", "`Trainer.fit` stopped")) for line in warned), warned
+
+
+# ---- lists of names --------------------------------------------------------------------------------------------------
+
+
+def test_a_long_list_is_cut_with_a_count():
+    names = [f"place {k}" for k in range(285)]
+    assert listed(names) == ", ".join(names[:10]) + " … and 275 more"
+    assert listed(names[:10]) == ", ".join(names[:10])
+    assert listed(["a", "b"], sep="; ", total=7) == "a; b … and 5 more"
+    assert listed([]) == ""
+
+
+def test_compare_prints_the_names_only_in_one_map_in_one_short_line(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    common = [f"c{k}" for k in range(20)]
+    only_a = [f"a{k}" for k in range(285)]
+    output.write_coordinates(tmp_path / "a.csv", common + only_a, rng.normal(size=(305, 2)) * 100)
+    output.write_coordinates(tmp_path / "b.csv", [*common, "b0"], rng.normal(size=(21, 2)) * 100)
+    code = comparison.compare_main([str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "cmp")])
+    assert code == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("only in")]
+    assert line == (
+        f"only in {tmp_path / 'a.csv'}: {', '.join(only_a[:10])} … and 275 more; only in {tmp_path / 'b.csv'}: b0"
+    )
+
+
+def test_refusals_that_name_many_places_count_the_rest(tmp_path, capsys):
+    from conftest import refused
+
+    pairs = "source,target,distance\n" + "".join(f"A{k},B{k},1\n" for k in range(12))
+    path = tmp_path / "groups.csv"
+    path.write_text(pairs, encoding="utf-8")
+    line = refused(tmp_path, capsys, ["--data.path", str(path), *QUIET], "unconnected groups")
+    assert line.endswith("A0 (2 places), A1 (2 places), A2 (2 places), A3 (2 places), A4 (2 places) … and 7 more")

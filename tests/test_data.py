@@ -291,7 +291,7 @@ def test_empty_distances_in_a_pair_list_are_counted_and_the_first_rows_named(tmp
     assert table.n_known_pairs == 28 - 6
     warning = [r.getMessage() for r in caplog.records if "without a distance" in r.getMessage()]
     assert warning == [f"{tmp_path / 'p.csv'}: 6 pair(s) without a distance are left unknown: row 5 (P0 - P4), "
-                       "row 10 (P1 - P3), row 14 (P1 - P7) and 3 more"]  # fmt: skip
+                       "row 10 (P1 - P3), row 14 (P1 - P7) … and 3 more"]  # fmt: skip
 
 
 @pytest.mark.parametrize("marker", ["#N/A", "-", ""])

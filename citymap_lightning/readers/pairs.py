@@ -10,6 +10,7 @@ import numpy as np
 
 from citymap_lightning import validation
 from citymap_lightning.errors import DataError
+from citymap_lightning.lists import listed
 from citymap_lightning.readers.text import (
     SHOWN_ROWS,
     body_lines,
@@ -96,9 +97,8 @@ def empty_distances(path: Path, sources: list[str], targets: list[str], d: np.nd
     rows = np.array([r for r in np.flatnonzero(np.isnan(d)).tolist() if sources[r] != targets[r]], dtype=np.int64)
     if not rows.size:
         return None
-    named = ", ".join(f"row {r + 2} ({sources[r]} - {targets[r]})" for r in rows[:SHOWN_ROWS])
-    more = f" and {rows.size - SHOWN_ROWS} more" if rows.size > SHOWN_ROWS else ""
-    return f"{path}: {rows.size} pair(s) without a distance are left unknown: {named}{more}"
+    named = listed([f"row {r + 2} ({sources[r]} - {targets[r]})" for r in rows[:SHOWN_ROWS]], total=rows.size)
+    return f"{path}: {rows.size} pair(s) without a distance are left unknown: {named}"
 
 
 def number_places(sources: list[str], targets: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
