@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pytest
 from conftest import event_tags
 
 from citymap_lightning import CityMap, DistanceDataModule
@@ -35,4 +36,5 @@ def test_a_plain_trainer_writes_train_scalars_and_the_last_step(tmp_path):
     acc = event_tags(Path(trainer.log_dir))
     for tag in ("train/loss", "train/stress1", "train/lr"):
         assert [e.step for e in acc.Scalars(tag)] == [49, 59], tag
-    assert acc.Scalars("train/stress1")[-1].value == acc.Scalars("hp/stress1")[-1].value
+    # the last step's value is the fit's end, up to L-BFGS's last line-search probe (1e-10 apart on this machine)
+    assert acc.Scalars("train/stress1")[-1].value == pytest.approx(acc.Scalars("hp/stress1")[-1].value, rel=1e-6)
