@@ -171,7 +171,7 @@ def resolve_start(start: str, loss: str, geometry: str, table: DistanceTable | N
     """
     if start != "auto":
         return start
-    if table is not None and not table.complete and geometry != "sphere" and table.n <= CONTINUATION_LIMIT:
+    if table is not None and not table.complete and geometry != "sphere":
         return "continuation"
     if table is not None and geometry == "space" and table.n_known_pairs <= SPACE_CONTINUATION_PAIRS:
         return "continuation"
@@ -215,10 +215,40 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
     # one BLAS thread: the stages are many small products, which two threads on a busy 2-core machine ran 3-10x
     # slower (500 places, weighted stress: 22.6 s of CPU against 306 s), and the result is then the same run to run
     with threadpool_limits(1):
+        if not table.complete and table.n > MULTILEVEL_FROM:
+            return _multilevel(table, loss, dim, scale)
         return _continuation(table, loss, dim, scale)
 
 
-def _continuation(table: DistanceTable, loss: str, dim: int, scale: float) -> np.ndarray:
+MULTILEVEL_FROM = 5000
+"""Above this many places a table with missing pairs starts coarse-to-fine (:mod:`~citymap_lightning.multilevel`)."""
+
+
+def _multilevel(table: DistanceTable, loss: str, dim: int, scale: float) -> np.ndarray:
+    """The start of a large table with missing pairs: its coarsest level by :func:`_continuation`, then level by level.
+
+    The coarsest level settles the global shape by the course objective (with the continuation's
+    repairs); each finer level is placed from the one above and fitted by its stages (see
+    :func:`citymap_lightning.multilevel.fit`), the finest by those of ``loss``.
+    """
+    from citymap_lightning import multilevel
+    from citymap_lightning.tables import PairTable
+
+    def coarsest(level: multilevel.Level) -> np.ndarray:
+        names = [str(k) for k in range(level.n)]
+        coarse = PairTable(names=names, i=level.i, j=level.j, d=level.d, w=level.w)
+        return _continuation(coarse, "course", dim, 1.0, quiet=True)
+
+    i, j, d, w = table.known_values()
+    levels = multilevel.hierarchy(table.n, i, j, d / scale, w)
+    if len(levels) == 1:  # too dense to coarsen (a matrix with a few empty cells): fitted whole
+        return _continuation(table, loss, dim, scale)
+    shown = " > ".join(f"{level.n:,}" for level in levels)
+    log.info(f"start: coarse to fine over {len(levels)} levels of places ({shown}), each fitted by L-BFGS in float64")
+    return np.ascontiguousarray(multilevel.fit(levels, loss, coarsest))
+
+
+def _continuation(table: DistanceTable, loss: str, dim: int, scale: float, quiet: bool = False) -> np.ndarray:
     i, j, d, w = table.known_values()
     d = d / scale
     firsts = ["pivot"] + (["classical"] if table.n <= SPARSE_CLASSICAL_LIMIT else [])
@@ -244,16 +274,9 @@ def _continuation(table: DistanceTable, loss: str, dim: int, scale: float) -> np
         x, moved = relayout(loss, x, i, j, d, w)
         if moved:
             x, value = descend(loss, x, i, j, d, w)
-    hint = (
-        (
-            " (raw stress, --model.loss stress, places the near pairs of a sparse table better: 80 Canadian places "
-            "by 3 neighbours and 2 far partners each, 2.0 km off against 6.9)"
-        )
-        if losses.get(loss).squared and not table.complete
-        else ""
-    )
     of = "the distances" if table.complete else "the shortest paths"
-    log.info(f"start: {first} of {of}, then {', then '.join(stages)} (continuation){hint}")
+    if not quiet:
+        log.info(f"start: {first} of {of}, then {', then '.join(stages)} (continuation)")
     return np.ascontiguousarray(x)
 
 
@@ -332,17 +355,7 @@ def relocate(loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarr
         # made 55,000 candidates a place, each judged on every partner (a 500-place matrix, a third empty,
         # spent minutes here); a fold is a mirror across near partners' line
         near = np.argsort(radii, kind="stable")[:RELOCATE_PARTNERS]
-        a, b = (near[k] for k in np.triu_indices(len(near), 1))
-        gap = centres[b] - centres[a]
-        length = np.sqrt((gap * gap).sum(1))
-        keep = length > 0
-        a, b, gap, length = a[keep], b[keep], gap[keep], length[keep]
-        along = gap / length[:, None]
-        foot = (length**2 + radii[a] ** 2 - radii[b] ** 2) / (2 * length)
-        height = np.sqrt(np.clip(radii[a] ** 2 - foot**2, 0.0, None))
-        base = centres[a] + foot[:, None] * along
-        across = np.stack([-along[:, 1], along[:, 0]], 1) * height[:, None]
-        candidates = np.concatenate([base + across, base - across, x[p][None]])
+        candidates = np.concatenate([circle_crossings(centres[near], radii[near]), x[p][None]])
         fitted = np.sqrt(((candidates[:, None, :] - centres[None]) ** 2).sum(-1))
         residual = fitted**2 - radii**2 if kind.squared else fitted - radii
         terms = (wt * residual * residual).sum(1)
@@ -351,6 +364,25 @@ def relocate(loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarr
             x[p] = candidates[best]
             moved = True
     return x if moved else None
+
+
+def circle_crossings(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
+    """``(2m, 2)`` the points where each two of the circles about ``centres`` with ``radii`` cross (or come closest).
+
+    Where two circles do not meet, the point on the line of their centres that is ``radii[a]`` from the
+    first stands for both crossings. Coincident centres give none.
+    """
+    a, b = np.triu_indices(len(centres), 1)
+    gap = centres[b] - centres[a]
+    length = np.sqrt((gap * gap).sum(1))
+    keep = length > 0
+    a, b, gap, length = a[keep], b[keep], gap[keep], length[keep]
+    along = gap / length[:, None]
+    foot = (length**2 + radii[a] ** 2 - radii[b] ** 2) / (2 * length)
+    height = np.sqrt(np.clip(radii[a] ** 2 - foot**2, 0.0, None))
+    base = centres[a] + foot[:, None] * along
+    across = np.stack([-along[:, 1], along[:, 0]], 1) * height[:, None]
+    return np.concatenate([base + across, base - across])
 
 
 RELAYOUT_SEEDS = 30
