@@ -103,8 +103,7 @@ class CityMap(pl.LightningModule):
         given = loss
         dim, loss = check_settings(num_places, geometry, dim, radius, loss, start, restarts, anneal_epochs,
                                    anneal_eps, transform, bootstrap)  # fmt: skip
-        if given == losses.AUTO:
-            log.info(f"model.loss auto: {loss} ({AUTO_REASON[loss]}, for the {transform} transform)")
+        self._auto_loss = given == losses.AUTO  # resolved again at set-up, where the solver is known (resolve_auto)
         if not 0 <= tol < 1 or patience < 1:
             raise ConfigError(f"tol is {tol} and patience {patience}: give 0 <= tol < 1 and patience >= 1")
         self.save_hyperparameters()
@@ -144,6 +143,7 @@ class CityMap(pl.LightningModule):
         if self.problem is not None and self.problem.table is table and self.solver is solver:
             return self.problem
         hp = self.hparams
+        self.resolve_auto(solver)
         problem = build_problem(hp, table, self.geometry)
         solver.setup(problem, hp.anneal_epochs, hp.anneal_eps)
         if fitting:
@@ -154,10 +154,28 @@ class CityMap(pl.LightningModule):
         self.convergence.tol = max(hp.tol, solver.min_tolerance) if hp.tol else 0.0
         return problem
 
+    def resolve_auto(self, solver: Solver) -> None:
+        """``loss: auto``: the course objective where the solver fits it exactly, raw stress otherwise; said once.
+
+        The course objective compares squared distances, which pair batches (inputs too large to fit
+        whole) and the interval and ordinal transforms do not take: those get raw stress.
+        """
+        if not self._auto_loss:
+            return
+        self._auto_loss = False
+        hp = self.hparams
+        loss, why = hp.loss, f"{AUTO_REASON[hp.loss]}, for the {hp.transform} transform"
+        if losses.get(loss).squared and not getattr(solver, "fits_squared", True):
+            loss, why = "stress", f"{AUTO_REASON['stress']}: {solver.describe()} fit stress-type losses only"
+            hp.loss = loss
+            self.start = starts.resolve_start(hp.start, loss, hp.geometry)
+        log.info(f"model.loss auto: {loss} ({why})")
+
     def setup(self, stage: str) -> None:
         """Build the problem (unless the CLI did); set the radius; before fitting, place the restarts by the start."""
         dm = self.trainer.datamodule
         hp = self.hparams
+        self.resolve_auto(dm.solver)
         self.start = starts.resolve_start(hp.start, hp.loss, hp.geometry, dm.table if stage == "fit" else None)
         self.prepare(dm.table, dm.solver, fitting=stage == "fit")
         if self.geometry.curved:

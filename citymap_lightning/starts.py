@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -327,13 +328,15 @@ RELOCATE_PARTNERS = 12
 """:func:`relocate` draws a place's candidate spots from the circles about this many of its nearest partners."""
 
 
-def relocate(loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray) -> np.ndarray | None:
+def relocate(
+    loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray, places: Any = None
+) -> np.ndarray | None:
     """One sweep: each place in turn moved to its best candidate spot, the others held (None if none moved).
 
     A place's candidates are the intersections of the circles about each two of its partners with
     radii their given distances (its position mirrored across their line among them), on a 2-D map
     (None in 3-D). A move is made only where it lowers
-    the place's own terms, so the objective never rises.
+    the place's own terms, so the objective never rises. ``places`` (all by default) are the places tried.
     """
     kind = losses.get(loss)
     weights = w if kind.squared else _np_pair_weights(kind.power, d, w)
@@ -346,7 +349,7 @@ def relocate(loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarr
     bounds = np.searchsorted(np.r_[i, j][order], np.arange(n + 1))
     x = x.copy()
     moved = False
-    for p in range(n):
+    for p in range(n) if places is None else places:
         q, e = partner[bounds[p] : bounds[p + 1]], pair[bounds[p] : bounds[p + 1]]
         if len(q) < 2:
             continue
@@ -372,7 +375,7 @@ def circle_crossings(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     Where two circles do not meet, the point on the line of their centres that is ``radii[a]`` from the
     first stands for both crossings. Coincident centres give none.
     """
-    a, b = np.triu_indices(len(centres), 1)
+    a, b = _pairs_of(len(centres))
     gap = centres[b] - centres[a]
     length = np.sqrt((gap * gap).sum(1))
     keep = length > 0
@@ -383,6 +386,12 @@ def circle_crossings(centres: np.ndarray, radii: np.ndarray) -> np.ndarray:
     base = centres[a] + foot[:, None] * along
     across = np.stack([-along[:, 1], along[:, 0]], 1) * height[:, None]
     return np.concatenate([base + across, base - across])
+
+
+@functools.lru_cache(maxsize=64)
+def _pairs_of(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each two of ``k`` things, as ``np.triu_indices(k, 1)`` (cached: asked once a place)."""
+    return np.triu_indices(k, 1)
 
 
 RELAYOUT_SEEDS = 30

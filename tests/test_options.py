@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import event_tags
 
-from citymap_lightning import CityMap, losses
+from citymap_lightning import CityMap, DistanceDataModule, losses
 from citymap_lightning.cli import main
 from citymap_lightning.errors import ConfigError
 
@@ -232,16 +232,30 @@ def test_loss_auto_resolves_by_the_transform(loss, transform, resolved):
     assert model.start == ("random" if resolved == "course" else "classical")  # the course's path is unchanged
 
 
-def test_loss_auto_says_which_it_picked(caplog):
+def test_loss_auto_says_which_it_picked_at_set_up(caplog):
+    """Resolved where the solver is known: once, when the problem is built."""
+    dm = DistanceDataModule()
     with caplog.at_level(logging.INFO, logger="citymap_lightning"):
-        CityMap(num_places=5, transform="interval")
-        CityMap(num_places=5)
-        CityMap(num_places=5, loss="stress")
+        for options in ({"transform": "interval"}, {}, {"loss": "stress"}):
+            model = CityMap(num_places=dm.num_places, **options)
+            model.prepare(dm.table, dm.solver)
+            model.prepare(dm.table, dm.solver)
     picked = [r.getMessage() for r in caplog.records if "model.loss auto" in r.getMessage()]
     assert picked == [
         "model.loss auto: stress (Kruskal's raw stress, for the interval transform)",
         "model.loss auto: course (the course's objective on squared distances, for the ratio transform)",
     ]
+
+
+def test_loss_auto_is_raw_stress_where_pair_batches_fit(caplog):
+    """Pair batches (inputs too large to fit whole) take stress-type losses only: auto picks raw stress, no refusal."""
+    dm = DistanceDataModule(full_batch_limit=0)
+    model = CityMap(num_places=dm.num_places)
+    with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+        problem = model.prepare(dm.table, dm.solver)
+    assert model.hparams.loss == "stress" and problem.loss.name == "stress"
+    assert model.start == "classical"
+    assert "model.loss auto: stress (Kruskal's raw stress: pair batches of up to" in caplog.text
 
 
 def test_interval_with_the_default_loss_fits(tmp_path, caplog):

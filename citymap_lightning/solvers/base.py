@@ -44,6 +44,8 @@ class Solver:
     """
 
     name = ""
+    fits_squared = True
+    """Whether it fits losses on squared distances (the course objective)."""
     min_tolerance = 0.0
     """The smallest relative change per epoch this algorithm's objective can be judged by (``model.tol`` if larger)."""
 

@@ -91,6 +91,7 @@ class PairBatches(Solver):
     """
 
     name = "pairs"
+    fits_squared = False
     min_tolerance = 2e-3
     """Stress-1 under stochastic steps at the annealing's last step size changes by noise of up to 1.3e-3 an
     epoch (300 European places, 15 epochs past the annealing, while it fell by 0.25% in all): the step
