@@ -48,11 +48,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from road import measure  # noqa: E402  (the whole-process timing both benchmarks share)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYMDE_PYTHON = Path("/work/pymde-venv/bin/python")
@@ -103,41 +105,6 @@ print(json.dumps({"read_s": round(t1 - t0, 2), "fit_s": round(t2 - t1, 2),
                   "iterations": len(s.average_distortions), "average_distortion": float(s.average_distortions[-1]),
                   "residual_norm": float(s.residual_norms[-1])}))
 """
-
-
-def measure(cmd: list[str], work: Path, timeout: float) -> dict:
-    """One whole process: wall time, peak memory of the process tree, exit status, output lines."""
-    import psutil
-
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    t = time.perf_counter()
-    with open(work / "output.txt", "w") as log:
-        proc = psutil.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
-        peak, done = [0], threading.Event()
-
-        def poll() -> None:
-            while not done.is_set():
-                try:
-                    rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-                    peak[0] = max(peak[0], rss)
-                except psutil.Error:
-                    pass
-                done.wait(0.2)
-
-        watcher = threading.Thread(target=poll, daemon=True)
-        watcher.start()
-        try:
-            code = proc.wait(timeout)
-        except psutil.TimeoutExpired:
-            for child in proc.children(recursive=True):
-                child.kill()
-            proc.kill()
-            code = "timeout"
-        done.set()
-        watcher.join()
-    wall = time.perf_counter() - t
-    lines = (work / "output.txt").read_text(errors="replace").splitlines()
-    return {"wall_s": round(wall, 2), "peak_mb": round(peak[0] / 2**20), "exit": code, "lines": lines}
 
 
 def read_pairs(path: Path) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:

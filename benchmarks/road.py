@@ -136,16 +136,14 @@ def reference(n: int, loss: str, latlon: np.ndarray, i, j, d, start: np.ndarray 
     return best
 
 
-def run(path: Path, command: str, work: Path, timeout: float) -> dict:
-    """One whole fit: wall time, peak memory of the process tree, exit status, summary line, coordinates file."""
+def measure(cmd: list[str], work: Path, timeout: float) -> dict:
+    """One whole process: wall time, peak memory of the process tree, exit status, output lines."""
     import psutil
 
-    cmd = [sys.executable, "-m", "citymap_lightning", "fit", *COMMANDS[command], "--data.path", str(path),
-           "--trainer.default_root_dir", str(work), "--trainer.enable_progress_bar", "false"]  # fmt: skip
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     t = time.perf_counter()
-    with open(work / "stderr.txt", "w") as err:
-        proc = psutil.Popen(cmd, stdout=err, stderr=subprocess.STDOUT, env=env, cwd=work)
+    with open(work / "output.txt", "w") as log:
+        proc = psutil.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=work)
         peak, done = [0], threading.Event()
 
         def poll() -> None:
@@ -162,16 +160,26 @@ def run(path: Path, command: str, work: Path, timeout: float) -> dict:
         try:
             code = proc.wait(timeout)
         except psutil.TimeoutExpired:
+            for child in proc.children(recursive=True):
+                child.kill()
             proc.kill()
             code = "timeout"
         done.set()
         watcher.join()
     wall = time.perf_counter() - t
-    lines = (work / "stderr.txt").read_text(errors="replace").splitlines()
+    lines = (work / "output.txt").read_text(errors="replace").splitlines()
+    return {"wall_s": round(wall, 2), "peak_mb": round(peak[0] / 2**20), "exit": code, "lines": lines}
+
+
+def run(path: Path, command: str, work: Path, timeout: float) -> dict:
+    """One whole fit: :func:`measure` d, with its summary line and coordinates file."""
+    cmd = [sys.executable, "-m", "citymap_lightning", "fit", *COMMANDS[command], "--data.path", str(path),
+           "--trainer.default_root_dir", str(work), "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    row = measure(cmd, work, timeout)
+    lines = row.pop("lines")
     summary = next((line for line in reversed(lines) if "converge" in line and "stress-1" in line), "")
     coords = sorted(work.glob("lightning_logs/version_*/coordinates.csv"))
-    return {"wall_s": round(wall, 1), "peak_mb": round(peak[0] / 2**20), "exit": code, "summary": summary.strip(),
-            "coords": str(coords[-1]) if coords else None, "tail": lines[-5:]}  # fmt: skip
+    return {**row, "summary": summary.strip(), "coords": str(coords[-1]) if coords else None, "tail": lines[-5:]}
 
 
 def main() -> None:
@@ -205,8 +213,9 @@ def main() -> None:
                     row["ratio"] = round(value / best, 5)
                     truth = ref.azimuthal_equidistant(latlon)
                     err = np.linalg.norm(ref._similarity_onto(x, np.arange(n), truth) - truth, axis=1)
-                    row["median_km"], row["p99_km"] = round(float(np.median(err)), 2), round(
-                        float(np.quantile(err, 0.99)), 1
+                    row["median_km"], row["p99_km"] = (
+                        round(float(np.median(err)), 2),
+                        round(float(np.quantile(err, 0.99)), 1),
                     )
                 row.pop("coords")
             print(json.dumps(row), flush=True)
