@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader
 from citymap_lightning import anchors as anchoring
 from citymap_lightning import checkpoints, comparison, gazetteer, placing, solvers
 from citymap_lightning.errors import ConfigError
+from citymap_lightning.lists import listed
 from citymap_lightning.paths import packaged_path
 from citymap_lightning.readers import load_new_places, load_table
 from citymap_lightning.tables import DistanceTable
@@ -34,10 +35,8 @@ def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
     matched = len(found.places)
     if matched == 0:
         return None
-    shown = found.unmatched[:UNMATCHED_SHOWN]
-    more = len(found.unmatched) - len(shown)
     line = f"{where}: {matched} of {table.n} names found in the GeoNames gazetteer"
-    line += f" (not found: {'; '.join(shown)}{f'; and {more} more' if more else ''})" if found.unmatched else ""
+    line += f" (not found: {listed(found.unmatched, UNMATCHED_SHOWN, sep='; ')})" if found.unmatched else ""
     if not gazetteer.non_collinear(found.latlon):
         log.warning(
             f"{line}: too few, or on one line, to put the map north up, so it may be turned or mirrored. Names are "
