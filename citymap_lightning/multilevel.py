@@ -67,32 +67,51 @@ class Level:
     """The finer level's places kept in this one (this level's place ``k`` is the finer place ``kept[k]``)."""
 
 
+@dataclass
+class Partners:
+    """A level's pairs seen from each place: ``partners[bounds[p]:bounds[p + 1]]`` are ``p``'s, at ``lengths``."""
+
+    graph: object
+    """The pairs as a symmetric sparse graph weighted by distance (zero distances made tiny), for Dijkstra."""
+    partners: np.ndarray
+    lengths: np.ndarray
+    bounds: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    """Each pair in both directions (``starts[k]`` to ``ends[k]``), in the pairs' order."""
+
+
+def partners_of(level: Level) -> Partners:
+    """:class:`Partners` of ``level``'s places."""
+    from scipy.sparse import coo_matrix
+
+    n, i, j, d = level.n, level.i, level.j, level.d
+    positive = d[d > 0]
+    tiny = float(positive.min()) * 1e-9 if positive.size else 1e-300
+    starts, ends, lengths = np.r_[i, j], np.r_[j, i], np.maximum(np.r_[d, d], tiny)
+    graph = coo_matrix((lengths, (starts, ends)), shape=(n, n)).tocsr()
+    by = np.argsort(starts, kind="stable")
+    bounds = np.searchsorted(starts[by], np.arange(n + 1))
+    return Partners(graph, ends[by], lengths[by], bounds, starts, ends)
+
+
 def coarsen(level: Level, rng: np.random.Generator) -> Level | None:
     """The next coarser level, or None where the places do not shrink by :data:`MIN_SHRINK`."""
-    from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import dijkstra
 
     n, i, j, d = level.n, level.i, level.j, level.d
-    order = rng.permutation(n)
+    near = partners_of(level)
     # a maximal independent set, greedily in a random order: a place is kept unless a partner already is
-    starts = np.r_[i, j]
-    ends = np.r_[j, i]
-    by = np.argsort(starts, kind="stable")
-    bounds = np.searchsorted(starts[by], np.arange(n + 1))
-    partners = ends[by]
     kept = np.zeros(n, bool)
     blocked = np.zeros(n, bool)
-    for p in order.tolist():
+    for p in rng.permutation(n).tolist():
         if not blocked[p]:
             kept[p] = True
-            blocked[partners[bounds[p] : bounds[p + 1]]] = True
+            blocked[near.partners[near.bounds[p] : near.bounds[p + 1]]] = True
     reps = np.flatnonzero(kept)
     if len(reps) > MIN_SHRINK * n or len(reps) < 3:
         return None
-    positive = d[d > 0]
-    tiny = float(positive.min()) * 1e-9 if positive.size else 1e-300
-    graph = coo_matrix((np.maximum(np.r_[d, d], tiny), (starts, ends)), shape=(n, n)).tocsr()
-    reach, _, owner = dijkstra(graph, indices=reps, min_only=True, return_predecessors=True)
+    reach, _, owner = dijkstra(near.graph, indices=reps, min_only=True, return_predecessors=True)
     owner = np.searchsorted(reps, owner)  # the kept place's index in the coarse level
     a, b = owner[i], owner[j]
     cross = a != b
@@ -120,23 +139,17 @@ def hierarchy(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray
 
 def prolong(coarse_x: np.ndarray, level: Level, kept: np.ndarray) -> np.ndarray:
     """Positions of ``level``'s places from the coarse fit of its ``kept`` places (see the module's docstring)."""
-    from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import dijkstra
 
-    n, i, j, d = level.n, level.i, level.j, level.d
+    n = level.n
     dim = coarse_x.shape[1]
     x = np.zeros((n, dim))
     placed = np.zeros(n, bool)
     x[kept], placed[kept] = coarse_x, True
-    positive = d[d > 0]
-    tiny = float(positive.min()) * 1e-9 if positive.size else 1e-300
-    starts, ends, lengths = np.r_[i, j], np.r_[j, i], np.maximum(np.r_[d, d], tiny)
-    graph = coo_matrix((lengths, (starts, ends)), shape=(n, n)).tocsr()
-    reach = dijkstra(graph, indices=kept, min_only=True)
+    near = partners_of(level)
+    starts, ends, partners, lengths, bounds = near.starts, near.ends, near.partners, near.lengths, near.bounds
+    reach = dijkstra(near.graph, indices=kept, min_only=True)
     rng = np.random.default_rng(1)
-    by = np.argsort(starts, kind="stable")
-    bounds = np.searchsorted(starts[by], np.arange(n + 1))
-    partners, lengths = ends[by], lengths[by]
     order = np.argsort(reach, kind="stable")  # nearest to a kept place first
     need = 3
     while not placed.all():
@@ -173,7 +186,7 @@ PLACING_PARTNERS = 6
 
 
 def pair_objective(
-    loss: str, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray, held: np.ndarray | None = None
+    loss: str, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray
 ) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     """``flat -> (value, gradient)`` of ``loss`` over the pairs, from the loss's own torch terms (float64).
 
@@ -181,13 +194,12 @@ def pair_objective(
     :meth:`~citymap_lightning.losses.Loss.terms` (the one definition of the loss); the distances'
     derivative in the coordinates is geometry, applied by hand with flat scatters (torch's row-wise
     ``index_add_`` backward took half the evaluation at 900,000 pairs). ``flat`` is the ``(n, dim)`` map
-    raveled; places where ``held`` is True get no gradient.
+    raveled.
     """
     kind = losses.get(loss)
     i, j = np.ascontiguousarray(i), np.ascontiguousarray(j)
     td = torch.from_numpy(np.asarray(d, dtype=np.float64))
     tw = None if (w == 1).all() else torch.from_numpy(np.asarray(w, dtype=np.float64))
-    free = None if held is None else ~held
 
     def objective(flat: np.ndarray, dim: int) -> tuple[float, np.ndarray]:
         x = flat.reshape(-1, dim)
@@ -203,8 +215,6 @@ def pair_objective(
         grad = np.empty((n, dim))
         for k in range(dim):
             grad[:, k] = np.bincount(i, step[:, k], n) - np.bincount(j, step[:, k], n)
-        if free is not None:
-            grad *= free[:, None]
         return float(value.detach()), grad.ravel()
 
     return objective
@@ -219,7 +229,6 @@ def minimise(
     w: np.ndarray,
     tol: float = TOLERANCE,
     max_iter: int = MAX_ITERATIONS,
-    held: np.ndarray | None = None,
 ) -> tuple[np.ndarray, float]:
     """``loss`` over the pairs minimised from ``x`` by L-BFGS in float64; returns the map and its objective.
 
@@ -233,7 +242,7 @@ def minimise(
     positive = d[d > 0]
     unit = float(np.sqrt(np.mean(positive**2))) if len(positive) else 1.0
     unit = unit if np.isfinite(unit) and unit > 0 else 1.0
-    objective = pair_objective(loss, i, j, d / unit, w, held)
+    objective = pair_objective(loss, i, j, d / unit, w)
     x = x / unit
     lower = place_blocks(loss, x, i, j, d / unit, w)  # x = lower^-T y, so the Hessian in y is about the identity
     inverse = np.linalg.inv(lower)
@@ -280,11 +289,6 @@ def place_blocks(loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.n
     floor = np.median(trace[trace > 0]) if (trace > 0).any() else 1.0
     blocks += (RIDGE * np.maximum(trace, 1e-6 * floor))[:, None, None] * np.eye(dim)
     return np.linalg.cholesky(blocks)
-
-
-def stages(loss: str) -> list[str]:
-    """The losses fitted in turn: the course objective settles the global shape, raw stress then a local loss."""
-    return list(dict.fromkeys(["course"] + (["stress"] if losses.get(loss).local else []) + [loss]))
 
 
 REPAIR_ROUNDS = 3
@@ -339,7 +343,7 @@ def fit(levels: list[Level], loss: str, coarsest_fit: Callable[[Level], np.ndarr
     """The map of the finest of ``levels`` (:func:`hierarchy`) by coarse-to-fine fitting.
 
     ``coarsest_fit`` fits the coarsest level (the package's continuation, with its repairs); each finer
-    level is placed from the one above (:func:`prolong`) and fitted by the :func:`stages` of ``loss``.
+    level is placed from the one above (:func:`prolong`), fitted by its :func:`level_stages` and unfolded.
     """
     x = coarsest_fit(levels[-1])
     for k in range(len(levels) - 2, -1, -1):

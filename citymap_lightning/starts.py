@@ -160,8 +160,9 @@ def resolve_start(start: str, loss: str, geometry: str, table: DistanceTable | N
       course is reproduced exactly; everything else starts from classical MDS (chord MDS on a
       sphere, pivot MDS at scale): random starts of raw stress or of a sphere end in local minima
       on a few hundred places, while a classical start begins in the optimum's basin.
-    - A flat map of a table with missing pairs (a pair list, a matrix with empty cells):
-      ``continuation``. From a random start the course objective ended in a tangle on a 500-place
+    - A flat map of a table with missing pairs (a pair list, a matrix with empty cells), of any size:
+      ``continuation`` (coarse to fine above :data:`MULTILEVEL_FROM` places). From a random start the course
+      objective ended in a tangle on a 500-place
       road-shaped pair list (stress-1 0.18, places 290 km off); fitted straight from classical MDS of
       the shortest paths, raw stress ended 4.9x and weighted stress 8x above their optimum.
     - 3-D space of a complete table up to :data:`SPACE_CONTINUATION_PAIRS` pairs: ``continuation`` too.
@@ -180,7 +181,8 @@ def resolve_start(start: str, loss: str, geometry: str, table: DistanceTable | N
 
 
 CONTINUATION_LIMIT = 20000
-"""Up to this many places a table with missing pairs starts by :func:`continuation` (each step costs O(pairs))."""
+"""Up to this many places a sphere of a table with missing pairs also tries the flat :func:`continuation` as its
+start (:func:`sphere_start`); a flat map starts by it at any size."""
 
 SPACE_CONTINUATION_PAIRS = 5_000
 """Up to this many known pairs (100 places of a full table), 3-D space starts by :func:`continuation`: its
@@ -329,7 +331,13 @@ RELOCATE_PARTNERS = 12
 
 
 def relocate(
-    loss: str, x: np.ndarray, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray, places: Any = None
+    loss: str,
+    x: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    d: np.ndarray,
+    w: np.ndarray,
+    places: list[int] | None = None,
 ) -> np.ndarray | None:
     """One sweep: each place in turn moved to its best candidate spot, the others held (None if none moved).
 
