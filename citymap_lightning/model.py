@@ -57,7 +57,7 @@ class CityMap(pl.LightningModule):
             ``ordinal``; an INFO line says which), ``course`` (squared distances, the course's
             objective), ``stress`` (Kruskal raw stress), ``weighted_stress`` (raw stress with
             weights 1/d^2) or ``sammon`` (weights 1/d): the registry :data:`citymap_lightning.losses.REGISTRY`.
-        start: ``auto`` (random for the course objective on a flat map, else classical: see
+        start: ``auto`` (random for the course objective on a flat map of up to 200 places, else classical: see
             :func:`~citymap_lightning.starts.resolve_start`), ``random`` (the course's), ``classical``
             (Torgerson MDS), ``pivot`` (pivot MDS on shortest paths through the known pairs), or,
             when the input has latitude/longitude, ``mercator`` or ``lambert``. Restarts after the
