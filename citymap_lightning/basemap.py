@@ -236,6 +236,7 @@ def plotly_traces(go: Any, lines: Lines | None) -> list[Any]:
     """``map.html``'s layer: the coastlines and the borders, one legend entry for both, under the places."""
     if not lines:
         return []
+    label = f"coastlines and borders ({CREDIT})" + (", warped onto the map" if lines.smoothing is not None else "")
     traces = []
     for name, polylines, colour, dash in (("coast", lines.coast, "#8c8c8c", "solid"),
                                           ("borders", lines.borders, "#b3b3b3", "dot")):  # fmt: skip
@@ -244,7 +245,7 @@ def plotly_traces(go: Any, lines: Lines | None) -> list[Any]:
         gaps = [np.vstack([line, [[np.nan, np.nan]]]) for line in polylines]
         xy = np.concatenate(gaps).astype(np.float32)
         traces.append(go.Scatter(
-            x=xy[:, 0], y=xy[:, 1], mode="lines", name=f"coastlines and borders ({CREDIT})", legendgroup="basemap",
+            x=xy[:, 0], y=xy[:, 1], mode="lines", name=label, legendgroup="basemap",
             showlegend=not traces, hoverinfo="skip", connectgaps=False, meta=name,
             line={"color": colour, "width": 0.8, "dash": dash},
         ))  # fmt: skip
