@@ -77,11 +77,26 @@ def _even_sample(m: int, limit: int) -> np.ndarray:
     return np.arange(m) if m <= limit else np.unique(np.linspace(0, m - 1, limit).round().astype(np.int64))
 
 
+class _Similarity:
+    """The places' least-squares similarity, the warp of places that span no plane (fewer than 3, or on a line)."""
+
+    def __init__(self, source: np.ndarray, target: np.ndarray) -> None:
+        from citymap_lightning import align
+
+        self.orientation, self.scale = align.similarity(source, target)
+
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        o = self.orientation
+        return self.scale * (points - o.centre) @ o.rotation + o.offset
+
+
 @dataclass
 class Warp:
     """Points of the real plane carried onto the map: ``warp(points)``.
 
     Attributes:
+        spline: the thin-plate spline (of the places' coordinates scaled to their extent), or their similarity
+            when they span no plane.
         smoothing: the spline's smoothing (0: it goes through every place).
         region: where the warp is drawn (the places' hull and a margin, on the real plane).
         places: how many places the spline was fitted to.
@@ -98,13 +113,13 @@ class Warp:
 
     def __call__(self, points: np.ndarray) -> np.ndarray:
         points = np.asarray(points, dtype=np.float64)
-        if self.spline is None or len(points) == 0:
-            return points.copy()
+        if len(points) == 0:
+            return points.reshape(0, 2).copy()
         return self.spline((points - self.centre) / self.spread)
 
     def area_scale(self, points: np.ndarray) -> np.ndarray:
         """The Jacobian determinant at ``points`` over the affine fit's (positive: the warp does not fold there)."""
-        if self.spline is None:
+        if isinstance(self.spline, _Similarity):
             return np.ones(len(points))
         return _area_scale(self.spline, (np.asarray(points, dtype=np.float64) - self.centre) / self.spread,
                            self.affine_area)  # fmt: skip
@@ -123,7 +138,7 @@ def fit(real: np.ndarray, mapped: np.ndarray, region: Region | None = None) -> W
 
     ``real``: ``(m, 2)`` places on the real plane; ``mapped``: the same places on the map; ``region``: where
     it must not fold (default: :func:`hull_region` of ``real``). Fewer than 3 distinct places, or places on a
-    line, give the identity (no plane's warp to fit).
+    line, give their similarity (no plane's warp to fit).
     """
     from scipy.interpolate import RBFInterpolator
 
@@ -134,29 +149,30 @@ def fit(real: np.ndarray, mapped: np.ndarray, region: Region | None = None) -> W
     target = mapped[keep][first]
     centre = source.mean(axis=0) if len(source) else np.zeros(2)
     spread = float(np.ptp(source, axis=0).max()) if len(source) else 1.0
-    if len(source) < 3 or spread <= 0:
-        return Warp(None, centre, spread or 1.0, 0.0, region, len(source), 1.0)
+    spread = spread if spread > 0 else 1.0
     scaled = (source - centre) / spread
+    if len(source) < 3:
+        return Warp(_Similarity(scaled, target), centre, spread, 0.0, region, len(source), 1.0)
     affine = np.linalg.lstsq(np.column_stack([scaled, np.ones(len(scaled))]), target, rcond=None)[0]
     affine_area = float(np.linalg.det(affine[:2]))
-    if abs(affine_area) <= np.finfo(float).tiny:  # the places on a line: no plane to keep unfolded
-        return Warp(None, centre, spread, 0.0, region, len(source), 1.0)
+    if abs(affine_area) <= 1e-12 * float(np.abs(affine[:2]).max()) ** 2:  # on a line: no plane to keep unfolded
+        return Warp(_Similarity(scaled, target), centre, spread, 0.0, region, len(source), 1.0)
     lattice = (region.lattice() - centre) / spread
 
     def spline_at(smoothing: float) -> tuple[object, bool]:
         try:
             spline = RBFInterpolator(scaled, target, kernel="thin_plate_spline", smoothing=max(smoothing, 1e-10))
-        except (np.linalg.LinAlgError, ValueError):  # points on a line: the spline's polynomial part is singular
-            return None, False
+        except (np.linalg.LinAlgError, ValueError):  # (nearly) on a line: the spline's polynomial part is singular
+            return _Similarity(scaled, target), False
         return spline, bool(len(lattice) == 0 or _area_scale(spline, lattice, affine_area).min() >= MIN_AREA)
 
-    spline, flat = spline_at(SMOOTHING[0])
-    if flat:
+    spline, unfolded = spline_at(SMOOTHING[0])
+    if unfolded:
         return Warp(spline, centre, spread, SMOOTHING[0], region, len(source), affine_area)
     low, high = 0, len(SMOOTHING) - 1  # the least smoothing that does not fold: bisection (more smoothing, less fold)
     best, ok = spline_at(SMOOTHING[high])
-    if not ok:
-        return Warp(best, centre, spread, float(SMOOTHING[high]), region, len(source), affine_area)
+    if not ok:  # not even a nearly affine spline: the similarity, smoothing without end
+        return Warp(_Similarity(scaled, target), centre, spread, float("inf"), region, len(source), 1.0)
     while high - low > 1:
         middle = (low + high) // 2
         candidate, ok = spline_at(SMOOTHING[middle])

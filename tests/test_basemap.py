@@ -234,6 +234,19 @@ def test_a_smooth_warp_keeps_the_spline_through_every_place_and_the_grid_in_the_
         assert (line @ hull.normals.T + hull.offsets <= spline.HULL_MARGIN * extent * (1 + 1e-9)).all()
 
 
+def test_places_that_span_no_plane_are_carried_by_their_similarity():
+    from citymap_lightning import render
+
+    for real in (np.array([[0.0, 0.0], [100.0, 0.0]]), np.array([[0.0, 0.0], [100.0, 0.0], [250.0, 0.0]])):
+        mapped = real @ np.array([[0.0, 1.0], [-1.0, 0.0]]) * 0.02 + 3.0  # turned a quarter, in hours
+        warp = spline.fit(real, mapped)
+        assert warp.smoothing == 0 and np.allclose(warp(real), mapped, atol=1e-9)
+        assert (warp.area_scale(real) == 1).all()
+        names = [str(k) for k in range(len(real))]
+        if len(real) >= 3:
+            render.to_image(comparison.draw_distortion(comparison.compare(names, mapped, real)))
+
+
 def _classical_map(d: np.ndarray) -> np.ndarray:
     """Classical (Torgerson) scaling of a distance matrix into 2-D: a quick map of a table, no fit needed."""
     n = len(d)
