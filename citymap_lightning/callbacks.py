@@ -22,6 +22,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from citymap_lightning import comparison, gazetteer, geodata, interactive, output, render, result, sampling, uncertainty
 from citymap_lightning import geometry as geo
+from citymap_lightning.basemap import Lines, draw_under, for_map
 from citymap_lightning.errors import ConfigError, FitDivergedError
 from citymap_lightning.result import FittedMap
 
@@ -188,6 +189,7 @@ class MapRenderer(pl.Callback):
                 unit=fit.unit or ("input units" if fit.located_by else ""), max_labels=self.max_labels,
                 geographic=fit.latlon is not None,
             )  # fmt: skip
+            draw_under(figure.axes[0], for_map(fit))
         self._publish(trainer, "map", figure, log_dir)
         for logger in _tensorboard(trainer):
             logger.experiment.add_text(
@@ -250,6 +252,7 @@ class MapRenderer(pl.Callback):
                 max_points=self.max_points, subset=self.subset, geographic=fit.latlon is not None,
                 population=population,
             )  # fmt: skip
+            draw_under(figure.axes[0], self._basemap(fit, table))
             if history is not None and render.ALL_LABELS < history.shape[1] == table.n <= self.max_trajectories:
                 paths = render.draw_paths(flat, history, table.unit, fit.latlon is not None)
                 self._publish(trainer, "map_paths", paths, None)  # every path, in TensorBoard only
@@ -263,7 +266,8 @@ class MapRenderer(pl.Callback):
         self._diagnostics(trainer, pl_module, fit, log_dir)
         compared = self._time_space(trainer, table, fit, log_dir)
         if self.html and fit.geometry != "sphere" and coords.shape[1] <= 2:
-            page = interactive.write_map(log_dir / "map.html", fit, history, self.subset, *compared, population, title)
+            page = interactive.write_map(log_dir / "map.html", fit, history, self.subset, *compared, population, title,
+                                         coastlines=self._basemap(fit, table))  # fmt: skip
             self.written.extend([page] if page is not None else [])
         self._log_position_error(trainer, fit.position_error_km)
         if fit.matches is not None:
@@ -357,6 +361,12 @@ class MapRenderer(pl.Callback):
             self._populations = (table, gazetteer.population_near(table.names, np.asarray(latlon, dtype=np.float64)))
         return self._populations[1]
 
+    def _basemap(self, fit: FittedMap, table: Any) -> Lines | None:
+        """The coastlines and borders under the map ``fit`` (:func:`~citymap_lightning.basemap.for_map`), made once."""
+        if getattr(self, "_lines", (None,))[0] is not fit:
+            self._lines = (fit, for_map(fit, getattr(table, "positions", None)))
+        return self._lines[1]
+
     def _publish(self, trainer: pl.Trainer, tag: str, figure: Any, log_dir: Path | None) -> None:
         """Render a figure once; write it as ``TAG.png`` when ``log_dir`` is set and add it to TensorBoard."""
         image = render.to_image(figure)
@@ -396,6 +406,7 @@ class MapRenderer(pl.Callback):
                 max_points=self.max_points, subset=self.subset, geographic=fit.latlon is not None,
                 population=self._population(trainer, table),
             )  # fmt: skip
+            draw_under(figures["city_error"].axes[0], self._basemap(fit, table))
         for tag, figure in figures.items():
             self._publish(trainer, tag, figure, log_dir)
         for logger in _tensorboard(trainer):

@@ -36,8 +36,6 @@ log = logging.getLogger("citymap_lightning")
 
 MAX_PAIRS_PLACES = 3000
 """Congruence is computed over the pairs of at most this many places (an even sample beyond)."""
-MAX_SPLINE_PLACES = 1000
-"""The distortion grid's thin-plate spline goes through at most this many places (an even sample beyond)."""
 GRID_LINES = 15
 """Lines of the distortion grid in each direction."""
 
@@ -81,6 +79,7 @@ class Comparison:
         only_positions: positions of places not on the map.
         unit: the positions' unit, ``km`` for latitude/longitude (projected), "" when unknown (x/y
             positions, or another map's coordinates).
+        centre: for latitude/longitude, the centre of the projection ``geo`` is on (for the coastlines).
 
     """
 
@@ -95,6 +94,7 @@ class Comparison:
     only_map: list[str] = field(default_factory=list)
     only_positions: list[str] = field(default_factory=list)
     unit: str = "km"
+    centre: tuple[float, float] | None = None
 
     def summary(self) -> dict[str, float]:
         """The numbers of ``comparison.json``: displacements are ``*_km`` only when the positions are in km."""
@@ -137,7 +137,7 @@ def congruence(x: np.ndarray, y: np.ndarray) -> float:
 
 def compare(
     names: Sequence[str], coords: np.ndarray, positions: np.ndarray, only_map: Sequence[str] = (),
-    only_positions: Sequence[str] = (), unit: str = "km",
+    only_positions: Sequence[str] = (), unit: str = "km", centre: tuple[float, float] | None = None,
 ) -> Comparison:  # fmt: skip
     """Fit ``coords`` (the map, ``(m, 2)``) onto ``positions`` (``(m, 2)``, the same places) and measure both."""
     coords = np.asarray(coords, dtype=np.float64)
@@ -152,7 +152,7 @@ def compare(
     return Comparison(
         names=list(names), geo=positions, aligned=aligned, scale=scale, congruence=c,
         alienation=float(np.sqrt(max(0.0, 1.0 - c * c))), displacement=displacement, bearing=bearing,
-        only_map=list(only_map), only_positions=list(only_positions), unit=unit,
+        only_map=list(only_map), only_positions=list(only_positions), unit=unit, centre=centre,
     )  # fmt: skip
 
 
@@ -208,7 +208,8 @@ def of_map(names: Sequence[str], coords: np.ndarray, positions: Positions) -> Co
     known = set(positions.index.tolist())
     only_map = [name for k, name in enumerate(names) if k not in known]
     unit = "km" if positions.latlon is not None else ""
-    return compare([names[k] for k in positions.index], coords[positions.index], positions.xy, only_map, unit=unit)
+    return compare([names[k] for k in positions.index], coords[positions.index], positions.xy, only_map, unit=unit,
+                   centre=positions.centre)  # fmt: skip
 
 
 # asymmetric tables
@@ -309,8 +310,8 @@ def _axes(ax: Any, points: np.ndarray, unit: str) -> None:
 
 
 def draw_displacement(comparison: Comparison, unit: str = "km", title: str = "") -> Any:
-    """Arrows from each real position to its place on the aligned map."""
-    from citymap_lightning import render
+    """Arrows from each real position to its place on the aligned map, over the real coastlines where known."""
+    from citymap_lightning import basemap, render
 
     fig = render.new_figure(8, 7)
     ax = fig.add_subplot()
@@ -319,6 +320,7 @@ def draw_displacement(comparison: Comparison, unit: str = "km", title: str = "")
     ax.quiver(g[:, 0], g[:, 1], a[:, 0] - g[:, 0], a[:, 1] - g[:, 1], angles="xy", scale_units="xy", scale=1,
               color="tab:red", width=0.003, label="to its place on the map", zorder=3)  # fmt: skip
     _axes(ax, np.vstack([g, a]), unit)
+    basemap.on_comparison(ax, comparison)
     ax.legend(loc="best", fontsize=8)
     ax.set_title(
         title
@@ -332,37 +334,37 @@ def draw_displacement(comparison: Comparison, unit: str = "km", title: str = "")
 
 
 def warp(geo_xy: np.ndarray, map_xy: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``points`` of the real plane carried onto the map by the thin-plate spline through the places."""
-    from scipy.interpolate import RBFInterpolator
+    """``points`` of the real plane carried onto the map by the places' warp (:func:`citymap_lightning.spline.fit`)."""
+    from citymap_lightning import spline
 
-    keep = _even_sample(len(geo_xy), MAX_SPLINE_PLACES)
-    source, target = geo_xy[keep], map_xy[keep]
-    source, first = np.unique(source, axis=0, return_index=True)
-    target = target[first]
-    spread = float(np.ptp(source, axis=0).max()) or 1.0
-    spline = RBFInterpolator(source / spread, target, kernel="thin_plate_spline", smoothing=1e-10)
-    return spline(points / spread)
+    return spline.fit(geo_xy, map_xy)(points)
 
 
 def draw_distortion(comparison: Comparison, unit: str = "km", title: str = "") -> Any:
-    """A regular grid over the real positions, warped onto the map by a thin-plate spline, with the places."""
-    from citymap_lightning import render
+    """A regular grid over the real positions (their hull and a margin), warped onto the map, with the places.
+
+    The warp is :func:`citymap_lightning.spline.fit`'s: a thin-plate spline smoothed as little as keeps it from
+    folding; the coastlines go through it too where the positions are latitude/longitude. The title says how
+    much it was smoothed.
+    """
+    from matplotlib.collections import LineCollection
+
+    from citymap_lightning import basemap, render, spline
 
     fig = render.new_figure(8, 7)
     ax = fig.add_subplot()
     g, a = comparison.geo, comparison.aligned
-    low, high = g.min(axis=0), g.max(axis=0)
-    step = np.linspace(0, 1, 101)
-    for k in np.linspace(0, 1, GRID_LINES):
-        for line in (np.stack([low[0] + step * (high[0] - low[0]), np.full_like(step, low[1] + k * (high[1] - low[1]))],
-                              axis=1),
-                     np.stack([np.full_like(step, low[0] + k * (high[0] - low[0])), low[1] + step * (high[1] - low[1])],
-                              axis=1)):  # fmt: skip
-            warped = warp(g, a, line) if len(g) >= 3 else line
-            ax.plot(warped[:, 0], warped[:, 1], lw=0.6, color="tab:blue", alpha=0.7)
+    carried = spline.fit(g, a)
+    grid = [carried(line) for line in spline.grid_lines(carried.region, GRID_LINES)]
+    ax.add_collection(LineCollection(grid, linewidths=0.6, colors="tab:blue", alpha=0.5, zorder=1))
     ax.scatter(a[:, 0], a[:, 1], s=10, c="black", zorder=3)
-    _axes(ax, a, unit)
-    ax.set_title(title or "Distortion: a regular grid over the real positions, carried onto the map")
+    _axes(ax, np.vstack([a, *grid]), unit)
+    basemap.on_comparison(ax, comparison, carried)
+    what = "a regular grid over the real positions" + (" and the coastlines" if comparison.centre is not None else "")
+    how = ("a thin-plate spline through every place" if carried.smoothing == 0 else
+           f"a thin-plate spline smoothed (λ = {carried.smoothing:.2g}) so that the grid does not fold")  # fmt: skip
+    ax.set_title(title or f"Distortion: {what}, carried onto the map\nby {how}, within the places' hull",
+                 fontsize=10)  # fmt: skip
     _labels(ax, a, comparison.names, np.argsort(-comparison.displacement, kind="stable"))
     return fig
 

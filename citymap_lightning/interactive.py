@@ -5,8 +5,9 @@ CDN. A hover shows a place's name, its share of the residual and, where real pos
 its displacement from them. Layers switched on and off from the legend: the places (coloured by
 their share of the error), their names (the :data:`~citymap_lightning.render.ALL_LABELS` first in
 :func:`~citymap_lightning.render.label_priority`'s order), each place's path during the fit and the
-displacements. Above :data:`MAX_PLACES` places the file holds a random sample of them (the labelled
-ones always), so that it stays quick to open; its title says how many.
+displacements, and the coastlines and borders where the frame is geographic
+(:mod:`~citymap_lightning.basemap`). Above :data:`MAX_PLACES` places the file holds a random sample of
+them (the labelled ones always), so that it stays quick to open; its title says how many.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from citymap_lightning import output, render
+from citymap_lightning import basemap, output, render
 
 if TYPE_CHECKING:
     from citymap_lightning.comparison import Comparison
@@ -52,6 +53,7 @@ def write_map(
     population: np.ndarray | None = None,
     title: str = "",
     max_places: int = MAX_PLACES,
+    coastlines: basemap.Lines | None = None,
 ) -> Path | None:
     """Write ``map.html`` for a flat map (a 1-D ordering along x); None, said in one line, without Plotly.
 
@@ -65,6 +67,8 @@ def write_map(
         population: each place's population where known (NaN elsewhere), for which names are shown.
         title: the figure's title.
         max_places: above this many places, a random sample of them (seeded, the labelled ones included).
+        coastlines: coastlines and borders in the map's frame (:func:`citymap_lightning.basemap.for_map`), a
+            layer under the places.
 
     """
     try:
@@ -82,7 +86,7 @@ def write_map(
     geographic = fit.latlon is not None
     share = 100 * np.asarray(fit.place_share, dtype=np.float64)
     hover = {k: f"<b>{_escape(names[k])}</b><br>share of the residual: {share[k]:.3g} %" for k in keep.tolist()}
-    traces = []
+    traces = basemap.plotly_traces(go, coastlines)
     if history is not None and len(history) > 1:
         traces.append(_paths(go, history, history_places, keep))
     if compared is not None:

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from citymap_lightning import anchors as anchoring
-from citymap_lightning import checkpoints, losses, starts
+from citymap_lightning import checkpoints, losses, stages, starts
 from citymap_lightning import geometry as geo
 from citymap_lightning.convergence import Convergence
 from citymap_lightning.errors import ConfigError, FitDivergedError
@@ -133,6 +133,8 @@ class CityMap(pl.LightningModule):
         to read them, turns it off: ``self.log`` cost about a third of a 500-place fit."""
         self._anchor_hook: Any = None
         self.convergence = Convergence(tol, patience)
+        self.start_stages: list[stages.Stage] = []
+        """The stages the start ran (:mod:`citymap_lightning.stages`), for the logs and the summary line."""
 
     def prepare(self, table: DistanceTable, solver: Solver, fitting: bool = True) -> Problem:
         """Build the problem of ``table`` and set ``solver`` up for it, once; refuse in one line what cannot be fitted.
@@ -152,6 +154,7 @@ class CityMap(pl.LightningModule):
         self.problem, self.solver = problem, solver
         # the solver's objective may be too noisy to judge by a smaller tolerance (pair batches)
         self.convergence.tol = max(hp.tol, solver.min_tolerance) if hp.tol else 0.0
+        self.convergence.stalled = solver.stalled
         return problem
 
     def resolve_auto(self, solver: Solver) -> None:
@@ -181,6 +184,7 @@ class CityMap(pl.LightningModule):
         if self.geometry.curved:
             self._setup_sphere(dm.table, stage)
         elif stage == "fit" and self.start != "random":
+            self.start_stages.clear()
             init = starts.initial_coords(
                 self.start,
                 dm.table,
@@ -188,7 +192,9 @@ class CityMap(pl.LightningModule):
                 np.random.default_rng(0),
                 scale=self.solver.scale,
                 loss=self.hparams.loss if self.hparams.transform == "ratio" else "stress",
+                record=self.start_stages,
             )
+            self.log_stages()
             if self.start in ("classical", "pivot"):
                 self._reference = init  # the quality guard's reference: no need to compute it again
             with torch.no_grad():
@@ -197,6 +203,26 @@ class CityMap(pl.LightningModule):
             self._hold_anchors(dm.table)
             with torch.no_grad():  # bootstrap replicates start where the map starts
                 self.coords[self.hparams.restarts :] = self.coords[0]
+
+    def log_stages(self) -> None:
+        """Each stage the start ran: one INFO line, and TensorBoard scalars and text.
+
+        The scalars ``start/stage``, ``start/objective`` and ``start/seconds`` and the text ``start/stage_name``
+        are stepped by the stage's number; ``start/stages`` is a table of them all.
+        """
+        if not self.start_stages:
+            return
+        experiment = getattr(self.logger, "experiment", None) if self._trainer is not None else None
+        writer = experiment if hasattr(experiment, "add_scalar") else None
+        for k, stage in enumerate(self.start_stages):
+            log.info(stage.line())
+            if writer is not None:
+                writer.add_scalar("start/stage", k, k)
+                writer.add_scalar("start/objective", stage.objective, k)
+                writer.add_scalar("start/seconds", stage.seconds, k)
+                writer.add_text("start/stage_name", stage.name, k)
+        if writer is not None:
+            writer.add_text("start/stages", stages.table(self.start_stages), 0)
 
     def check_anchors(self, table: Any) -> None:
         """Refuse anchors this geometry and dimension cannot hold, in one line."""
@@ -363,14 +389,17 @@ class CityMap(pl.LightningModule):
             return
         value = self.solver.epoch_objective(self.problem, self.state())
         noise = lambda: self.solver.rounding_noise(self.problem, self.state())  # noqa: E731 (asked only when needed)
-        if value is not None and self.convergence.update(value, float(self.stress1[self.best_restart()]), noise):
+        slope = lambda: self.solver.stationarity(self.problem, self.state())  # noqa: E731
+        if value is not None and self.convergence.update(value, float(self.stress1[self.best_restart()]), noise, slope):
             self.trainer.should_stop = True
 
     def convergence_summary(self, log_dir: str | None = None) -> str:
         """The run's one summary line (logged at the end of fitting): stress-1, epochs, converged or not, where."""
         stress1 = float(self.stress1[self.best_restart()])
         where = f"; outputs in {log_dir}" if log_dir else ""
-        return self.convergence.summary(stress1, self.current_epoch, self.trainer.max_epochs) + where
+        line = self.convergence.summary(stress1, self.current_epoch, self.trainer.max_epochs)
+        start = stages.summary(self.start_stages)
+        return line + (f"; {start}" if start else "") + where
 
     def check_finite(self, value: torch.Tensor | None = None) -> None:
         """Stop with a plain message when the loss (or the coordinates) stopped being finite."""

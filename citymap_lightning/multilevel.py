@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from citymap_lightning import losses
+from citymap_lightning.stages import Stage
 from citymap_lightning.starts import _lbfgs, circle_crossings, relayout
 
 log = logging.getLogger("citymap_lightning")
@@ -229,8 +230,11 @@ def minimise(
     w: np.ndarray,
     tol: float = TOLERANCE,
     max_iter: int = MAX_ITERATIONS,
+    record: list[bool] | None = None,
 ) -> tuple[np.ndarray, float]:
     """``loss`` over the pairs minimised from ``x`` by L-BFGS in float64; returns the map and its objective.
+
+    ``record``, when given, gets whether L-BFGS stopped by its tolerance (not its iteration cap).
 
     Works in units of the distances' root mean square (L-BFGS-B's first step moves by about 1, whatever
     the map's size) and on the objective rescaled to start at 10^6, so that ``tol`` is relative. Each
@@ -255,7 +259,10 @@ def minimise(
         return value, np.einsum("nkl,nl->nk", inverse, grad.reshape(n, dim)).ravel()
 
     y0 = np.einsum("nkl,nk->nl", lower, x)  # y = lower^T x
-    found = to_x(_lbfgs(in_y, y0.ravel(), max_iter, tol, memory=20))
+    result = _lbfgs(in_y, y0.ravel(), max_iter, tol, memory=20)
+    found = to_x(result.x)
+    if record is not None:
+        record.append(result.success)
     kind = losses.get(loss)
     power = 4 if kind.squared else 2 + kind.power  # the terms' unit: (km^2)^2, or w d^power km^2
     return found * unit, objective(found.ravel(), dim)[0] * unit**power
@@ -339,24 +346,35 @@ def level_stages(loss: str, finest: bool) -> list[str]:
     return list(dict.fromkeys(["stress", loss]))
 
 
-def fit(levels: list[Level], loss: str, coarsest_fit: Callable[[Level], np.ndarray]) -> np.ndarray:
+def fit(
+    levels: list[Level], loss: str, coarsest_fit: Callable[[Level], np.ndarray], record: list[Stage] | None = None
+) -> np.ndarray:
     """The map of the finest of ``levels`` (:func:`hierarchy`) by coarse-to-fine fitting.
 
     ``coarsest_fit`` fits the coarsest level (the package's continuation, with its repairs); each finer
     level is placed from the one above (:func:`prolong`), fitted by its :func:`level_stages` and unfolded.
+    Each stage is appended to ``record`` (:class:`~citymap_lightning.stages.Stage`), when given.
     """
     x = coarsest_fit(levels[-1])
+    record = [] if record is None else record
+
+    def run(name: str, level: Level, x: np.ndarray) -> tuple[np.ndarray, float]:
+        t, stopped = time.perf_counter(), []
+        x, value = minimise(name.split(",")[0], x, level.i, level.j, level.d, level.w, record=stopped)
+        record.append(
+            Stage(f"level {k} ({level.n:,} places): {name}", level.n, value, stopped[0], time.perf_counter() - t)
+        )
+        return x, value
+
     for k in range(len(levels) - 2, -1, -1):
         level, kept = levels[k], levels[k + 1].kept
         x = prolong(x, level, kept)
         for stage in level_stages(loss, k == 0):
-            t = time.perf_counter()
-            x, value = minimise(stage, x, level.i, level.j, level.d, level.w)
-            took = time.perf_counter() - t
-            log.debug(f"multilevel: level {k} ({level.n} places) {stage} {value:.6g} in {took:.1f} s")
+            x, value = run(stage, level, x)
         x = unfold(stage, x, value, level)
+    k = 0
     x, moved = relayout(stage, x, levels[0].i, levels[0].j, levels[0].d, levels[0].w)
     if moved:  # crumpled regions laid out afresh: settled, and single places unfolded again
-        x, value = minimise(stage, x, levels[0].i, levels[0].j, levels[0].d, levels[0].w)
+        x, value = run(f"{stage}, crumpled regions laid out afresh", levels[0], x)
         x = unfold(stage, x, value, levels[0])
     return x

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import torch
 from citymap_lightning import geometry as geo
 from citymap_lightning import losses, metrics
 from citymap_lightning.errors import ConfigError
+from citymap_lightning.stages import Stage
 from citymap_lightning.tables import DistanceTable
 
 log = logging.getLogger("citymap_lightning")
@@ -230,7 +232,9 @@ CONTINUATION_TOLERANCE = 1e-12
 """A stage of :func:`continuation` ends when its objective's relative change in an L-BFGS iteration stays below this."""
 
 
-def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) -> np.ndarray:
+def continuation(
+    table: DistanceTable, loss: str, dim: int, scale: float = 1.0, record: list[Stage] | None = None
+) -> np.ndarray:
     """A start in the basin of ``loss``'s optimum (missing pairs, 3-D space): global losses first, then local ones.
 
     Pivot MDS of the shortest paths through the known pairs (memory O(n + pairs)) and, up to
@@ -250,6 +254,8 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
     Weighted stress and Sammon still ended 85.9x and 3.86x on one of them, dense clusters left
     crumpled by the global stages: on a table with missing pairs :func:`relayout` then lays such
     regions out afresh, and every loss ends at 1.0000x (weighted stress: 23 s of CPU in all).
+
+    Each stage run is appended to ``record`` (:class:`~citymap_lightning.stages.Stage`), when given.
     """
     from threadpoolctl import threadpool_limits
 
@@ -257,15 +263,17 @@ def continuation(table: DistanceTable, loss: str, dim: int, scale: float = 1.0) 
     # slower (500 places, weighted stress: 22.6 s of CPU against 306 s), and the result is then the same run to run
     with threadpool_limits(1):
         if not table.complete and table.n > MULTILEVEL_FROM:
-            return _multilevel(table, loss, dim, scale)
-        return _continuation(table, loss, dim, scale)
+            return _multilevel(table, loss, dim, scale, record)
+        return _continuation(table, loss, dim, scale, record=record)
 
 
 MULTILEVEL_FROM = 5000
 """Above this many places a table with missing pairs starts coarse-to-fine (:mod:`~citymap_lightning.multilevel`)."""
 
 
-def _multilevel(table: DistanceTable, loss: str, dim: int, scale: float) -> np.ndarray:
+def _multilevel(
+    table: DistanceTable, loss: str, dim: int, scale: float, record: list[Stage] | None = None
+) -> np.ndarray:
     """The start of a large table with missing pairs: its coarsest level by :func:`_continuation`, then level by level.
 
     The coarsest level settles the global shape by the course objective (with the continuation's
@@ -278,20 +286,38 @@ def _multilevel(table: DistanceTable, loss: str, dim: int, scale: float) -> np.n
     def coarsest(level: multilevel.Level) -> np.ndarray:
         names = [str(k) for k in range(level.n)]
         coarse = PairTable(names=names, i=level.i, j=level.j, d=level.d, w=level.w)
-        return _continuation(coarse, "course", dim, 1.0, quiet=True)
+        label = f"level {len(levels) - 1} ({level.n:,} places)"
+        return _continuation(coarse, "course", dim, 1.0, quiet=True, record=record, label=label)
 
     i, j, d, w = table.known_values()
     levels = multilevel.hierarchy(table.n, i, j, d / scale, w)
     if len(levels) == 1:  # too dense to coarsen (a matrix with a few empty cells): fitted whole
-        return _continuation(table, loss, dim, scale)
+        return _continuation(table, loss, dim, scale, record=record)
     shown = " > ".join(f"{level.n:,}" for level in levels)
     log.info(f"start: coarse to fine over {len(levels)} levels of places ({shown}), each fitted by L-BFGS in float64")
-    return np.ascontiguousarray(multilevel.fit(levels, loss, coarsest))
+    return np.ascontiguousarray(multilevel.fit(levels, loss, coarsest, record))
 
 
-def _continuation(table: DistanceTable, loss: str, dim: int, scale: float, quiet: bool = False) -> np.ndarray:
+def _continuation(
+    table: DistanceTable,
+    loss: str,
+    dim: int,
+    scale: float,
+    quiet: bool = False,
+    record: list[Stage] | None = None,
+    label: str = "",
+) -> np.ndarray:
     i, j, d, w = table.known_values()
     d = d / scale
+    label = label or f"{table.n:,} places"
+    clock = [time.perf_counter()]
+
+    def done(name: str, value: float) -> None:  # the stage just run, into the record
+        now = time.perf_counter()
+        if record is not None:
+            record.append(Stage(f"{label}: {name}", table.n, float(value), None, now - clock[0]))
+        clock[0] = now
+
     firsts = ["pivot"] + (["classical"] if table.n <= SPARSE_CLASSICAL_LIMIT else [])
     tried = {}  # the course objective from each first stage, the lower kept
     for first in firsts:
@@ -304,17 +330,22 @@ def _continuation(table: DistanceTable, loss: str, dim: int, scale: float, quiet
             settled = minimise_pairs("stress", start, i, j, d, w)
             tried[f"{first} MDS, raw stress"] = minimise_pairs("course", settled, i, j, d, w, value=True)
     first = min(tried, key=lambda name: tried[name][1])
+    done(f"{first if ' ' in first else first + ' MDS'}, then course", tried[first][1])
     x, value = descend("course", tried[first][0], i, j, d, w)
+    done("course, places moved out of folds", value)
     first = first if " " in first else f"{first} MDS"
     stages = list(dict.fromkeys(["course"] + (["stress"] if losses.get(loss).local else []) + [loss]))
     for stage in stages[1:]:
         x, value = descend(stage, x, i, j, d, w)
+        done(stage, value)
     if not table.complete and table.n <= HOP_LIMIT:
-        x = basin_hops(loss, x, value, i, j, d, w)
+        x, value = basin_hops(loss, x, value, i, j, d, w)
+        done(f"{loss}, basin hops", value)
     if not table.complete:
         x, moved = relayout(loss, x, i, j, d, w)
         if moved:
             x, value = descend(loss, x, i, j, d, w)
+            done(f"{loss}, crumpled regions laid out afresh", value)
     of = "the distances" if table.complete else "the shortest paths"
     if not quiet:
         log.info(f"start: {first} of {of}, then {', then '.join(stages)} (continuation)")
@@ -602,9 +633,10 @@ def _pair_terms(
 
 def basin_hops(
     loss: str, x: np.ndarray, value: float, i: np.ndarray, j: np.ndarray, d: np.ndarray, w: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
     """Monotonic basin hopping: perturb the best map found, descend again, keep the lower, until hops stop paying.
 
+    Returns the map and its objective.
     Each place is moved by a normal step of half the distance to its nearest partner (seeded, so the
     same table gives the same start). Folds of a few neighbouring places, which no single move and no
     global loss undoes, are left by one of the hops: on six 500-place pair lists (3-4 nearest + 2 far)
@@ -623,7 +655,7 @@ def basin_hops(
             misses += 1
             if misses >= HOP_PATIENCE:
                 break
-    return descend(loss, x, i, j, d, w)[0]
+    return descend(loss, x, i, j, d, w)
 
 
 def minimise_pairs(
@@ -671,7 +703,7 @@ def minimise_pairs(
             grad[held] = 0.0
         return value, grad.ravel()
 
-    out = _lbfgs(objective, x.ravel(), max_iter, tol, memory=20).reshape(n, dim) * unit
+    out = _lbfgs(objective, x.ravel(), max_iter, tol, memory=20).x.reshape(n, dim) * unit
     if not value:
         return out
     own = w if kind.squared else _np_pair_weights(kind.power, original_d, w)
@@ -699,7 +731,13 @@ def check_start(method: str, table: DistanceTable, dim: int, geometry: str = "pl
 
 
 def initial_coords(
-    method: str, table: DistanceTable, dim: int, rng: np.random.Generator, scale: float = 1.0, loss: str = "stress"
+    method: str,
+    table: DistanceTable,
+    dim: int,
+    rng: np.random.Generator,
+    scale: float = 1.0,
+    loss: str = "stress",
+    record: list[Stage] | None = None,
 ) -> np.ndarray:
     """Initial positions of a table's places in the units of ``distances / scale``.
 
@@ -712,7 +750,7 @@ def initial_coords(
     n = table.n
     check_start(method, table, dim)
     if method == "continuation":
-        return continuation(table, loss, dim, scale)
+        return continuation(table, loss, dim, scale, record)
     if method == "random":
         return random_start(n, dim, rng)
     if method in ("mercator", "lambert"):
@@ -799,7 +837,7 @@ def settle_on_sphere(
         return float(value.detach()), grad.numpy()
 
     with threadpool_limits(1):
-        found = _lbfgs(objective, np.r_[u.ravel(), np.log(radius / unit)], max_iter, CONTINUATION_TOLERANCE)
+        found = _lbfgs(objective, np.r_[u.ravel(), np.log(radius / unit)], max_iter, CONTINUATION_TOLERANCE).x
     v = found[:-1].reshape(n, 3)
     v = v / np.linalg.norm(v, axis=1, keepdims=True)
     return np.ascontiguousarray(v), float(np.exp(found[-1]) * unit) if learn else radius
@@ -811,8 +849,10 @@ def _lbfgs(
     max_iter: int,
     tol: float,
     memory: int = 10,
-) -> np.ndarray:
+) -> Any:
     """SciPy's L-BFGS-B from ``start`` on ``objective`` (value and gradient), to a relative tolerance ``tol``.
+
+    Returns SciPy's result: ``x``, and ``success`` (stopped by its tolerance, not its iteration cap).
 
     L-BFGS-B's ``ftol`` is relative to ``max(|f|, 1)``: the objective is rescaled to start at 10^6, so it
     stays relative whatever the objective's unit.
@@ -826,7 +866,7 @@ def _lbfgs(
         return value / norm, grad / norm
 
     options = {"maxiter": max_iter, "maxfun": 2 * max_iter, "ftol": tol, "gtol": 1e-14, "maxcor": memory}
-    return minimize(scaled, start, jac=True, method="L-BFGS-B", options=options).x
+    return minimize(scaled, start, jac=True, method="L-BFGS-B", options=options)
 
 
 def _nearest_partner(n: int, i: np.ndarray, j: np.ndarray, d: np.ndarray) -> np.ndarray:

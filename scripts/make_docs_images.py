@@ -71,8 +71,9 @@ RUNS = {
                     {"map.png": "eurodist_map.png", "displacement.png": "eurodist_displacement.png",
                      "distortion.png": "eurodist_distortion.png"}),
     "france": Run(["--data.path", str(DATA / "france_hours.csv"), "--data.positions",
-                   str(DATA / "france_positions.csv")],
-                  {"displacement.png": "france_displacement.png", "distortion.png": "france_distortion.png"}),
+                   str(DATA / "france_positions.csv"), "--map.max_trajectories", "40"],  # no paths: the coast reads
+                  {"displacement.png": "france_displacement.png", "distortion.png": "france_distortion.png",
+                   "map.png": "timespace_coastlines.png"}),  # the coastlines carried onto the map of hours
     "timespace": Run(hub_pulled, {"displacement.png": "timespace_displacement.png",
                                   "distortion.png": "timespace_distortion.png"}),
     "uncertainty": Run(noisy_europe, {"map.png": "uncertainty_map.png"}),

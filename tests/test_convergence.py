@@ -92,3 +92,80 @@ def test_a_pair_list_stopped_at_two_epochs_warns_that_it_did_not_converge(tmp_pa
     done = [r.getMessage() for r in caplog.records if "converged (" in r.getMessage()]
     assert len(done) == 1 and "after" in done[0]
     assert np.isfinite(float(done[0].split("stress-1 ")[1].split(" ")[0]))
+
+
+def _road_list(n: int = 300, seed: int = 3):
+    """A small road-shaped pair list (4 nearest + 2 random partners) of random places, as a PairTable."""
+    from scipy.spatial import cKDTree
+
+    from citymap_lightning.tables import PairTable
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1000, (n, 2))
+    near = cKDTree(x).query(x, 5)[1][:, 1:]
+    i = np.concatenate([np.repeat(np.arange(n), 4), np.repeat(np.arange(n), 2)])
+    j = np.concatenate([near.ravel(), rng.integers(0, n, 2 * n)])
+    keep = i != j
+    i, j = np.minimum(i, j)[keep], np.maximum(i, j)[keep]
+    i, j = np.unique(np.stack([i, j]), axis=1)
+    d = np.linalg.norm(x[i] - x[j], axis=1) * rng.uniform(0.9, 1.1, len(i))  # noisy: the minimum is not exact
+    return x, PairTable(names=[f"p{k}" for k in range(n)], i=i, j=j, d=d, w=np.ones(len(d)), source="test")
+
+
+@pytest.mark.parametrize("loss", ["stress", "course"])
+def test_stationarity_is_near_zero_at_the_minimum_and_large_on_a_slope(loss):
+    """The gradient test reads 0 at an independent minimum (SciPy L-BFGS-B, float64) and not beside it."""
+    import torch
+
+    from citymap_lightning import geometry, losses
+    from citymap_lightning.problem import MapState, Problem
+    from citymap_lightning.solvers import FullBatch, PairBatches
+
+    x, table = _road_list()
+    i, j, d, _ = table.known_values()
+    best = ref.lbfgs(loss, x, i, j, d, None, "plane", 1.0)[0]
+    for solver in (FullBatch(table), PairBatches(table)):
+        problem = Problem(table, geometry.Plane(), losses.get(loss))
+        at = lambda c, scale=solver.scale: MapState(coords=torch.from_numpy(c / scale)[None].float())  # noqa: E731
+        assert solver.stationarity(problem, at(best)) < 1e-5
+        rng = np.random.default_rng(0)
+        shaken = best + rng.normal(0, 20, best.shape)  # 20 km on a 1,000 km map
+        assert solver.stationarity(problem, at(shaken)) > 1e-2
+        # an anchored place's gradient is not a slope: it cannot move
+        held = best.copy()
+        held[0] += 50.0
+        mask = np.zeros(len(x), bool)
+        mask[:3] = True  # three held places fix the map: place 0 is then 50 km from where its distances put it
+        pinned = ref.lbfgs(loss, held, i, j, d, None, "plane", 1.0, anchored=mask)[0]
+        anchors = (torch.tensor([0, 1, 2]), torch.from_numpy(pinned[:3] / solver.scale).float())
+        anchored = Problem(table, geometry.Plane(), losses.get(loss), anchored=anchors)
+        assert solver.stationarity(problem, at(pinned)) > 1e-3
+        assert solver.stationarity(anchored, at(pinned)) < 1e-5
+
+
+def test_a_fit_that_stopped_falling_on_a_slope_did_not_converge():
+    """Quiet epochs on a slope (pair batches at 4x their optimum once said `converged`): the gradient test decides."""
+    c = Convergence(tol=2e-3, patience=3)
+    asked = []
+
+    def slope() -> float:
+        asked.append(1)
+        return 0.3
+
+    for value in (0.2, 0.1999, 0.1998, 0.1997, 0.1996):
+        c.update(value, stress1=0.15, stationarity=slope)
+    assert not c.converged and c.short and len(asked) == 2  # asked only once the epochs were quiet
+    line = c.summary(0.15, 80, 80)
+    assert "did not converge" in line and "not a stationary point" in line and "0.3" in line
+    assert "converged" not in line.replace("did not converge", "")
+    flat = Convergence(tol=2e-3, patience=3)
+    for value in (0.2, 0.1999, 0.1998, 0.1997):
+        flat.update(value, stress1=0.15, stationarity=lambda: 2e-7)
+    assert flat.converged and "a step along its gradient would gain 2e-07" in flat.summary(0.15, 4, 80)
+    unjudged = Convergence(tol=2e-3, patience=3)  # no whole objective (random partners): the change alone
+    for value in (0.2, 0.1999, 0.1998, 0.1997):
+        unjudged.update(value, stress1=0.15, stationarity=lambda: None)
+    assert unjudged.converged
+    resumed = Convergence(tol=2e-3, patience=3)
+    resumed.load_state_dict(c.state_dict())
+    assert resumed.gain == 0.3 and not resumed.converged

@@ -134,8 +134,45 @@ def test_a_large_road_shaped_list_starts_at_its_optimum(loss):
     names, latlon, i, j, d = road_list(6000, seed=5)
     assert 6000 > starts.MULTILEVEL_FROM
     table = PairTable(names=names, i=i, j=j, d=d, w=np.ones_like(d))
-    x = starts.continuation(table, loss, 2)
+    record = []
+    x = starts.continuation(table, loss, 2, record=record)
     value = ref.objective(loss, x, i, j, d)
+    # every stage is recorded: the coarsest level's continuation, then each finer level down to level 0
+    levels = [int(stage.name.split()[1]) for stage in record]
+    assert levels == sorted(levels, reverse=True) and levels[-1] == 0 and levels[0] >= 2
+    assert all(np.isfinite(stage.objective) and stage.seconds >= 0 for stage in record)
+    finest = [stage for stage in record if stage.name.startswith("level 0 ")]
+    assert finest[-1].places == 6000 and all(stage.converged is not None for stage in finest)
     _, _, from_truth = ref.lbfgs(loss, ref.azimuthal_equidistant(latlon), i, j, d, None, "plane", 1.0)
     _, _, from_ours = ref.lbfgs(loss, x, i, j, d, None, "plane", 1.0)
     assert value <= 1.01 * min(from_truth, from_ours)
+
+
+def test_the_start_stages_are_logged(tmp_path):
+    """A pair list's start shows its stages: one INFO line each, TensorBoard scalars stepped by stage, a table."""
+    import logging
+
+    from conftest import event_tags, fit_cli
+
+    names, _, i, j, d = road_list(300, seed=2)
+    path = tmp_path / "road.csv"
+    path.write_text(
+        "source,target,distance\n"
+        + "".join(f"{names[a]},{names[b]},{c:.3f}\n" for a, b, c in zip(i, j, d, strict=True))
+    )
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logging.getLogger("citymap_lightning").addHandler(handler)
+    try:
+        run = fit_cli(tmp_path / "out", "--data.path", str(path), "--trainer.max_epochs", "5")
+    finally:
+        logging.getLogger("citymap_lightning").removeHandler(handler)
+    shown = [line for line in lines if line.startswith("start stage ")]
+    assert len(shown) >= 3 and "course" in shown[0]
+    events = event_tags(run)
+    steps = [e.step for e in events.Scalars("start/stage")]
+    assert steps == list(range(len(shown)))
+    assert len(events.Scalars("start/objective")) == len(shown)
+    text = events.Tensors("start/stages/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text.count("\n") == len(shown) + 1 and "| stage |" in text

@@ -19,7 +19,7 @@ def test_wheel_carries_data_and_configs_and_finds_them_from_anywhere(tmp_path):
     )  # fmt: skip
     (wheel,) = (tmp_path / "wheel").glob("citymap_lightning-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for name in ("data/europe36.csv", "configs/default.yaml", "configs/sgd.yaml", "configs/sphere.yaml"):
+    for name in ("data/europe36.csv", "configs/default.yaml", "configs/sgd.yaml", "configs/sphere.yaml", "basemap.npz"):
         assert f"citymap_lightning/{name}" in names
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],

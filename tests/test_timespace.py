@@ -280,6 +280,10 @@ def test_the_shipped_travel_times_give_the_readmes_time_space_map(tmp_path):
     real = {name: np.array([float(rows[name]["x_geo"]), float(rows[name]["y_geo"])]) for name in rows}
     for city in ("Marseille", "Nice", "Strasbourg", "Bordeaux"):  # on the fast line: pulled towards Paris
         assert np.linalg.norm(aligned[city] - aligned["Paris"]) < 0.5 * np.linalg.norm(real[city] - real["Paris"])
+    from citymap_lightning import spline
+
+    warp = spline.fit(np.stack(list(real.values())), np.stack(list(aligned.values())))  # distortion.png's
+    assert warp.smoothing > 0 and warp.area_scale(warp.region.lattice(120)).min() > 0  # smoothed: no fold
 
 
 @pytest.mark.slow

@@ -280,6 +280,11 @@ class FullBatch(Solver):
         with torch.no_grad():
             return self._terms(problem, state, batch)[0].double()
 
+    def whole_objective(self, problem: Problem, state: MapState) -> Iterator[torch.Tensor]:
+        """The one batch's loss of the best restart."""
+        batch = {k: v.to(state.device) for k, v in self.batch.items()}
+        yield self._terms(problem, state, batch)[0][state.best]
+
     def transform_line(self, problem: Problem, state: MapState) -> tuple[float, float] | None:
         """For ``interval``: ``a`` and ``b`` of ``given = a + b * map distance`` in the input's unit (best restart)."""
         if self.transform != "interval":

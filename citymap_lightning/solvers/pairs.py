@@ -97,6 +97,11 @@ class PairBatches(Solver):
     epoch (300 European places, 15 epochs past the annealing, while it fell by 0.25% in all): the step
     schedule ends the descent, and this tells a fit still falling from one that has settled."""
 
+    stalled = (
+        "pair batches' steps stop short of the minimum: fit every known pair at once (the default for a pair list "
+        "of up to 2^25 known pairs; leave --data.full_batch_limit above 0)"
+    )
+
     def __init__(
         self,
         table: DistanceTable,
@@ -363,6 +368,20 @@ class PairBatches(Solver):
 
     def invalidate(self) -> None:
         self._evaluated = None
+
+    def whole_objective(self, problem: Problem, state: MapState) -> Iterator[torch.Tensor]:
+        """The loss over every known pair of a table with missing pairs, batch by batch; nothing for a complete one.
+
+        A complete table's epochs draw new random partners, so no fixed sum is their objective: its fits
+        are judged by stress-1 over the fixed sample.
+        """
+        if self.known_pairs is None:
+            return
+        for batch in self.evaluation_batches():
+            i, j = batch["i"].to(state.device), batch["j"].to(state.device)
+            d, w = (batch[k].to(device=state.device, dtype=state.coords.dtype) for k in ("distances", "weights"))
+            fitted = problem.pair_distances(state, i, j)[0]
+            yield losses.terms(problem.loss.name, fitted, d, w).sum()
 
     def epoch_objective(self, problem: Problem, state: MapState) -> float | None:
         """Stress-1 over the evaluation pairs (judged from :meth:`judged_from` on)."""
