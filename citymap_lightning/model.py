@@ -392,6 +392,17 @@ class CityMap(pl.LightningModule):
         slope = lambda: self.solver.stationarity(self.problem, self.state())  # noqa: E731
         if value is not None and self.convergence.update(value, float(self.stress1[self.best_restart()]), noise, slope):
             self.trainer.should_stop = True
+        elif self.convergence.stalled_short and self.solver.polish(self.problem):
+            # float32 steps stalled on a slope: go on in float64, from a fresh L-BFGS memory of float64 gradients
+            if self.trainer.global_rank == 0:
+                log.info(
+                    f"epoch {self.current_epoch}: the objective stopped falling short of its optimum (a step along "
+                    f"its gradient would gain {self.convergence.gain:.2g}): the fit goes on in float64"
+                )
+            self.convergence.quiet = 0
+            for optimizer in self.trainer.optimizers:
+                for param in optimizer.param_groups[0]["params"]:
+                    optimizer.state.pop(param, None)
 
     def convergence_summary(self, log_dir: str | None = None) -> str:
         """The run's one summary line (logged at the end of fitting): stress-1, epochs, converged or not, where."""

@@ -40,6 +40,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -201,35 +202,43 @@ def use_for_fit(table: DistanceTable, solver: object, maps: int = 1) -> int:
     return use_for(fit_work(table, getattr(solver, "batch_size", None), maps))
 
 
+_controllers: list[Any] = []
+"""threadpoolctl's controller of the loaded BLAS and OpenMP libraries, made once (finding them takes milliseconds)."""
+
+
+def _controller() -> Any:
+    """The native thread pools' controller (None without threadpoolctl), SciPy's BLAS loaded first."""
+    if not _controllers:
+        try:
+            import scipy.linalg  # noqa: F401  (SciPy's own OpenBLAS: the start's eigenvectors and L-BFGS-B)
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # a dependency; without it the BLAS keeps its own count
+            return None
+        _controllers.append(ThreadpoolController())
+    return _controllers[0]
+
+
 def _limit_native(threads: int) -> None:
     """NumPy's and SciPy's BLAS, and OpenMP, on ``threads`` (threadpoolctl; nothing where it cannot load)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # a dependency; without it the BLAS keeps its own count
-        return
-    threadpool_limits(threads)
+    controller = _controller()
+    if controller is not None:
+        controller.limit(limits=threads)
 
 
 @contextlib.contextmanager
 def kept() -> Iterator[None]:
     """Give torch's thread count and the BLAS and OpenMP limits back as they were, whatever is set inside."""
     torch_threads = torch.get_num_threads()
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        controller = None
-    else:
-        controller = ThreadpoolController()
-        native = [(lib, lib.num_threads) for lib in controller.lib_controllers]
+    controller = _controller()
+    native = [] if controller is None else [(lib, lib.num_threads) for lib in controller.lib_controllers]
     try:
         yield
     finally:
         if torch.get_num_threads() != torch_threads:
             torch.set_num_threads(torch_threads)
-        if controller is not None:
-            for lib, count in native:
-                if lib.num_threads != count:
-                    lib.set_num_threads(count)
+        for lib, count in native:
+            if lib.num_threads != count:
+                lib.set_num_threads(count)
 
 
 @contextlib.contextmanager
