@@ -478,7 +478,10 @@ def _degrees(latlon: np.ndarray) -> str:
 
 
 def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
-    """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched."""
+    """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched.
+
+    A place found by name has the gazetteer's label, and its ``geonameid``, ``region`` and ``country`` (as text).
+    """
     if fit.located_by == "anchors":
         anchored = set(table.anchors.index.tolist())
         return output.write_geojson(
@@ -488,8 +491,10 @@ def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
         return output.write_geojson(path, table.names, fit.latlon)
     labels = dict(zip(table.located.places.tolist(), table.located.labels, strict=True))
     left_out = set(table.located.places[~fit.matches.kept].tolist())
+    found = fit.geonames or {}
     properties = [
         {"estimated_from": "names", "gazetteer": labels.get(k), "km_per_unit": round(fit.km_per_unit, 6)}
+        | {key: values[k] for key, values in found.items() if labels.get(k) is not None}
         | ({"left_out": True} if k in left_out else {})
         for k in range(table.n)
     ]

@@ -27,9 +27,10 @@ DEFAULT_DATA = "europe36.csv"
 def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
     """The places of ``table`` found by name in the gazetteer, or None when they cannot fix a frame; says which.
 
-    ``by_distance``: break ties by the table's distances (ranked, so any transform that keeps their order
-    will do); else by the country most other matches share, then population. With some names found but
-    too few to fix a frame, a warning says that the map may be turned or mirrored and how to fix it.
+    ``by_distance``: break ties by the table's distances (read through one monotone curve, so any transform
+    that keeps their order will do); else by the country most other matches share, then population. Names
+    with a qualifier that is no region or country are said in one warning. With some names found but too few
+    to fix a frame, a warning says that the map may be turned or mirrored and how to fix it.
     """
     found = gazetteer.match(table, by_distance=by_distance)
     if found.unknown:

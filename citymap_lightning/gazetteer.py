@@ -357,13 +357,13 @@ class Match:
 
 
 REFERENCES = 50
-"""Most places whose distances are used to break ties (the most populous unambiguous ones)."""
+"""Most places whose distances are used to break ties (unambiguous ones, every k-th by population)."""
 SHARED = 0.5
 """A country (or state) is preferred for ambiguous names when more than this share of the unambiguous matches has it."""
 PASSES = 3
 """Rounds of choosing among same-named places: each round's choices are partners to the next round's."""
 CALIBRATION_PAIRS = 200_000
-"""Most pairs of unambiguous places that the curve from the table's distances to great-circle km is read from."""
+"""Most pairs of unambiguous places and references that the curve from the table's distances to km is read from."""
 ASTRAY = np.log(2.0)
 """A pair that disagrees by more than this (its great-circle km half or twice what the table says) is astray: a
 reference whose pairs mostly are is a wrong match, and is not used."""
@@ -374,21 +374,23 @@ WORST = np.log(8.0)
 def match(table: DistanceTable, gazetteer: Gazetteer | None = None, by_distance: bool = True) -> Match:
     """Look the table's names up; break ties by the table's own distances, else by the other matches' country.
 
-    Reference places are up to :data:`REFERENCES` names with a single candidate. The table's distances
-    are read as great-circle km through one monotone curve, taken from the pairs of unambiguous places
-    (their distances sorted against their great-circle km sorted: the same for km, miles, travel times
-    or ranks). Each name with several candidates takes the one whose great-circle distances agree best
-    with what the table says, on two kinds of evidence:
+    Reference places are up to :data:`REFERENCES` names with a single candidate, large and small ones
+    (every k-th by population). The table's distances are read as great-circle km through one monotone
+    curve, the median km of the unambiguous places' pairs of like given distance (:func:`_curve`: the
+    same for km, miles, travel times or ranks). Each name with several candidates takes the one whose
+    great-circle distances agree best with what the table says, on two kinds of evidence:
 
     - its distances to the references; in a sparse table (a pair list) the shortest paths through the
       known pairs, which are longer than the straight line but keep its order far enough away, so that
       Sendai, Miyagi and Sendai, Kagoshima are told apart however few pairs each has;
-    - its own known pairs with places already placed (the unambiguous, then the chosen ones in later
-      rounds, :data:`PASSES`): what tells apart same-named towns a few km apart.
+    - in a sparse table, its own known pairs with places already placed (the unambiguous, then the
+      chosen ones in later rounds, :data:`PASSES`): what tells apart same-named towns a few km apart.
 
-    Without ``by_distance``, with fewer than 3 references, or where the distances cannot tell, it takes
-    the candidate in the country that most unambiguous matches share (then the region most of them
-    share), then the most populous. Wrong matches that remain are left out when the map is aligned
+    A reference, or a partner, most of whose own pairs disagree with the curve (:data:`ASTRAY`) is a
+    wrong match (a unique name of another place) and is not heard. Without ``by_distance``, with fewer
+    than 3 references, or where the distances cannot tell, it takes the candidate in the country that
+    most unambiguous matches share (then the region most of them share), then the most populous.
+    Wrong matches that remain are left out when the map is aligned
     (:func:`citymap_lightning.align.robust_similarity`).
     """
     gazetteer = gazetteer or load()
@@ -451,7 +453,7 @@ def _by_distances(table: DistanceTable, options: list[list[int]], choice: np.nda
     rows = np.array([r for p in ambiguous for r in options[p]], dtype=np.int64)
     rank = np.arange(len(rows)) - start[owner]
     score = _disagreement(along, columns[owner], _great_circle_blocks(latlon[rows], ref_latlon))
-    if table.complete:  # every pair is with the references already
+    if table.complete or table.n_known_pairs > DIRECT_LIMIT:  # the references' distances are the known pairs
         _choose(choice, owner, rows, rank, score)
         return
     i, j, d, _ = table.known_values()
@@ -477,6 +479,9 @@ def _by_distances(table: DistanceTable, options: list[list[int]], choice: np.nda
             break
 
 
+DIRECT_LIMIT = 2_000_000
+"""Most known pairs whose distances are read one by one; a table with more (a matrix with a few empty cells) is read
+through the references' shortest paths alone, which are then its known distances nearly everywhere."""
 PATH_BUDGET = 500_000
 """Places times references of shortest paths that a sparse table's references may cost: 50 references up to 10,000
 places, then fewer, 10 at least (each costs a Dijkstra search over the whole table)."""

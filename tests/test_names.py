@@ -192,6 +192,8 @@ def test_a_wrong_match_is_named_and_never_moves_the_map(tmp_path, caplog):
     (path,) = (tmp_path / "r").rglob("coordinates.geojson")
     features = {f["properties"]["name"]: f["properties"] for f in json.loads(path.read_text())["features"]}
     assert features["Lyon"]["left_out"] is True and "left_out" not in features["Vancouver"]
+    assert (features["Lyon"]["region"], features["Lyon"]["country"]) == ("Auvergne-Rhône-Alpes", "FR")
+    assert (features["Vancouver"]["region"], features["Vancouver"]["country"]) == ("Washington", "US")
 
 
 def test_places_given_by_position_get_their_population_for_labels():
@@ -330,8 +332,9 @@ def test_an_unknown_qualifier_is_said_in_one_line_with_the_closest_region_and_no
 def test_same_named_places_are_told_apart_on_a_pair_list_as_on_the_matrix(country):
     """400 places of a country, as a pair list (4 nearest and 2 far partners each) and as a full matrix.
 
-    Before: on the Japanese pair list 11 to 18 names (Sendai, Sakai, Koga, Kariya, Yokkaichi, Miyoshi, Izumi, Ōta...)
-    matched another town of their name, on the Mexican one 9 to 11; on either matrix none.
+    Before: on this Japanese pair list 29 names (Sendai, Sakai, Koga, Kariya, Yokkaichi, Miyoshi, Izumi, Ōta...)
+    matched another town of their name, on the Mexican one 10 (El Salto, Cuauhtémoc, Nogales...); on either matrix
+    none.
     """
     rows, names, latlon = region_places(country)
     km = geo.distance_matrix(latlon)
