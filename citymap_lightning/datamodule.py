@@ -34,9 +34,10 @@ def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
     """
     found = gazetteer.match(table, by_distance=by_distance)
     if found.unknown:
+        count = len(found.unknown)
         log.warning(
-            f"{where}: {len(found.unknown)} names carry a qualifier that is no region or country GeoNames knows, so it "
-            f"was not used: {listed(found.unknown, UNKNOWN_SHOWN, sep='; ')}"
+            f"{where}: {count} {'name carries' if count == 1 else 'names carry'} a qualifier that is no region or "
+            f"country GeoNames knows, so it was not used: {listed(found.unknown, UNKNOWN_SHOWN, sep='; ')}"
         )
     matched = len(found.places)
     if matched == 0:
