@@ -24,6 +24,7 @@ from citymap_lightning import comparison, gazetteer, geodata, interactive, outpu
 from citymap_lightning import geometry as geo
 from citymap_lightning.basemap import Lines, draw_under, for_map
 from citymap_lightning.errors import ConfigError, FitDivergedError
+from citymap_lightning.lists import listed
 from citymap_lightning.result import FittedMap
 
 log = logging.getLogger("citymap_lightning")
@@ -33,7 +34,8 @@ class MapRenderer(pl.Callback):
     """Draws the fitted map and its diagnostics into the run's log directory and TensorBoard.
 
     Files: ``coordinates.csv`` (``name,x,y`` in the input's unit, x east, y north, origin at the
-    centroid), ``map.png`` (points, labels, each city's trajectory), ``shepard.png`` (fitted
+    centroid; for places found by name, then ``geonameid,region,country`` of each match), ``map.png``
+    (points, labels, each city's trajectory), ``shepard.png`` (fitted
     against given distance), ``city_error.png`` (the map coloured by each city's share of the
     residual), ``pairs_fitted.csv`` (inputs with missing pairs), ``map.html`` (the map to pan, zoom
     and hover over, with Plotly: :mod:`citymap_lightning.interactive`), ``coordinates.parquet``
@@ -222,7 +224,7 @@ class MapRenderer(pl.Callback):
         fit = pl_module.fitted_map()
         coords, best = fit.coords, pl_module.best_restart()
         title = f"{table.n} places, stress-1 {fit.stress1:.3g}" if math.isfinite(fit.stress1) else ""
-        self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
+        self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords, fit.geonames)]
         if fit.located_by is not None and fit.latlon is not None:
             self.written.append(_write_geojson(log_dir / "coordinates.geojson", table, fit))
         parquet = geodata.write_parquet(log_dir / "coordinates.parquet", fit)
@@ -444,13 +446,21 @@ def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
 
 
 def _report_matches(table: Any, fit: FittedMap) -> None:
-    """One warning per match left out of the alignment, then the frame the others fixed, or why none."""
+    """A warning per match left out of the alignment (up to :data:`LEFT_OUT_SHOWN`, then one line for the rest).
+
+    Then the frame the others fixed, or why none.
+    """
     matches, located = fit.matches, table.located
-    for k in np.flatnonzero(~matches.kept):
+    out = np.flatnonzero(~matches.kept)
+    for k in out[:LEFT_OUT_SHOWN]:
         log.warning(
-            f"{table.names[located.places[k]]}: matched {gazetteer.as_text(located.labels[k])}, "
-            f"{matches.km[k]:,.0f} km from where the map puts it; left out"
+            f"{table.names[located.places[k]]}: matched {located.describe(k)} at {_degrees(located.latlon[k])}, "
+            f"{matches.km[k]:,.0f} km from where its distances put it; left out"
         )
+    if len(out) > LEFT_OUT_SHOWN:
+        rest = [table.names[located.places[k]] for k in out[LEFT_OUT_SHOWN:]]
+        log.warning(f"… and {len(rest)} more matches left out, each far from where its distances put it: "
+                    f"{listed(rest, 20)}")  # fmt: skip
     kept, found = int(matches.kept.sum()), len(matches.kept)
     if not matches.enough:
         log.warning(
@@ -468,8 +478,21 @@ def _report_matches(table: Any, fit: FittedMap) -> None:
     )
 
 
+LEFT_OUT_SHOWN = 10
+"""Matches left out that get a warning each; the rest are named in one line."""
+
+
+def _degrees(latlon: np.ndarray) -> str:
+    """``31.8°N 130.3°E``."""
+    lat, lon = float(latlon[0]), float(latlon[1])
+    return f"{abs(lat):.1f}°{'N' if lat >= 0 else 'S'} {abs(lon):.1f}°{'E' if lon >= 0 else 'W'}"
+
+
 def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
-    """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched."""
+    """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched.
+
+    A place found by name has the gazetteer's label, and its ``geonameid``, ``region`` and ``country`` (as text).
+    """
     if fit.located_by == "anchors":
         anchored = set(table.anchors.index.tolist())
         return output.write_geojson(
@@ -479,8 +502,10 @@ def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
         return output.write_geojson(path, table.names, fit.latlon)
     labels = dict(zip(table.located.places.tolist(), table.located.labels, strict=True))
     left_out = set(table.located.places[~fit.matches.kept].tolist())
+    found = fit.geonames or {}
     properties = [
         {"estimated_from": "names", "gazetteer": labels.get(k), "km_per_unit": round(fit.km_per_unit, 6)}
+        | {key: values[k] for key, values in found.items() if labels.get(k) is not None}
         | ({"left_out": True} if k in left_out else {})
         for k in range(table.n)
     ]
