@@ -300,8 +300,10 @@ class MapRenderer(pl.Callback):
             found = comparison.of_map(table.names, fit.coords, positions)
             self.written.extend(comparison.write(found, log_dir, extra=extra))
             unit = "km" if positions.latlon is not None else ""
-            self._publish(trainer, "displacement", comparison.draw_displacement(found, unit), log_dir)
-            self._publish(trainer, "distortion", comparison.draw_distortion(found, unit), log_dir)
+            shown = {"unit": unit or "units of the positions", "geographic": positions.latlon is not None}
+            figure = comparison.draw_displacement(found, **shown, per=table.unit)
+            self._publish(trainer, "displacement", figure, log_dir)
+            self._publish(trainer, "distortion", comparison.draw_distortion(found, **shown), log_dir)
             summary = found.summary()
             metrics |= {f"comparison/{key}": value for key, value in summary.items()}
             per = f" per {table.unit}" if table.unit else " per unit"
@@ -315,7 +317,7 @@ class MapRenderer(pl.Callback):
             self.written.extend(comparison.write_asymmetry(log_dir, table.names, drifts,
                                                            None if positions is not None else share))  # fmt: skip
             vectors = comparison.drift_vectors(fit.coords, skew)
-            figure = comparison.draw_drift(fit.coords, table.names, vectors, table.unit)
+            figure = comparison.draw_drift(fit.coords, table.names, vectors, table.unit, fit.latlon is not None)
             self._publish(trainer, "drift", figure, log_dir)
             metrics["asymmetry/share"] = float(share)
         if metrics and trainer.logger is not None:
