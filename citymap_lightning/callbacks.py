@@ -301,12 +301,12 @@ class MapRenderer(pl.Callback):
             self.written.extend(comparison.write(found, log_dir, extra=extra))
             unit = "km" if positions.latlon is not None else ""
             shown = {"unit": unit or "units of the positions", "geographic": positions.latlon is not None}
-            figure = comparison.draw_displacement(found, **shown, per=table.unit)
+            figure = comparison.draw_displacement(found, **shown, per=render.per_unit(table.unit))
             self._publish(trainer, "displacement", figure, log_dir)
             self._publish(trainer, "distortion", comparison.draw_distortion(found, **shown), log_dir)
             summary = found.summary()
             metrics |= {f"comparison/{key}": value for key, value in summary.items()}
-            per = f" per {table.unit}" if table.unit else " per unit"
+            per = f" per {render.per_unit(table.unit)}"
             log.info(
                 f"{positions.source}: {len(found.names)} places compared: scale {found.scale:.4g} "
                 f"{unit or 'units'}{per}, congruence {found.congruence:.4f}, displacement median "

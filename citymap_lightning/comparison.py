@@ -424,7 +424,7 @@ def draw_displacement(
         title
         or (
             f"Places lie a median {_number(median)} {label} from {against} (at most {_number(largest)} {label}).\n"
-            f"Scale {comparison.scale:.4g} {label} per {per or 'input unit'}, congruence "
+            f"Scale {comparison.scale:.4g} ({label} per {per or render.per_unit('')}), congruence "
             f"{comparison.congruence:.4f}{times_text}."
         ),
         fontsize=10,

@@ -264,6 +264,13 @@ def unit_text(unit: str) -> str:
     return unit or UNKNOWN_UNIT
 
 
+def per_unit(unit: str) -> str:
+    """``unit`` after "per": singular (``hours``: ``hour``), ``input unit`` when it is not known."""
+    if not unit:
+        return "input unit"
+    return unit[:-1] if len(unit) > 3 and unit.endswith("s") and not unit.endswith("ss") else unit
+
+
 def nice_length(span: float) -> float:
     """A round length (1, 2 or 5 times a power of ten) of at most a fifth of ``span``, for a scale bar."""
     target = max(float(span), np.finfo(float).tiny) / 5

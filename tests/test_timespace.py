@@ -123,7 +123,7 @@ def test_a_nearly_exact_map_draws_its_displacements_magnified_and_says_so():
     ax = fig.axes[0]
     title = ax.get_title()
     assert " ," not in title and "arrows drawn ×20" in title and "km from their real positions" in title
-    assert "km per hour" in title and title.rstrip().endswith(".")
+    assert "(km per hour)" in title and title.rstrip().endswith(".")
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("east (km)", "north (km)")
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["real position", "to its place on the map (drawn ×20)"]
