@@ -49,15 +49,17 @@ class MapRenderer(pl.Callback):
             are coloured by their share of the residual.
         max_pairs_places: when pairs are missing (or the input is a pair list) and there are at most
             this many places, ``pairs_fitted.csv`` lists every pair with its given and fitted distance.
-        max_trajectories: above this many places, the map draws no trajectories.
+        max_trajectories: above this many places no trajectories are drawn (``map.png`` draws them only up
+            to 40 places; TensorBoard's ``map_paths`` and ``map.html`` keep them above).
         diagnostics_every_n_epochs: also draw the Shepard diagram and the error map every N epochs
             (0: only at the end, the right choice for long runs).
         gif: write ``fit.gif``, the map over the recorded history.
         gif_frames: at most this many frames in ``fit.gif`` (sampled evenly over the history).
         max_points: above this many places the map and the error map are density pictures (hexagons),
-            with labels and trajectories for a readable subset (one place per cell of an 8 x 8 grid,
-            at most ``max_labels``); only that subset's history is recorded (and checkpointed), so
-            memory and checkpoints stay O(n) whatever ``snapshots`` (unless ``gif`` is asked for).
+            with labels for a readable subset (one place per cell of an 8 x 8 grid, at most
+            ``max_labels``; their trajectories are in ``map.html``); only that subset's history is recorded
+            (and checkpointed), so memory and checkpoints stay O(n) whatever ``snapshots`` (unless ``gif`` is
+            asked for).
         html: write ``map.html`` for a flat map (needs Plotly; without it, one line says it is skipped).
 
     """

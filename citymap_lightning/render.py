@@ -228,7 +228,7 @@ def draw_map(
 def draw_paths(coords: np.ndarray, history: np.ndarray, unit: str = "", geographic: bool = False) -> Figure:
     """Every place's path during the fit, each in its own colour, without labels: the full set for TensorBoard.
 
-    ``map.png`` above :data:`ALL_LABELS` places draws only the labelled places' paths; this keeps the rest.
+    ``map.png`` above :data:`ALL_LABELS` places draws no path; this keeps them all.
     """
     from matplotlib.collections import LineCollection
 
