@@ -52,15 +52,17 @@ class MapRenderer(pl.Callback):
             are coloured by their share of the residual.
         max_pairs_places: when pairs are missing (or the input is a pair list) and there are at most
             this many places, ``pairs_fitted.csv`` lists every pair with its given and fitted distance.
-        max_trajectories: above this many places, the map draws no trajectories.
+        max_trajectories: above this many places no trajectories are drawn (``map.png`` draws them only up
+            to 40 places; TensorBoard's ``map_paths`` and ``map.html`` keep them above).
         diagnostics_every_n_epochs: also draw the Shepard diagram and the error map every N epochs
             (0: only at the end, the right choice for long runs).
         gif: write ``fit.gif``, the map over the recorded history.
         gif_frames: at most this many frames in ``fit.gif`` (sampled evenly over the history).
         max_points: above this many places the map and the error map are density pictures (hexagons),
-            with labels and trajectories for a readable subset (one place per cell of an 8 x 8 grid,
-            at most ``max_labels``); only that subset's history is recorded (and checkpointed), so
-            memory and checkpoints stay O(n) whatever ``snapshots`` (unless ``gif`` is asked for).
+            with labels for a readable subset (one place per cell of an 8 x 8 grid, at most
+            ``max_labels``; their trajectories are in ``map.html``); only that subset's history is recorded
+            (and checkpointed), so memory and checkpoints stay O(n) whatever ``snapshots`` (unless ``gif`` is
+            asked for).
         html: write ``map.html`` for a flat map (needs Plotly; without it, one line says it is skipped).
 
     """
@@ -306,11 +308,13 @@ class MapRenderer(pl.Callback):
             found = comparison.of_map(table.names, fit.coords, positions)
             self.written.extend(comparison.write(found, log_dir, extra=extra))
             unit = "km" if positions.latlon is not None else ""
-            self._publish(trainer, "displacement", comparison.draw_displacement(found, unit), log_dir)
-            self._publish(trainer, "distortion", comparison.draw_distortion(found, unit), log_dir)
+            shown = {"unit": unit or "units of the positions", "geographic": positions.latlon is not None}
+            figure = comparison.draw_displacement(found, **shown, per=render.per_unit(table.unit))
+            self._publish(trainer, "displacement", figure, log_dir)
+            self._publish(trainer, "distortion", comparison.draw_distortion(found, **shown), log_dir)
             summary = found.summary()
             metrics |= {f"comparison/{key}": value for key, value in summary.items()}
-            per = f" per {table.unit}" if table.unit else " per unit"
+            per = f" per {render.per_unit(table.unit)}"
             log.info(
                 f"{positions.source}: {len(found.names)} places compared: scale {found.scale:.4g} "
                 f"{unit or 'units'}{per}, congruence {found.congruence:.4f}, displacement median "
@@ -321,7 +325,7 @@ class MapRenderer(pl.Callback):
             self.written.extend(comparison.write_asymmetry(log_dir, table.names, drifts,
                                                            None if positions is not None else share))  # fmt: skip
             vectors = comparison.drift_vectors(fit.coords, skew)
-            figure = comparison.draw_drift(fit.coords, table.names, vectors, table.unit)
+            figure = comparison.draw_drift(fit.coords, table.names, vectors, table.unit, fit.latlon is not None)
             self._publish(trainer, "drift", figure, log_dir)
             metrics["asymmetry/share"] = float(share)
         if metrics and trainer.logger is not None:

@@ -118,6 +118,9 @@ class DistanceDataModule(pl.LightningDataModule):
             input they fix the map's frame (rotated and reflected onto them, never scaled), before the gazetteer.
         predict_from: the checkpoint ``predict`` draws: a file naming places not on its map is read as
             new places to put on it. ``predict --ckpt_path`` sets it; a fit takes none.
+        unit: the distances' unit (``hours``, ``min``, ``miles``, ...), written on every picture's axes, scale
+            bar and arrow scale; unknown by default (``input units``). Latitude/longitude are in km: another
+            unit is refused.
 
     :meth:`from_table` makes one of a table made in memory (the estimator's, ``dims``' random tables).
 
@@ -141,6 +144,7 @@ class DistanceDataModule(pl.LightningDataModule):
         anchors: str | None = None,
         positions: str | None = None,
         predict_from: str | None = None,
+        unit: str | None = None,
         *,
         _table: DistanceTable | None = None,
     ) -> None:
@@ -169,6 +173,11 @@ class DistanceDataModule(pl.LightningDataModule):
             return
         self.table = given or load_table(self.path, format=hp.format, names=hp.names, symmetrize=hp.symmetrize)
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
+        if hp.unit is not None and hp.unit.strip():
+            if self.table.unit and hp.unit.strip() != self.table.unit:
+                raise ConfigError(f"data.unit is {hp.unit!r}, but {self.path}'s distances are in {self.table.unit} "
+                                  "(great-circle km from latitude/longitude): leave it out")  # fmt: skip
+            self.table.unit = hp.unit.strip()
         anchors, positions = hp.anchors, hp.positions
         restored = _anchors_by_name(fitted[0], self.table.names) if fitted and anchors is None else None
         if restored is not None:  # predict draws an anchored fit again, in its anchors' frame
