@@ -510,7 +510,9 @@ def main(args: ArgsType = None) -> None:
         if isinstance(argv, (list, tuple)):
             options.check_early([str(a) for a in argv])  # what needs no torch: also what python -m checks first
             check_arguments([str(a) for a in argv])
-        CityMapCLI(args=args, **cli_kwargs())
+        with threads.kept():  # run in-process (a notebook, the tests), the caller's threads are given back
+            threads.use_for(0)  # reading and set-up on one thread; before_fit chooses the fit's (start included)
+            CityMapCLI(args=args, **cli_kwargs())
     except (KeyboardInterrupt, SystemExit) as stop:
         if not _received:
             if isinstance(stop, SIGTERMException):  # Lightning's own SIGTERM path, where ours did not run

@@ -65,6 +65,11 @@ class Convergence:
         return self.gain > max(STATIONARY, self.tol)  # False for nan: not judged
 
     @property
+    def stalled_short(self) -> bool:
+        """Whether the objective has stopped falling (``patience`` quiet epochs) on a slope: stalled, not converged."""
+        return self.tol > 0 and self.quiet >= self.patience and self.sloped
+
+    @property
     def short(self) -> bool:
         """Whether the fit stopped short of convergence (its summary is then a warning); never with tol 0."""
         return self.tol > 0 and not self.converged

@@ -190,8 +190,11 @@ class MDS(TransformerMixin, BaseEstimator):
         if anchors is not None:
             anchors = _anchor_names(anchors, self.metric == "haversine")
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        with _quiet(self.verbose), torch.random.fork_rng(devices=[]):
+        # a notebook's threads are its own: the fit runs on those its size and the free cores call for
+        # (torch's, BLAS's and OpenMP's, the start's included), and every setting is given back after
+        with _quiet(self.verbose), torch.random.fork_rng(devices=[]), threads.kept():
             torch.manual_seed(seed)
+            threads.use_for(0)  # the set-up (the table's full batch) on one thread, as the CLI's
             dm = DistanceDataModule.from_table(table, gazetteer=named, anchors=anchors)
             dim = None if self.geometry == "sphere" else self.n_components
             start = "classical" if self.init == "classical_mds" else self.init
@@ -201,12 +204,8 @@ class MDS(TransformerMixin, BaseEstimator):
             trainer = Trainer(**options)
             # nothing reads a step's logged values without a logger, progress bar or user's callback
             model.log_steps = bool(options["logger"] or options["enable_progress_bar"] or options.get("callbacks"))
-            kept = torch.get_num_threads()  # a notebook's threads are its own: set for this fit, then given back
             threads.use_for_fit(table, dm.solver, self.n_init)
-            try:
-                trainer.fit(model, datamodule=dm)
-            finally:
-                torch.set_num_threads(kept)
+            trainer.fit(model, datamodule=dm)
             self.fitted_map_: FittedMap = model.fitted_map()
         self._fit_loss = model.hparams.loss  # the resolved loss, which new places are placed by
         self.n_iter_ = int(trainer.current_epoch)

@@ -57,7 +57,7 @@ class CityMap(pl.LightningModule):
             ``ordinal``; an INFO line says which), ``course`` (squared distances, the course's
             objective), ``stress`` (Kruskal raw stress), ``weighted_stress`` (raw stress with
             weights 1/d^2) or ``sammon`` (weights 1/d): the registry :data:`citymap_lightning.losses.REGISTRY`.
-        start: ``auto`` (random for the course objective on a flat map, else classical: see
+        start: ``auto`` (random for the course objective on a flat map of up to 200 places, else classical: see
             :func:`~citymap_lightning.starts.resolve_start`), ``random`` (the course's), ``classical``
             (Torgerson MDS), ``pivot`` (pivot MDS on shortest paths through the known pairs), or,
             when the input has latitude/longitude, ``mercator`` or ``lambert``. Restarts after the
@@ -392,6 +392,17 @@ class CityMap(pl.LightningModule):
         slope = lambda: self.solver.stationarity(self.problem, self.state())  # noqa: E731
         if value is not None and self.convergence.update(value, float(self.stress1[self.best_restart()]), noise, slope):
             self.trainer.should_stop = True
+        elif self.convergence.stalled_short and self.solver.polish(self.problem):
+            # float32 steps stalled on a slope: go on in float64, from a fresh L-BFGS memory of float64 gradients
+            if self.trainer.global_rank == 0:
+                log.info(
+                    f"epoch {self.current_epoch}: the objective stopped falling short of its optimum (a step along "
+                    f"its gradient would gain {self.convergence.gain:.2g}): the fit goes on in float64"
+                )
+            self.convergence.quiet = 0
+            for optimizer in self.trainer.optimizers:
+                for param in optimizer.param_groups[0]["params"]:
+                    optimizer.state.pop(param, None)
 
     def convergence_summary(self, log_dir: str | None = None) -> str:
         """The run's one summary line (logged at the end of fitting): stress-1, epochs, converged or not, where."""

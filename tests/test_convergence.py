@@ -169,3 +169,35 @@ def test_a_fit_that_stopped_falling_on_a_slope_did_not_converge():
     resumed = Convergence(tol=2e-3, patience=3)
     resumed.load_state_dict(c.state_dict())
     assert resumed.gain == 0.3 and not resumed.converged
+
+
+def test_a_full_batch_stalled_on_a_slope_goes_on_in_float64():
+    """Float32 steps stop short of a nearly exact fit's optimum (rounding outweighs the gradient in its flat valley):
+    the quiet epochs on a slope read as stalled, and the full batch then evaluates in float64, once."""
+    import torch
+    from conftest import EUROPE
+
+    from citymap_lightning.model import CityMap
+    from citymap_lightning.readers import load_table
+    from citymap_lightning.solvers.full import FullBatch
+
+    stalled = Convergence(1e-7, 3)
+    for _ in range(4):
+        stalled.update(1.0, stationarity=lambda: 3e-4)
+    assert stalled.stalled_short and not stalled.converged
+    flat = Convergence(1e-7, 3)
+    for _ in range(4):
+        flat.update(1.0, stationarity=lambda: 1e-6)
+    assert flat.converged and not flat.stalled_short
+
+    table = load_table(EUROPE)
+    solver = FullBatch(table)
+    model = CityMap(num_places=table.n, loss="stress")
+    problem = model.prepare(table, solver)
+    state = model.state()
+    assert solver.training_step(problem, state, solver.batch).loss.dtype == torch.float32
+    assert solver.polish(problem) and not solver.polish(problem)  # once
+    result = solver.training_step(problem, state, solver.batch)
+    assert result.loss.dtype == torch.float64
+    result.loss.backward()
+    assert model.coords.grad is not None and model.coords.grad.dtype == torch.float32  # the coordinates stay float32

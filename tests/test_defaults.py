@@ -18,6 +18,7 @@ from citymap_lightning import output, starts
 from citymap_lightning.cli import main
 from citymap_lightning.readers import load_table
 from citymap_lightning.solvers import full
+from citymap_lightning.tables import PlacesTable
 
 WORLD = ROOT / "data" / "world200.csv"  # every continent: nothing here was tuned on it
 EURODIST = ROOT / "data" / "eurodist.csv"  # R's road distances between 21 European cities, names only
@@ -29,6 +30,15 @@ def test_the_auto_start_rule():
     assert starts.resolve_start("auto", "weighted_stress", "space") == "classical"
     assert starts.resolve_start("auto", "course", "sphere") == "classical"
     assert starts.resolve_start("pivot", "course", "plane") == "pivot"  # an explicit start wins
+
+
+def test_the_course_objective_of_a_larger_table_starts_from_classical_mds():
+    """Above 200 places the random start crept (400 Japanese places: 95 epochs) or fell into a local minimum (2,000)."""
+    table = load_table(ROOT / "data" / "europe5000.csv")
+    for n, expected in ((starts.COURSE_RANDOM_LIMIT, "random"), (starts.COURSE_RANDOM_LIMIT + 1, "classical")):
+        part = PlacesTable(names=table.names[:n], latlon=table.latlon[:n])
+        assert starts.resolve_start("auto", "course", "plane", part) == expected
+        assert starts.resolve_start("random", "course", "plane", part) == "random"  # an explicit start wins
 
 
 def test_3d_space_of_a_small_full_table_starts_by_the_continuation():

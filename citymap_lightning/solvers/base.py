@@ -127,6 +127,10 @@ class Solver:
         """
         return iter(())
 
+    def polish(self, problem: Problem) -> bool:
+        """Evaluate more precisely from now on, where the fit stalled short of its optimum; False: nothing changes."""
+        return False
+
     def stationarity(self, problem: Problem, state: MapState) -> float | None:
         """What one exact step along the whole objective's gradient would still gain, relative to the objective.
 
