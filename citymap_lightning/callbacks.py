@@ -24,6 +24,7 @@ from citymap_lightning import comparison, gazetteer, geodata, interactive, outpu
 from citymap_lightning import geometry as geo
 from citymap_lightning.basemap import Lines, draw_under, for_map
 from citymap_lightning.errors import ConfigError, FitDivergedError
+from citymap_lightning.lists import listed
 from citymap_lightning.result import FittedMap
 
 log = logging.getLogger("citymap_lightning")
@@ -33,7 +34,8 @@ class MapRenderer(pl.Callback):
     """Draws the fitted map and its diagnostics into the run's log directory and TensorBoard.
 
     Files: ``coordinates.csv`` (``name,x,y`` in the input's unit, x east, y north, origin at the
-    centroid), ``map.png`` (points, labels, each city's trajectory), ``shepard.png`` (fitted
+    centroid; for places found by name, then ``geonameid,region,country`` of each match), ``map.png``
+    (points, labels, each city's trajectory), ``shepard.png`` (fitted
     against given distance), ``city_error.png`` (the map coloured by each city's share of the
     residual), ``pairs_fitted.csv`` (inputs with missing pairs), ``map.html`` (the map to pan, zoom
     and hover over, with Plotly: :mod:`citymap_lightning.interactive`), ``coordinates.parquet``
@@ -50,15 +52,17 @@ class MapRenderer(pl.Callback):
             are coloured by their share of the residual.
         max_pairs_places: when pairs are missing (or the input is a pair list) and there are at most
             this many places, ``pairs_fitted.csv`` lists every pair with its given and fitted distance.
-        max_trajectories: above this many places, the map draws no trajectories.
+        max_trajectories: above this many places no trajectories are drawn (``map.png`` draws them only up
+            to 40 places; TensorBoard's ``map_paths`` and ``map.html`` keep them above).
         diagnostics_every_n_epochs: also draw the Shepard diagram and the error map every N epochs
             (0: only at the end, the right choice for long runs).
         gif: write ``fit.gif``, the map over the recorded history.
         gif_frames: at most this many frames in ``fit.gif`` (sampled evenly over the history).
         max_points: above this many places the map and the error map are density pictures (hexagons),
-            with labels and trajectories for a readable subset (one place per cell of an 8 x 8 grid,
-            at most ``max_labels``); only that subset's history is recorded (and checkpointed), so
-            memory and checkpoints stay O(n) whatever ``snapshots`` (unless ``gif`` is asked for).
+            with labels for a readable subset (one place per cell of an 8 x 8 grid, at most
+            ``max_labels``; their trajectories are in ``map.html``); only that subset's history is recorded
+            (and checkpointed), so memory and checkpoints stay O(n) whatever ``snapshots`` (unless ``gif`` is
+            asked for).
         html: write ``map.html`` for a flat map (needs Plotly; without it, one line says it is skipped).
 
     """
@@ -222,7 +226,7 @@ class MapRenderer(pl.Callback):
         fit = pl_module.fitted_map()
         coords, best = fit.coords, pl_module.best_restart()
         title = f"{table.n} places, stress-1 {fit.stress1:.3g}" if math.isfinite(fit.stress1) else ""
-        self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords)]
+        self.written = [output.write_coordinates(log_dir / "coordinates.csv", table.names, coords, fit.geonames)]
         if fit.located_by is not None and fit.latlon is not None:
             self.written.append(_write_geojson(log_dir / "coordinates.geojson", table, fit))
         parquet = geodata.write_parquet(log_dir / "coordinates.parquet", fit)
@@ -304,11 +308,13 @@ class MapRenderer(pl.Callback):
             found = comparison.of_map(table.names, fit.coords, positions)
             self.written.extend(comparison.write(found, log_dir, extra=extra))
             unit = "km" if positions.latlon is not None else ""
-            self._publish(trainer, "displacement", comparison.draw_displacement(found, unit), log_dir)
-            self._publish(trainer, "distortion", comparison.draw_distortion(found, unit), log_dir)
+            shown = {"unit": unit or "units of the positions", "geographic": positions.latlon is not None}
+            figure = comparison.draw_displacement(found, **shown, per=render.per_unit(table.unit))
+            self._publish(trainer, "displacement", figure, log_dir)
+            self._publish(trainer, "distortion", comparison.draw_distortion(found, **shown), log_dir)
             summary = found.summary()
             metrics |= {f"comparison/{key}": value for key, value in summary.items()}
-            per = f" per {table.unit}" if table.unit else " per unit"
+            per = f" per {render.per_unit(table.unit)}"
             log.info(
                 f"{positions.source}: {len(found.names)} places compared: scale {found.scale:.4g} "
                 f"{unit or 'units'}{per}, congruence {found.congruence:.4f}, displacement median "
@@ -319,7 +325,7 @@ class MapRenderer(pl.Callback):
             self.written.extend(comparison.write_asymmetry(log_dir, table.names, drifts,
                                                            None if positions is not None else share))  # fmt: skip
             vectors = comparison.drift_vectors(fit.coords, skew)
-            figure = comparison.draw_drift(fit.coords, table.names, vectors, table.unit)
+            figure = comparison.draw_drift(fit.coords, table.names, vectors, table.unit, fit.latlon is not None)
             self._publish(trainer, "drift", figure, log_dir)
             metrics["asymmetry/share"] = float(share)
         if metrics and trainer.logger is not None:
@@ -444,13 +450,21 @@ def _tensorboard(trainer: pl.Trainer) -> list[TensorBoardLogger]:
 
 
 def _report_matches(table: Any, fit: FittedMap) -> None:
-    """One warning per match left out of the alignment, then the frame the others fixed, or why none."""
+    """A warning per match left out of the alignment (up to :data:`LEFT_OUT_SHOWN`, then one line for the rest).
+
+    Then the frame the others fixed, or why none.
+    """
     matches, located = fit.matches, table.located
-    for k in np.flatnonzero(~matches.kept):
+    out = np.flatnonzero(~matches.kept)
+    for k in out[:LEFT_OUT_SHOWN]:
         log.warning(
-            f"{table.names[located.places[k]]}: matched {gazetteer.as_text(located.labels[k])}, "
-            f"{matches.km[k]:,.0f} km from where the map puts it; left out"
+            f"{table.names[located.places[k]]}: matched {located.describe(k)} at {_degrees(located.latlon[k])}, "
+            f"{matches.km[k]:,.0f} km from where its distances put it; left out"
         )
+    if len(out) > LEFT_OUT_SHOWN:
+        rest = [table.names[located.places[k]] for k in out[LEFT_OUT_SHOWN:]]
+        log.warning(f"… and {len(rest)} more matches left out, each far from where its distances put it: "
+                    f"{listed(rest, 20)}")  # fmt: skip
     kept, found = int(matches.kept.sum()), len(matches.kept)
     if not matches.enough:
         log.warning(
@@ -468,8 +482,21 @@ def _report_matches(table: Any, fit: FittedMap) -> None:
     )
 
 
+LEFT_OUT_SHOWN = 10
+"""Matches left out that get a warning each; the rest are named in one line."""
+
+
+def _degrees(latlon: np.ndarray) -> str:
+    """``31.8°N 130.3°E``."""
+    lat, lon = float(latlon[0]), float(latlon[1])
+    return f"{abs(lat):.1f}°{'N' if lat >= 0 else 'S'} {abs(lon):.1f}°{'E' if lon >= 0 else 'W'}"
+
+
 def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
-    """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched."""
+    """``coordinates.geojson``; from names, every place is marked as estimated and with what it matched.
+
+    A place found by name has the gazetteer's label, and its ``geonameid``, ``region`` and ``country`` (as text).
+    """
     if fit.located_by == "anchors":
         anchored = set(table.anchors.index.tolist())
         return output.write_geojson(
@@ -479,8 +506,10 @@ def _write_geojson(path: Path, table: Any, fit: FittedMap) -> Path:
         return output.write_geojson(path, table.names, fit.latlon)
     labels = dict(zip(table.located.places.tolist(), table.located.labels, strict=True))
     left_out = set(table.located.places[~fit.matches.kept].tolist())
+    found = fit.geonames or {}
     properties = [
         {"estimated_from": "names", "gazetteer": labels.get(k), "km_per_unit": round(fit.km_per_unit, 6)}
+        | {key: values[k] for key, values in found.items() if labels.get(k) is not None}
         | ({"left_out": True} if k in left_out else {})
         for k in range(table.n)
     ]

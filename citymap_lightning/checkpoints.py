@@ -118,6 +118,10 @@ def metadata(table: DistanceTable, scale: float) -> dict[str, Any]:
             "latlon": torch.from_numpy(np.asarray(located.latlon)),
             "labels": list(located.labels),
         }
+        if located.geonameid is not None:
+            meta["located"]["geonameid"] = torch.from_numpy(np.asarray(located.geonameid, dtype=np.int64))
+            meta["located"]["regions"] = list(located.regions or [])
+            meta["located"]["countries"] = list(located.countries or [])
     if table.anchors is not None:
         placed = table.anchors
         meta["anchors"] = {
@@ -146,6 +150,9 @@ def fitted_table(checkpoint: dict[str, Any], source: str) -> tuple[DistanceTable
     located = checkpoint.get("located")
     if located is not None:
         table.located = Match(located["places"].numpy(), located["latlon"].numpy(), list(located["labels"]), [])
+        if "geonameid" in located:  # kept since the matches' GeoNames ids were
+            table.located.geonameid = located["geonameid"].numpy()
+            table.located.regions, table.located.countries = list(located["regions"]), list(located["countries"])
     anchors = checkpoint.get("anchors")
     if anchors is not None:
         centre = anchors["centre"]

@@ -286,48 +286,150 @@ def write_asymmetry(folder: Path, names: Sequence[str], drifts: np.ndarray, shar
 def _labels(ax: Any, coords: np.ndarray, names: Sequence[str], order: np.ndarray | None = None) -> None:
     """Name the places: every one up to ``render.ALL_LABELS``, else a subset that fits, in ``order``.
 
-    Call it once the axes' limits are set: above the limit each label takes a free spot about its point
+    Up to the limit :func:`render.place_labels` moves the labels clear of each other and of the dots. Call it
+    once the axes' limits are set: above the limit each label takes a free spot about its point
     (:func:`render.label_subset`), measured on the settled figure. ``order`` says which places matter most
     (the largest displacements for the comparison's figures), by default an even spread over the map.
     """
     from citymap_lightning import render
 
     if len(names) <= render.ALL_LABELS:
-        for (x, y), name in zip(coords, names, strict=True):
-            ax.annotate(render.display_name(name), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7,
-                        parse_math=False)  # fmt: skip
+        render.place_labels(ax, np.asarray(coords, dtype=np.float64), list(names))
         return
     limit = render.ALL_LABELS
     order = render.label_priority(coords, limit=4 * limit) if order is None else np.asarray(order)[: 4 * limit]
     render.label_subset(ax, coords, list(names), order, limit)
 
 
-def _axes(ax: Any, points: np.ndarray, unit: str) -> None:
+def _axes(ax: Any, points: np.ndarray, unit: str, geographic: bool | None = None) -> None:
+    """Map axes about ``points`` with the unit on both, a scale bar and, in a geographic frame, a north arrow.
+
+    ``geographic`` None: geographic when the unit is known (km of projected latitude/longitude).
+    """
     from citymap_lightning import render
 
+    geographic = bool(unit) if geographic is None else geographic
     xlim, ylim = render._limits(points)
-    render._map_axes(ax, xlim, ylim, unit)
+    render._map_axes(ax, xlim, ylim, unit, geographic)
+    render.map_furniture(ax, unit, geographic)
 
 
-def draw_displacement(comparison: Comparison, unit: str = "km", title: str = "") -> Any:
-    """Arrows from each real position to its place on the aligned map, over the real coastlines where known."""
+SEEN = 0.03
+"""Displacement arrows are drawn magnified when the larger ones (the 90th percentile) are under this share of the
+map's extent: a 3 km shift on a 4,000 km map is 2 pixels long."""
+LONGEST = 0.25
+"""A magnification never draws the longest arrow over this share of the map's extent."""
+KEY_SHARE = 0.08
+"""An arrow scale is drawn at most this share of the map's extent long."""
+ARROW_WIDTH = 0.004
+"""Arrows' shaft width, as a share of the axes' width (quiver's ``width``); heads are 3.5 and 5 shafts."""
+
+
+def magnification(lengths: np.ndarray, extent: float) -> int:
+    """A round factor (1, 2 or 5 times a power of ten) to draw arrows by so that short ones are seen; 1 if they are.
+
+    The larger arrows (the 90th percentile of ``lengths``) are drawn at least :data:`SEEN` of ``extent`` long
+    where that keeps the longest under :data:`LONGEST`; ``arrows ×20`` in a title says that they were.
+    """
+    lengths = np.asarray(lengths, dtype=np.float64)
+    typical = float(np.percentile(lengths, 90)) if len(lengths) else 0.0
+    if typical <= 0 or extent <= 0 or typical >= SEEN * extent:
+        return 1
+    wanted = min(SEEN * extent / typical, LONGEST * extent / float(lengths.max()))
+    if wanted < 2:
+        return 1
+    power = 10 ** int(np.floor(np.log10(wanted)))
+    return int(next(m * power for m in (5, 2, 1) if m * power <= wanted))
+
+
+def _number(value: float) -> str:
+    """A measured length for a title: 3 significant digits, no exponent down to 0.001."""
+    return f"{value:.3g}" if value == 0 or 1e-3 <= abs(value) < 1e6 else f"{value:.2e}"
+
+
+def _arrow_handle(colour: str) -> Any:
+    """A legend entry drawn as an arrow (not quiver's default rectangle)."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=colour, marker=r"$\rightarrow$", markersize=16, linestyle="none")
+
+
+def _arrow_scale(ax: Any, shown: float, label: str, colour: str) -> None:
+    """A reference arrow (lower right), ``shown`` data units long as drawn, above ``label`` (its length and unit).
+
+    It is drawn as the quiver's arrows are (:data:`ARROW_WIDTH`), in the data's scale, and is an anchored
+    artist (gid ``arrow_scale``) that :func:`render.label_subset` keeps labels clear of.
+    """
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.offsetbox import AnchoredOffsetbox, AuxTransformBox, TextArea, VPacker
+    from matplotlib.patches import FancyArrow
+
+    shaft = ARROW_WIDTH * abs(ax.get_xlim()[1] - ax.get_xlim()[0])  # equal aspect: the axes' width is the x span
+    box = AuxTransformBox(ax.transData)
+    box.add_artist(FancyArrow(0, 0, shown, 0, width=shaft, head_width=3.5 * shaft, head_length=min(5 * shaft, shown),
+                              length_includes_head=True, color=colour, linewidth=0))  # fmt: skip
+    text = TextArea(label, textprops={"fontproperties": FontProperties(size=8)})
+    packed = VPacker(children=[box, text], align="center", pad=0, sep=3)
+    key = AnchoredOffsetbox(loc="lower right", child=packed, pad=0.4, borderpad=0.8, frameon=True)
+    key.patch.set(alpha=0.75, edgecolor="none")
+    key.set_gid("arrow_scale")
+    key.set_zorder(5)
+    ax.add_artist(key)
+
+
+def draw_displacement(
+    comparison: Comparison, unit: str = "km", title: str = "", geographic: bool | None = None,
+    reference: str = "real position", moved: str = "its place on the map", per: str = "",
+    against: str = "their real positions",
+) -> Any:  # fmt: skip
+    """Arrows from each real position to its place on the aligned map, magnified by a round factor when short.
+
+    Args:
+        comparison: the map against the positions.
+        unit: the positions' unit ("" when unknown: ``input units``).
+        title: the title; by default a sentence with the median and largest displacement in ``unit``, the
+            scale, the congruence and the magnification (``arrows ×20``).
+        geographic: the positions' frame is north-up (a north arrow); None: when ``unit`` is known.
+        reference: what the dots are, for the legend (``map A`` for two maps compared).
+        moved: where each arrow goes to, for the legend.
+        per: the map's unit, for the scale (``scale 80 km per hour``; "" when unknown: ``per input unit``).
+        against: what the places are measured from, for the title.
+
+    """
     from citymap_lightning import basemap, render
 
-    fig = render.new_figure(8, 7)
+    fig = render.new_figure(8, 7.5)
     ax = fig.add_subplot()
     g, a = comparison.geo, comparison.aligned
-    ax.scatter(g[:, 0], g[:, 1], s=10, c="0.5", label="real position", zorder=2)
-    ax.quiver(g[:, 0], g[:, 1], a[:, 0] - g[:, 0], a[:, 1] - g[:, 1], angles="xy", scale_units="xy", scale=1,
-              color="tab:red", width=0.003, label="to its place on the map", zorder=3)  # fmt: skip
-    _axes(ax, np.vstack([g, a]), unit)
+    shift = a - g
+    extent = float(np.ptp(np.vstack([g, a]), axis=0).max()) or 1.0
+    times = magnification(comparison.displacement, extent)
+    drawn = "" if times == 1 else f" (drawn ×{times})"
+    ax.scatter(g[:, 0], g[:, 1], s=10, c="0.45", zorder=2)
+    ax.quiver(g[:, 0], g[:, 1], shift[:, 0], shift[:, 1], angles="xy", scale_units="xy", scale=1 / times,
+              color="tab:red", width=ARROW_WIDTH, headwidth=3.5, headlength=5, headaxislength=4.5,
+              zorder=3)  # fmt: skip
+    _axes(ax, np.vstack([g, g + times * shift]), unit, geographic)
     basemap.on_comparison(ax, comparison)
-    ax.legend(loc="best", fontsize=8)
+    label = render.unit_text(unit)
+    median, largest = float(np.median(comparison.displacement)), float(np.max(comparison.displacement))
+    if largest > 0:  # a round length drawn at most KEY_SHARE of the map long, and at most the largest arrow
+        length = render.nice_length(5 * min(KEY_SHARE * extent / times, largest))
+        _arrow_scale(ax, length * times, f"{length:g} {label}{drawn}", "tab:red")
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.45", marker="o", markersize=4, linestyle="none", label=reference),
+               _arrow_handle("tab:red")]  # fmt: skip
+    ax.legend(handles, [reference, f"to {moved}{drawn}"], loc="upper right", fontsize=8, framealpha=0.85)
+    times_text = "" if times == 1 else f"; arrows drawn ×{times}"
     ax.set_title(
         title
         or (
-            f"Displacement: scale {comparison.scale:.4g}, median "
-            f"{np.median(comparison.displacement):.4g} {unit}, congruence {comparison.congruence:.4f}"
-        )
+            f"Places lie a median {_number(median)} {label} from {against} (at most {_number(largest)} {label}).\n"
+            f"Scale {comparison.scale:.4g} ({label} per {per or render.per_unit('')}), congruence "
+            f"{comparison.congruence:.4f}{times_text}."
+        ),
+        fontsize=10,
     )
     _labels(ax, g, comparison.names, np.argsort(-comparison.displacement, kind="stable"))
     return fig
@@ -340,12 +442,13 @@ def warp(geo_xy: np.ndarray, map_xy: np.ndarray, points: np.ndarray) -> np.ndarr
     return spline.fit(geo_xy, map_xy)(points)
 
 
-def draw_distortion(comparison: Comparison, unit: str = "km", title: str = "") -> Any:
+def draw_distortion(comparison: Comparison, unit: str = "km", title: str = "", geographic: bool | None = None) -> Any:
     """A regular grid over the real positions (their hull and a margin), warped onto the map, with the places.
 
     The warp is :func:`citymap_lightning.spline.fit`'s: a thin-plate spline smoothed as little as keeps it from
     folding; the coastlines go through it too where the positions are latitude/longitude. The title says how
-    much it was smoothed.
+    much it was smoothed. ``geographic``: the positions' frame is north-up (a north arrow); None: when ``unit``
+    is known.
     """
     from matplotlib.collections import LineCollection
 
@@ -358,7 +461,7 @@ def draw_distortion(comparison: Comparison, unit: str = "km", title: str = "") -
     grid = [carried(line) for line in spline.grid_lines(carried.region, GRID_LINES)]
     ax.add_collection(LineCollection(grid, linewidths=0.6, colors="tab:blue", alpha=0.5, zorder=1))
     ax.scatter(a[:, 0], a[:, 1], s=10, c="black", zorder=3)
-    _axes(ax, np.vstack([a, *grid]), unit)
+    _axes(ax, np.vstack([a, *grid]), unit, geographic)
     basemap.on_comparison(ax, comparison, carried)
     what = "a regular grid over the real positions" + (" and the coastlines" if comparison.centre is not None else "")
     how = ("a thin-plate spline through every place" if carried.smoothing == 0 else
@@ -369,21 +472,47 @@ def draw_distortion(comparison: Comparison, unit: str = "km", title: str = "") -
     return fig
 
 
-def draw_drift(coords: np.ndarray, names: Sequence[str], vectors: np.ndarray, unit: str = "") -> Any:
-    """Drift vectors on the map, scaled so that the longest is a tenth of the map's extent."""
+DRIFT_SHARE = 0.12
+"""The longest drift arrow is drawn this share of the map's extent long."""
+
+
+def draw_drift(
+    coords: np.ndarray, names: Sequence[str], vectors: np.ndarray, unit: str = "", geographic: bool | None = None
+) -> Any:
+    """Drift vectors on the map: the longest :data:`DRIFT_SHARE` of the map's extent, with a legend and an arrow scale.
+
+    Each place's arrow is ``sum_j (d_ij - d_ji) / 2`` times the unit vector towards ``j`` (smacof's drift
+    vectors): it points towards the places that take longer to reach from it than to come back from, and
+    its length is in the table's ``unit``; the reference arrow (lower right) is a round length in that unit,
+    drawn at the same scale. ``geographic``: the map is north-up (a north arrow); None: when ``unit`` is known.
+    """
+    from matplotlib.lines import Line2D
+
     from citymap_lightning import render
 
-    fig = render.new_figure(8, 7)
+    fig = render.new_figure(8, 7.5)
     ax = fig.add_subplot()
     extent = float(np.ptp(coords, axis=0).max()) or 1.0
-    longest = float(np.linalg.norm(vectors, axis=1).max())
-    shown = vectors * (0.1 * extent / longest) if longest > 0 else vectors
-    ax.scatter(coords[:, 0], coords[:, 1], s=10, c="black", zorder=3)
+    lengths = np.linalg.norm(vectors, axis=1)
+    longest = float(lengths.max()) if len(lengths) else 0.0
+    per = DRIFT_SHARE * extent / longest if longest > 0 else 1.0  # map units drawn per unit of drift
+    shown = vectors * per
+    ax.scatter(coords[:, 0], coords[:, 1], s=12, c="black", zorder=3)
     ax.quiver(coords[:, 0], coords[:, 1], shown[:, 0], shown[:, 1], angles="xy", scale_units="xy", scale=1,
-              color="tab:purple", width=0.003, zorder=2)  # fmt: skip
-    _axes(ax, np.vstack([coords, coords + shown]), unit)
-    ax.set_title("Drift vectors of the table's skew-symmetric part (longest = 1/10 of the map)")
-    _labels(ax, coords, names)
+              color="tab:purple", width=ARROW_WIDTH, headwidth=3.5, headlength=5, headaxislength=4.5,
+              zorder=2)  # fmt: skip
+    _axes(ax, np.vstack([coords, coords + shown]), unit, geographic)
+    label = render.unit_text(unit)
+    if longest > 0:
+        length = render.nice_length(5 * longest)
+        _arrow_scale(ax, length * per, f"drift of {length:g} {label}", "tab:purple")
+    handles = [Line2D([], [], color="black", marker="o", markersize=4, linestyle="none"), _arrow_handle("tab:purple")]
+    ax.legend(handles, ["place", "drift: towards places slower to reach\nfrom it than to come back from"],
+              loc="upper right", fontsize=8, framealpha=0.85)  # fmt: skip
+    ax.set_title(f"Drift vectors of the table's asymmetry (its skew-symmetric part).\n"
+                 f"The longest, {_number(longest)} {label}, is drawn {DRIFT_SHARE:.0%} of the map's extent long.",
+                 fontsize=10)  # fmt: skip
+    _labels(ax, coords, names, np.argsort(-lengths, kind="stable"))
     return fig
 
 
@@ -423,10 +552,31 @@ def compare_maps(a: str | Path, b: str | Path, out: Path) -> tuple[Comparison, l
     paths = write(found, out)
     from citymap_lightning import render
 
-    for tag, figure in (("displacement", draw_displacement(found, unit="")),
-                        ("distortion", draw_distortion(found, unit=""))):  # fmt: skip
+    for tag, figure in compare_figures(found, a, b).items():
         paths.append(output.save_image(out / f"{tag}.png", render.to_image(figure)))
     return found, paths
+
+
+def compare_figures(found: Comparison, a: str | Path, b: str | Path) -> dict[str, Any]:
+    """``displacement`` and ``distortion`` of map B aligned onto map A, both maps named in the legend and title."""
+    shown = {"unit": "units of A", "geographic": False}
+    displacement = draw_displacement(found, **shown, reference=f"map A ({_short(a, b)})", per="unit of B",
+                                      moved=f"its place on map B ({_short(b, a)}), aligned onto A",
+                                      against="their places on map A")  # fmt: skip
+    distortion = draw_distortion(found, **shown, title="Distortion: a regular grid over map A, carried onto map B "
+                                                       "(aligned onto A)")  # fmt: skip
+    return {"displacement": displacement, "distortion": distortion}
+
+
+def _short(path: str | Path, other: str | Path) -> str:
+    """A map's run folder (or file) for a legend: from where its path parts from ``other``'s, its middle cut."""
+    a, b = (Path(p).resolve() for p in (path, other))
+    a, b = (p.parent if p.name == "coordinates.csv" else p for p in (a, b))
+    shared = 0
+    while shared < min(len(a.parts), len(b.parts)) - 1 and a.parts[shared] == b.parts[shared]:
+        shared += 1
+    rest = a.parts[shared:]
+    return "/".join(rest if len(rest) <= 3 else (rest[0], "…", *rest[-2:]))
 
 
 def _next_folder(root: Path) -> Path:

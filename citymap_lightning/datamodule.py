@@ -27,11 +27,18 @@ DEFAULT_DATA = "europe36.csv"
 def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
     """The places of ``table`` found by name in the gazetteer, or None when they cannot fix a frame; says which.
 
-    ``by_distance``: break ties by the table's distances (ranked, so any transform that keeps their order
-    will do); else by the country most other matches share, then population. With some names found but
-    too few to fix a frame, a warning says that the map may be turned or mirrored and how to fix it.
+    ``by_distance``: break ties by the table's distances (read through one monotone curve, so any transform
+    that keeps their order will do); else by the country most other matches share, then population. Names
+    with a qualifier that is no region or country are said in one warning. With some names found but too few
+    to fix a frame, a warning says that the map may be turned or mirrored and how to fix it.
     """
     found = gazetteer.match(table, by_distance=by_distance)
+    if found.unknown:
+        count = len(found.unknown)
+        log.warning(
+            f"{where}: {count} {'name carries' if count == 1 else 'names carry'} a qualifier that is no region or "
+            f"country GeoNames knows, so it was not used: {listed(found.unknown, UNKNOWN_SHOWN, sep='; ')}"
+        )
     matched = len(found.places)
     if matched == 0:
         return None
@@ -40,7 +47,8 @@ def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
     if not gazetteer.non_collinear(found.latlon):
         log.warning(
             f"{line}: too few, or on one line, to put the map north up, so it may be turned or mirrored. Names are "
-            f"found written as City; City, ST (US, Canada, Australia); City, Country; or City (Country). Else "
+            f"found written as City; City, Region (a state, province or prefecture of any country; ST in the US, "
+            f"Canada and Australia); City, Country; or City (Region, Country). Else "
             f"{gazetteer.FIX_FRAME}"
         )
         return None
@@ -50,6 +58,8 @@ def locate(table: DistanceTable, where: str, by_distance: bool = True) -> Any:
 
 UNMATCHED_SHOWN = 50
 """Most names not found that the log lists."""
+UNKNOWN_SHOWN = 10
+"""Most names with an unknown qualifier that the log lists."""
 
 
 def _anchors_by_name(fitted: DistanceTable, names: list[str]) -> Any:
@@ -108,6 +118,9 @@ class DistanceDataModule(pl.LightningDataModule):
             input they fix the map's frame (rotated and reflected onto them, never scaled), before the gazetteer.
         predict_from: the checkpoint ``predict`` draws: a file naming places not on its map is read as
             new places to put on it. ``predict --ckpt_path`` sets it; a fit takes none.
+        unit: the distances' unit (``hours``, ``min``, ``miles``, ...), written on every picture's axes, scale
+            bar and arrow scale; unknown by default (``input units``). Latitude/longitude are in km: another
+            unit is refused.
 
     :meth:`from_table` makes one of a table made in memory (the estimator's, ``dims``' random tables).
 
@@ -131,6 +144,7 @@ class DistanceDataModule(pl.LightningDataModule):
         anchors: str | None = None,
         positions: str | None = None,
         predict_from: str | None = None,
+        unit: str | None = None,
         *,
         _table: DistanceTable | None = None,
     ) -> None:
@@ -159,6 +173,11 @@ class DistanceDataModule(pl.LightningDataModule):
             return
         self.table = given or load_table(self.path, format=hp.format, names=hp.names, symmetrize=hp.symmetrize)
         log.info(f"{self.path}: {self.table.n} places, {self.table.n_known_pairs} of {self.table.n_pairs} pairs known")
+        if hp.unit is not None and hp.unit.strip():
+            if self.table.unit and hp.unit.strip() != self.table.unit:
+                raise ConfigError(f"data.unit is {hp.unit!r}, but {self.path}'s distances are in {self.table.unit} "
+                                  "(great-circle km from latitude/longitude): leave it out")  # fmt: skip
+            self.table.unit = hp.unit.strip()
         anchors, positions = hp.anchors, hp.positions
         restored = _anchors_by_name(fitted[0], self.table.names) if fitted and anchors is None else None
         if restored is not None:  # predict draws an anchored fit again, in its anchors' frame

@@ -35,6 +35,9 @@ def geopandas_available() -> bool:
 def to_geodataframe(fit: FittedMap) -> Any:
     """A ``geopandas.GeoDataFrame``, one row per place in input order: ``name``, ``x``, ``y`` (...), ``stress_share``.
 
+    For places found by name, also ``geonameid``, ``region`` and ``country`` of each match (missing where a
+    name was not found).
+
     Raises:
         ImportError: geopandas is not installed (with what to install).
 
@@ -48,6 +51,12 @@ def to_geodataframe(fit: FittedMap) -> Any:
     columns: dict[str, Any] = {"name": list(fit.names)}
     columns |= {axis: coords[:, k] for k, axis in enumerate(axes[: coords.shape[1]])}
     columns["stress_share"] = np.asarray(fit.place_share, dtype=np.float64)
+    if fit.geonames is not None:  # what each name matched in GeoNames (missing where not found)
+        import pandas
+
+        columns["geonameid"] = pandas.array([int(v) if v else None for v in fit.geonames["geonameid"]], dtype="Int64")
+        columns["region"] = [v or None for v in fit.geonames["region"]]
+        columns["country"] = [v or None for v in fit.geonames["country"]]
     if fit.latlon is not None:
         latlon = np.asarray(fit.latlon, dtype=np.float64)
         columns["latitude"], columns["longitude"] = latlon[:, 0], latlon[:, 1]

@@ -136,6 +136,7 @@ MANIFEST: dict[str, Any] = {
         "anchors",
         "positions",
         "predict_from",
+        "unit",
     ],
     "choices": {
         "model.geometry": ["plane", "space", "sphere"],

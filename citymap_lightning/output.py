@@ -51,17 +51,23 @@ def csv_cell(text: str) -> str:
     return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\r\n') else text
 
 
-def write_coordinates(path: str | Path, names: Sequence[str], coords: np.ndarray) -> Path:
+def write_coordinates(
+    path: str | Path, names: Sequence[str], coords: np.ndarray, extra: dict[str, Sequence[str]] | None = None
+) -> Path:
     """``coordinates.csv``: ``name,x,y`` (``name,x`` in 1-D, ``,z`` and more in higher dimensions), one row per place.
 
     Numbers have 10 significant digits, so that any unit, from 1e-30 to 1e30, keeps its precision.
-    Written as one string (the same bytes as the csv module's, a third of its time at a million places).
+    ``extra``: text columns after the coordinates, one value per place (``geonameid,region,country`` of
+    places found by name). Written as one string (the same bytes as the csv module's, a third of its
+    time at a million places).
     """
     coords = np.asarray(coords, dtype=np.float64)
+    extra = extra or {}
     axes = ["x", "y", "z"] + [f"x{k}" for k in range(4, coords.shape[1] + 1)]
-    row = ",".join(["{}"] + ["{:.10g}"] * coords.shape[1]) + "\r\n"
-    cells = [map(csv_cell, names), *coords.T.tolist()]
-    text = ",".join(["name", *axes[: coords.shape[1]]]) + "\r\n" + "".join(map(row.format, *cells))
+    row = ",".join(["{}"] + ["{:.10g}"] * coords.shape[1] + ["{}"] * len(extra)) + "\r\n"
+    cells = [map(csv_cell, names), *coords.T.tolist(), *(map(csv_cell, values) for values in extra.values())]
+    header = ["name", *axes[: coords.shape[1]], *extra]
+    text = ",".join(header) + "\r\n" + "".join(map(row.format, *cells))
     return atomic_write(path, lambda f: f.write(text))
 
 

@@ -73,8 +73,9 @@ def readable_subset(coords: np.ndarray, limit: int, cells: int = DENSITY_GRID) -
 
 ALL_LABELS = 40
 """Up to this many places a map labels every place and draws each one's path in its own colour; above it
-only a readable subset of at most this many is labelled (see :func:`label_priority`), with their paths
-in grey, and the other places stay dots. The full set of paths is in TensorBoard's GIF and ``map.html``."""
+only a readable subset of at most this many is labelled (see :func:`label_priority`), no path is drawn
+(paths from the start criss-cross a map of hundreds of places and tell nothing), and the other places stay
+dots. The full set of paths is in TensorBoard (``map_paths``, the GIF) and ``map.html``."""
 
 
 def population_of(located: object, n: int) -> np.ndarray | None:
@@ -145,16 +146,17 @@ def draw_map(
 
     Up to :data:`ALL_LABELS` places every place is labelled (moved by adjustText) and its path drawn
     in its own colour. Above, at most :data:`ALL_LABELS` places are labelled, in the order of
-    :func:`label_priority` and only where a label fits beside its point without touching another
-    (:func:`label_subset`); only the first :data:`FEW_PATHS` of those places' paths are drawn, in grey,
-    and the other places stay dots (:func:`draw_paths` draws every path, for TensorBoard).
+    :func:`label_priority` and only where a label fits beside its point without touching another label
+    or covering any place's dot (:func:`label_subset`); no path is drawn and the other places stay dots
+    (:func:`draw_paths` draws every path, for TensorBoard; ``map.html`` keeps them too).
     Paths are grey whenever the points' colours mean something else (``values``, with a colour bar).
     Above ``max_points`` places it is a density picture instead (see :func:`draw_density`).
 
     Args:
         coords: ``(n, 2)`` final positions, x east and y north.
         names: city names, one per row of ``coords``.
-        history: ``(snapshots, n, 2)`` positions over the fit, drawn as one line per city.
+        history: ``(snapshots, n, 2)`` positions over the fit, drawn as one line per city (up to
+            :data:`ALL_LABELS` places only).
         values: one number per city; when given, points are coloured by it (with a colour bar)
             instead of one colour per city.
         value_label: the colour bar's label.
@@ -211,25 +213,22 @@ def draw_map(
         fig.colorbar(points, ax=ax, shrink=0.7, label=value_label)
     _map_axes(ax, xlim, ylim, unit, geographic)
     map_furniture(ax, unit, geographic)
-    if paths and not own_colours and (few or max_labels > 0):
-        _path_legend(ax, "path of each place during the fit" if few else "paths of the first labelled places")
+    if paths and few and not own_colours:
+        _path_legend(ax, "path of each place during the fit")
     if title:
         ax.set_title(title)
     if few and n <= max_labels:
         place_labels(ax, coords, names)
     elif max_labels > 0:
         limit = min(max_labels, ALL_LABELS)
-        labelled = label_subset(ax, coords, names, label_priority(coords, population, limit=4 * limit), limit)
-        if paths and not few and len(labelled):
-            chosen = np.swapaxes(history[:, labelled[:FEW_PATHS]], 0, 1)
-            ax.add_collection(LineCollection(list(chosen), colors=PATH_GREY, linewidths=0.9, alpha=0.7, zorder=1))
+        label_subset(ax, coords, names, label_priority(coords, population, limit=4 * limit), limit)
     return fig
 
 
 def draw_paths(coords: np.ndarray, history: np.ndarray, unit: str = "", geographic: bool = False) -> Figure:
     """Every place's path during the fit, each in its own colour, without labels: the full set for TensorBoard.
 
-    ``map.png`` above :data:`ALL_LABELS` places draws only the labelled places' paths; this keeps the rest.
+    ``map.png`` above :data:`ALL_LABELS` places draws no path; this keeps them all.
     """
     from matplotlib.collections import LineCollection
 
@@ -244,8 +243,6 @@ def draw_paths(coords: np.ndarray, history: np.ndarray, unit: str = "", geograph
     return fig
 
 
-FEW_PATHS = 15
-"""Above :data:`ALL_LABELS` places, ``map.png`` draws the paths of at most this many labelled places (the first)."""
 PATH_GREY = "0.35"
 """The colour of paths drawn beside points whose colours mean something else."""
 
@@ -258,6 +255,22 @@ def _path_legend(ax, label: str, colour: str = PATH_GREY) -> None:  # noqa: ANN0
               framealpha=0.8)  # fmt: skip
 
 
+UNKNOWN_UNIT = "input units"
+"""What an axis or a scale bar says when the input's unit is not known (a table without ``--data.unit``)."""
+
+
+def unit_text(unit: str) -> str:
+    """``unit`` as an axis or a scale bar writes it: :data:`UNKNOWN_UNIT` when it is not known ("")."""
+    return unit or UNKNOWN_UNIT
+
+
+def per_unit(unit: str) -> str:
+    """``unit`` after "per": singular (``hours``: ``hour``), ``input unit`` when it is not known."""
+    if not unit:
+        return "input unit"
+    return unit[:-1] if len(unit) > 3 and unit.endswith("s") and not unit.endswith("ss") else unit
+
+
 def nice_length(span: float) -> float:
     """A round length (1, 2 or 5 times a power of ten) of at most a fifth of ``span``, for a scale bar."""
     target = max(float(span), np.finfo(float).tiny) / 5
@@ -268,8 +281,8 @@ def nice_length(span: float) -> float:
 def map_furniture(ax, unit: str, geographic: bool) -> None:  # noqa: ANN001
     """A scale bar in ``unit`` (lower left) and, in a geographic frame, a north arrow (upper left).
 
-    Both are anchored artists (``ax.artists``, gids ``scale_bar`` and ``north_arrow``), not texts: the
-    axes' texts stay the place labels.
+    ``unit`` "" reads ``input units`` (:func:`unit_text`). Both are anchored artists (``ax.artists``, gids
+    ``scale_bar`` and ``north_arrow``), not texts: the axes' texts stay the place labels.
     """
     from matplotlib.font_manager import FontProperties
     from matplotlib.offsetbox import AnchoredOffsetbox, DrawingArea, TextArea, VPacker
@@ -277,7 +290,7 @@ def map_furniture(ax, unit: str, geographic: bool) -> None:  # noqa: ANN001
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     length = nice_length(abs(ax.get_xlim()[1] - ax.get_xlim()[0]))
-    label = f"{length:g} {unit}".strip()
+    label = f"{length:g} {unit_text(unit)}"
     bar = AnchoredSizeBar(ax.transData, length, label, loc="lower left", pad=0.4, borderpad=0.8, sep=3,
                           size_vertical=0, frameon=True, fontproperties=FontProperties(size=8))  # fmt: skip
     bar.patch.set(alpha=0.75, edgecolor="none")
@@ -302,13 +315,31 @@ LABEL_OFFSETS = ((4, 3, "left", "bottom"), (-4, 3, "right", "bottom"), (4, -3, "
 """Where a label may sit about its point (points of offset, alignment), in order of preference."""
 
 
+def _leader_offsets(radii: tuple[float, ...] = (16.0, 28.0, 42.0, 60.0)) -> tuple[tuple[float, float, str, str], ...]:
+    """Offsets farther out, in 8 directions at each of ``radii`` points, for labels tied to their dot by a line."""
+    out = []
+    for r in radii:
+        for angle in np.radians([45, 135, -45, -135, 0, 180, 90, -90]):
+            dx, dy = r * np.cos(angle), r * np.sin(angle)
+            ha = "left" if dx > 1e-6 else "right" if dx < -1e-6 else "center"
+            va = "bottom" if dy > 1e-6 else "top" if dy < -1e-6 else "center"
+            out.append((round(float(dx), 2), round(float(dy), 2), ha, va))
+    return tuple(out)
+
+
+LEADER_OFFSETS = _leader_offsets()
+"""Where a label may sit when no spot of :data:`LABEL_OFFSETS` is free: farther out, with a leader line to its dot."""
+
+
 def label_subset(ax, coords: np.ndarray, names: list[str], order: np.ndarray, limit: int) -> np.ndarray:  # noqa: ANN001
     """Label places in ``order`` where a label fits, up to ``limit``; give back the labelled places' indices.
 
     Greedy cartographic placement: each label takes the first of :data:`LABEL_OFFSETS` about its point
-    that stays inside the axes and touches no label already placed nor the scale bar or north arrow,
-    preferring one that covers no other place's point; a place where none fits stays a dot. The
-    figure's layout is settled first and then kept, so the labels' boxes are the drawn ones.
+    that stays inside the axes, touches no label already placed nor the scale bar, north arrow or legend,
+    and covers no place's dot (the dot's drawn radius included), so a label never hides a place; where
+    none is free, the first free spot of :data:`LEADER_OFFSETS` farther out, with a thin leader line to
+    its dot (so the large places of a crowded region keep their names); a place where none fits stays a
+    dot. The figure's layout is settled first and then kept, so the labels' boxes are the drawn ones.
     """
     fig = ax.figure
     fig.draw_without_rendering()
@@ -317,8 +348,10 @@ def label_subset(ax, coords: np.ndarray, names: list[str], order: np.ndarray, li
     points = ax.transData.transform(np.asarray(coords, dtype=np.float64))
     frame = ax.get_window_extent(renderer)
     taken = [artist.get_window_extent(renderer) for artist in [*ax.artists, ax.get_legend()] if artist is not None]
+    leaders: list[tuple[np.ndarray, np.ndarray]] = []  # the leader lines drawn, in pixels
     labelled = []
     gap = 2.0  # pixels between labels
+    radius = _dot_radius(ax) + 1.0  # a label keeps clear of every dot's edge, not only of its centre
     for k in np.asarray(order, dtype=np.int64):
         if len(labelled) >= limit:
             break
@@ -327,7 +360,7 @@ def label_subset(ax, coords: np.ndarray, names: list[str], order: np.ndarray, li
             parse_math=False, bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.6},
         )  # fmt: skip
         best = None
-        for dx, dy, ha, va in LABEL_OFFSETS:
+        for dx, dy, ha, va in LABEL_OFFSETS + LEADER_OFFSETS:
             text.set_position((dx, dy))
             text.set_horizontalalignment(ha)
             text.set_verticalalignment(va)
@@ -336,22 +369,69 @@ def label_subset(ax, coords: np.ndarray, names: list[str], order: np.ndarray, li
                 continue
             if any(box.overlaps(other) for other in taken):
                 continue
-            inside = (points[:, 0] >= box.x0) & (points[:, 0] <= box.x1) & (points[:, 1] >= box.y0)
-            covered = int((inside & (points[:, 1] <= box.y1)).sum()) - int(box.contains(*points[k]))
-            if best is None or covered < best[0]:
-                best = (covered, dx, dy, ha, va, box)
-            if covered == 0:
-                break
+            near = box.padded(radius - gap)
+            inside = (points[:, 0] >= near.x0) & (points[:, 0] <= near.x1) & (points[:, 1] >= near.y0)
+            inside &= points[:, 1] <= near.y1
+            inside[k] = False  # its own dot sits beside the label, at the offset
+            if inside.any():
+                continue
+            if abs(dx) + abs(dy) > 12:  # a leader line: it crosses no label and no other leader line
+                end = np.array([min(max(points[k, 0], box.x0), box.x1), min(max(points[k, 1], box.y0), box.y1)])
+                if any(_crosses_box(points[k], end, other) for other in taken) or any(
+                    _segments_cross(points[k], end, a, b) for a, b in leaders
+                ):
+                    continue
+                if any(_crosses_box(a, b, box) for a, b in leaders):
+                    continue
+                leaders.append((points[k].copy(), end))
+            elif any(_crosses_box(a, b, box) for a, b in leaders):
+                continue
+            best = (dx, dy, ha, va, box)
+            break
         if best is None:
             text.remove()
             continue
-        _, dx, dy, ha, va, box = best
+        dx, dy, ha, va, box = best
         text.set_position((dx, dy))
         text.set_horizontalalignment(ha)
         text.set_verticalalignment(va)
+        if abs(dx) + abs(dy) > 12:  # a leader line from the dot's edge to the label, its own artist (the text's
+            end = leaders[-1][1]  # box stays the text's), in data units: the layout is settled
+            start = points[k] + (end - points[k]) * min(1.0, 0.6 * radius / max(float(np.hypot(*(end - points[k]))), 1))
+            line = ax.transData.inverted().transform(np.stack([start, end]))
+            ax.plot(line[:, 0], line[:, 1], color="0.3", lw=0.6, zorder=3.5, gid="leader")
         taken.append(box)
         labelled.append(int(k))
     return np.asarray(labelled, dtype=np.int64)
+
+
+def _crosses_box(a: np.ndarray, b: np.ndarray, box) -> bool:  # noqa: ANN001
+    """Whether the segment from ``a`` to ``b`` (pixels) passes through ``box`` (a matplotlib ``Bbox``)."""
+    t = np.linspace(0.0, 1.0, 24)[:, None]
+    xy = a + t * (b - a)
+    return bool(((xy[:, 0] > box.x0) & (xy[:, 0] < box.x1) & (xy[:, 1] > box.y0) & (xy[:, 1] < box.y1)).any())
+
+
+def _segments_cross(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> bool:
+    """Whether the segments ``ab`` and ``cd`` cross (touching at an end does not count)."""
+
+    def side(p: np.ndarray, q: np.ndarray, r: np.ndarray) -> float:
+        return float((q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0]))
+
+    return side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0
+
+
+def _dot_radius(ax) -> float:  # noqa: ANN001
+    """The largest drawn radius (pixels) of the axes' scatter dots, edge line included; 0 without any."""
+    from matplotlib.collections import PathCollection
+
+    dpi = ax.figure.dpi
+    radius = 0.0
+    for dots in ax.collections:
+        if isinstance(dots, PathCollection) and len(dots.get_sizes()):
+            width = float(np.max(dots.get_linewidths())) if len(dots.get_linewidths()) else 0.0
+            radius = max(radius, (np.sqrt(float(np.max(dots.get_sizes()))) + width) / 2 * dpi / 72)
+    return radius
 
 
 def draw_density(
@@ -370,11 +450,10 @@ def draw_density(
 
     Hexagons coloured by how many places they hold (log scale), or by the mean of ``values`` over
     their places; on top, a readable subset of places (``subset``, else :func:`readable_subset`, at
-    most ``max_labels``) as points with non-overlapping labels, and their trajectories when
-    ``history`` ``(snapshots, len(subset), 2)`` holds those places' recorded positions. Drawing costs
-    O(n) and about the same at a million places as at ten thousand.
+    most ``max_labels``) as points with non-overlapping labels. ``history`` (the subset's recorded
+    positions) is not drawn: paths are noise above :data:`ALL_LABELS` places, and TensorBoard and
+    ``map.html`` keep them. Drawing costs O(n) and about the same at a million places as at ten thousand.
     """
-    from matplotlib.collections import LineCollection
     from matplotlib.colors import LogNorm
 
     n = len(names)
@@ -398,13 +477,6 @@ def draw_density(
     if subset is None:
         subset = readable_subset(coords, max_labels)
     subset = np.asarray(subset, dtype=np.int64)[: max(max_labels, 0)]
-    if history is not None and history.shape[1] == n != len(subset):
-        history = history[:, subset]  # every place's history: the subset's
-    if history is not None and len(history) > 1 and history.shape[1] == len(subset):
-        paths = np.swapaxes(history, 0, 1)
-        ax.add_collection(LineCollection(list(paths), colors="white", linewidths=2.2, alpha=0.8, zorder=2))
-        ax.add_collection(LineCollection(list(paths), colors="crimson", linewidths=1.0, alpha=0.9, zorder=2))
-        _path_legend(ax, "path of each labelled place during the fit", "crimson")
     shown = coords[subset]
     ax.scatter(shown[:, 0], shown[:, 1], s=14, c="white", edgecolors="black", linewidths=0.7, zorder=3)
     _map_axes(ax, xlim, ylim, unit, geographic)
@@ -418,14 +490,14 @@ def draw_density(
 def _map_axes(ax, xlim: tuple, ylim: tuple, unit: str, geographic: bool | None = None) -> None:  # noqa: ANN001
     """Equal-aspect map axes with the limits, the unit on both axes and a light grid.
 
-    A geographic frame's axes read ``east`` and ``north``, any other's ``x`` and ``y``, with the unit when
-    known; ``geographic`` None: geographic when a unit is given.
+    A geographic frame's axes read ``east`` and ``north``, any other's ``x`` and ``y``, always with a unit
+    (:func:`unit_text`); ``geographic`` None: geographic when a unit is given.
     """
     geographic = bool(unit) if geographic is None else geographic
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
-    suffix = f" ({unit})" if unit else ""
+    suffix = f" ({unit_text(unit)})"
     ax.set_xlabel(f"east{suffix}" if geographic else f"x{suffix}")
     ax.set_ylabel(f"north{suffix}" if geographic else f"y{suffix}")
     ax.grid(True, lw=0.3, alpha=0.5)
@@ -523,7 +595,7 @@ def shepard_diagram(
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_aspect("equal")
-    suffix = f" ({unit})" if unit else ""
+    suffix = f" ({unit_text(unit)})"
     ax.set_xlabel(f"given distance{suffix}")
     ax.set_ylabel(f"fitted distance{suffix}")
     ax.legend(loc="upper left")
@@ -572,8 +644,8 @@ def animate(history: np.ndarray, names: list[str], path, frames: int = 80, unit:
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
-    ax.set_xlabel(f"east ({unit})" if unit else "x")
-    ax.set_ylabel(f"north ({unit})" if unit else "y")
+    ax.set_xlabel(f"east ({unit})" if unit == "km" else f"x ({unit_text(unit)})")
+    ax.set_ylabel(f"north ({unit})" if unit == "km" else f"y ({unit_text(unit)})")
     points = ax.scatter(history[0, :, 0], history[0, :, 1], s=18, c=colours, edgecolors="black", linewidths=0.4)
     trails = [ax.plot([], [], color=c, lw=0.8, alpha=0.6)[0] for c in colours]
     title = ax.set_title("")
@@ -644,7 +716,8 @@ def draw_globe(latlon: np.ndarray, names: list[str], title: str = "", max_labels
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
-    ax.set_xlabel("km (orthographic view; grey lines every 10 degrees)")
+    ax.set_xlabel("east (km; orthographic view, grey lines every 10 degrees)")
+    ax.set_ylabel("north (km)")
     ax.set_title(title or "Fitted sphere (orthographic view)")
     if n <= max_labels:
         place_labels(ax, xy, names)
@@ -659,9 +732,9 @@ def draw_space(coords: np.ndarray, names: list[str], title: str = "", unit: str 
     if len(names) <= max_labels:
         for (x, y, z), name in zip(coords[:, :3], names, strict=True):
             ax.text(x, y, z, display_name(name), fontsize=7, parse_math=False)
-    ax.set_xlabel(f"x ({unit})")
-    ax.set_ylabel(f"y ({unit})")
-    ax.set_zlabel(f"z ({unit})")
+    ax.set_xlabel(f"x ({unit_text(unit)})")
+    ax.set_ylabel(f"y ({unit_text(unit)})")
+    ax.set_zlabel(f"z ({unit_text(unit)})")
     ax.set_box_aspect(np.ptp(coords[:, :3], axis=0) + 1e-9)
     ax.set_title(title or "Fitted positions in 3-D")
     return fig

@@ -41,6 +41,8 @@ class FittedMap:
             when the fit had them (see :mod:`citymap_lightning.uncertainty`).
         matches: for a flat map of places found by name, which matches the frame was fitted on and how
             far each lies from where the map puts it (see :func:`citymap_lightning.align.frame_from_names`).
+        geonames: for places found by name, each place's ``geonameid``, ``region`` and ``country`` as text
+            ("" where its name was not found), as ``coordinates.csv`` and the GeoParquet have them.
 
     """
 
@@ -59,6 +61,7 @@ class FittedMap:
     frame: align.GeoFrame | None = None
     replicates: np.ndarray | None = None
     matches: align.NamesFrame | None = None
+    geonames: dict[str, list[str]] | None = None
 
     def to_latlon(self, coords: np.ndarray) -> np.ndarray | None:
         """Latitude/longitude of points in this map's frame (new places), or None where the frame is unknown."""
@@ -186,4 +189,5 @@ def fitted_map(problem: Problem, state: MapState, scale: float, residuals: torch
         frame=found.frame,
         replicates=replicates,
         matches=found.matches,
+        geonames=None if table.located is None else table.located.columns(table.n),
     )

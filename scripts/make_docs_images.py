@@ -6,6 +6,7 @@ the README quotes (stress-1, the comparison's figures), to check the text agains
 
     python scripts/make_docs_images.py                       # every picture but the 50,000 places
     python scripts/make_docs_images.py eurodist france       # only these runs
+    python scripts/make_docs_images.py japan400 drift        # the gallery's 400 places and drift arrows
     python scripts/make_docs_images.py --large europe50000   # needs scripts/make_datasets.py --large first
 """
 
@@ -52,7 +53,59 @@ def hub_pulled(folder: Path) -> list[str]:
     names, latlon, _, hours = time_space(200)
     matrix = write_hours(folder / "hours.csv", names, hours)
     positions = write_positions(folder / "positions.csv", names, latlon)
-    return ["--data.path", str(matrix), "--data.positions", str(positions)]
+    return ["--data.path", str(matrix), "--data.positions", str(positions), "--data.unit", "hours"]
+
+
+def japan(n: int = 400) -> tuple[list[str], np.ndarray]:
+    """Japan's ``n`` most populous places in the bundled gazetteer (one per name), as latitude/longitude."""
+    import csv
+    import gzip
+
+    rows = []
+    with gzip.open(ROOT / "citymap_lightning" / "gazetteer.tsv.gz", "rt", encoding="utf-8") as f:
+        for row in list(csv.reader(f, delimiter="\t"))[1:]:
+            if row[4] == "JP":
+                rows.append((-int(row[3]), row[6], float(row[1]), float(row[2])))
+    names, latlon = [], []
+    for _, name, lat, lon in sorted(rows):
+        if name not in names:
+            names.append(name)
+            latlon.append((lat, lon))
+    return names[:n], np.array(latlon[:n])
+
+
+def japan_places(folder: Path) -> list[str]:
+    """400 Japanese places by latitude/longitude: the map of a crowded country (no paths, labels clear of the dots)."""
+    from citymap_lightning import output
+
+    names, latlon = japan()
+    rows = [[name, f"{a:.5f}", f"{b:.5f}"] for name, (a, b) in zip(names, latlon, strict=True)]
+    return ["--data.path", str(output.write_table(folder / "japan400.csv", ["name", "latitude", "longitude"], rows))]
+
+
+def japan_names(folder: Path) -> list[str]:
+    """The same 400 places as a names-only matrix of great-circle km: found by name, a nearly exact map whose
+    displacements (tenths of a km on a 2,000 km map) are drawn magnified."""
+    from citymap_lightning import geometry as geo
+    from citymap_lightning import output
+
+    names, latlon = japan()
+    path = output.write_matrix(folder / "japan400_names.csv", names, names, geo.distance_matrix(latlon))
+    return ["--data.path", str(path)]
+
+
+def delayed(folder: Path) -> list[str]:
+    """The time-space table of 200 places in hours, each place's departures slower by up to half an hour (an
+    asymmetric table, averaged by --data.symmetrize), with their positions: drift arrows on a north-up map."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_timespace import time_space, write_hours, write_positions
+
+    names, latlon, _, hours = time_space(200)
+    outbound = np.random.default_rng(3).uniform(0, 0.5, len(names))
+    matrix = write_hours(folder / "hours.csv", names, hours, outbound)
+    positions = write_positions(folder / "positions.csv", names, latlon)
+    return ["--data.path", str(matrix), "--data.symmetrize", "true", "--data.positions", str(positions),
+            "--data.unit", "hours"]  # fmt: skip
 
 
 @dataclass
@@ -77,6 +130,11 @@ RUNS = {
     "timespace": Run(hub_pulled, {"displacement.png": "timespace_displacement.png",
                                   "distortion.png": "timespace_distortion.png"}),
     "uncertainty": Run(noisy_europe, {"map.png": "uncertainty_map.png"}),
+    "japan400": Run(japan_places, {"map.png": "japan400_map.png"}),
+    "japan400_names": Run(japan_names, {"displacement.png": "japan400_displacement.png"}),
+    "drift": Run(delayed, {"drift.png": "drift_legend.png"}),
+    "europe5000": Run(["--config", str(ROOT / "configs" / "large.yaml"), "--data.path", str(DATA / "europe5000.csv")],
+                      {"map.png": "europe5000_map.png"}),
     "world200": Run(["--config", str(ROOT / "configs" / "sphere.yaml"), "--model.radius", "learn",
                      "--data.path", str(DATA / "world200.csv")], {"map.png": "world200_sphere.png"}),
     "europe50000": Run(["--config", str(ROOT / "configs" / "large.yaml"), "--data.path",

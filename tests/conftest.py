@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,10 +86,11 @@ def fit_cli(root: Path, *args: str, subcommand: str = "fit") -> Path:
 
 
 def read_coordinates(path: Path) -> dict[str, np.ndarray]:
-    """coordinates.csv as {name: position}."""
+    """coordinates.csv as {name: position} (its axes x, y, z...; not the geonameid, region and country of names)."""
     with open(path, encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    return {row[0]: np.array([float(v) for v in row[1:]]) for row in rows[1:]}
+    axes = [k for k, column in enumerate(rows[0]) if re.fullmatch(r"x\d*|y|z", column)]
+    return {row[0]: np.array([float(row[k]) for k in axes]) for row in rows[1:]}
 
 
 def geojson_latlon(path: Path) -> tuple[dict[str, np.ndarray], dict[str, dict]]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -673,5 +674,6 @@ def read_coordinates(path: Path, names: list[str]) -> np.ndarray:
     """A written ``coordinates.csv`` as an n x dim array in the order of ``names``."""
     with open(path, encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    by_name = {row[0]: [float(v) for v in row[1:]] for row in rows[1:]}
+    axes = [k for k, column in enumerate(rows[0]) if re.fullmatch(r"x\d*|y|z", column)]
+    by_name = {row[0]: [float(row[k]) for k in axes] for row in rows[1:]}
     return np.array([by_name[name] for name in names])

@@ -7,20 +7,23 @@ Montgomery, Portland, Springfield and Columbus.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import QUIET, ROOT, geojson_latlon, map_tolerance
+from scipy.spatial import cKDTree
 
-from citymap_lightning import align, gazetteer, output
+from citymap_lightning import align, gazetteer, geodata, output
 from citymap_lightning import geometry as geo
 from citymap_lightning.cli import main
 from citymap_lightning.datamodule import locate
-from citymap_lightning.tables import MatrixTable
+from citymap_lightning.tables import MatrixTable, PairTable
 
 AMBIGUOUS = [("Birmingham", "AL"), ("Vancouver", "WA"), ("St. Petersburg", "FL"), ("Santa Ana", "CA"),
              ("Montgomery", "AL"), ("Portland", "OR"), ("Springfield", "IL"), ("Columbus", "OH")]  # fmt: skip
@@ -177,7 +180,10 @@ def test_a_wrong_match_is_named_and_never_moves_the_map(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="citymap_lightning"):
         main(["fit", "--data.path", str(path), "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])
     (line,) = messages(caplog, "; left out")
-    match = re.fullmatch(r"Lyon: matched Lyon, FR, ([\d,]+) km from where the map puts it; left out", line)
+    match = re.fullmatch(
+        r"Lyon: matched Lyon \(Auvergne-Rhône-Alpes, FR\) at 45\.7°N 4\.8°E, ([\d,]+) km from where its distances "
+        r"put it; left out", line,
+    )  # fmt: skip
     assert match is not None, line
     lyon = gazetteer.load().latlon[gazetteer.load().index["lyon"][0]]
     assert int(match.group(1).replace(",", "")) == pytest.approx(geo.haversine(lyon, latlon[0]), abs=20)
@@ -186,6 +192,8 @@ def test_a_wrong_match_is_named_and_never_moves_the_map(tmp_path, caplog):
     (path,) = (tmp_path / "r").rglob("coordinates.geojson")
     features = {f["properties"]["name"]: f["properties"] for f in json.loads(path.read_text())["features"]}
     assert features["Lyon"]["left_out"] is True and "left_out" not in features["Vancouver"]
+    assert (features["Lyon"]["region"], features["Lyon"]["country"]) == ("Auvergne-Rhône-Alpes", "FR")
+    assert (features["Vancouver"]["region"], features["Vancouver"]["country"]) == ("Washington", "US")
 
 
 def test_places_given_by_position_get_their_population_for_labels():
@@ -201,3 +209,204 @@ def test_places_given_by_position_get_their_population_for_labels():
     far = np.array(table.latlon, dtype=float)
     far[table.names.index("Paris")] += (5.0, 0.0)  # 550 km north of Paris: not Paris
     assert np.isnan(gazetteer.population_near(table.names, far)[table.names.index("Paris")])
+
+
+# Names anywhere: regions of every country, and same-named places told apart on a pair list (issue 29)
+
+
+def region_places(country: str, n: int = 400, seed: int = 0) -> tuple[list[int], list[str], np.ndarray]:
+    """``n`` places of a country drawn from the gazetteer (its GeoNames cities of 15,000 people or more).
+
+    A name two drawn places share carries its region (``Sendai (Kagoshima)``), as people write them; the others are
+    plain, even where the gazetteer has the name elsewhere too (Miyoshi, Izumi). In Japan every Sendai, Sakai, Koga,
+    Kariya, Yokkaichi, Miyoshi, Izumi and Ōta is drawn (a new user's 400-place list matched those wrongly). Two
+    places of one name in one region are not both drawn: no name could tell them apart.
+    """
+    g = gazetteer.load()
+    rows = np.flatnonzero(np.array(g.country) == country)
+    first = ("sendai", "sakai", "koga", "kariya", "yokkaichi", "miyoshi", "izumi", "ota") if country == "JP" else ()
+    forced = [int(r) for r in rows if gazetteer.fold(g.names[r]) in first]
+    pool = forced + [int(r) for r in np.random.default_rng(seed).permutation(rows) if int(r) not in forced]
+    drawn: list[int] = []
+    seen: set[tuple[str, str]] = set()
+    for r in pool:
+        key = (gazetteer.fold(g.names[r]), g.admin1[r])
+        if key not in seen and len(drawn) < n:
+            seen.add(key)
+            drawn.append(r)
+    shared = Counter(gazetteer.fold(g.names[r]) for r in drawn)
+    names = [f"{g.names[r]} ({g.region(r)})" if shared[gazetteer.fold(g.names[r])] > 1 else g.names[r] for r in drawn]
+    return drawn, names, g.latlon[drawn]
+
+
+def road_pairs(latlon: np.ndarray, near: int = 4, far: int = 2, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Each place's ``near`` nearest places and ``far`` random partners, as pairs ``i < j``."""
+    xyz = geo.to_unit_vectors(latlon)
+    _, nearest = cKDTree(xyz).query(xyz, k=near + 1)
+    rng = np.random.default_rng(seed)
+    pairs = set()
+    for a in range(len(latlon)):
+        partners = [int(b) for b in nearest[a, 1:] if b != a][:near]
+        partners += [int(b) + (b >= a) for b in rng.choice(len(latlon) - 1, size=far, replace=False)]
+        pairs |= {(min(a, b), max(a, b)) for b in partners}
+    i, j = (np.array(v) for v in zip(*sorted(pairs), strict=True))
+    return i, j
+
+
+def wrong_matches(found: gazetteer.Match, rows: list[int], names: list[str]) -> list[str]:
+    """Names not found, or found as another GeoNames entry than the one they were drawn from."""
+    ids = dict(zip(found.places.tolist(), found.geonameid.tolist(), strict=True))
+    g = gazetteer.load()
+    return [name for p, (name, r) in enumerate(zip(names, rows, strict=True)) if ids.get(p) != g.geonameid[r]]
+
+
+def turn(estimated: np.ndarray, true: np.ndarray) -> tuple[float, bool]:
+    """How far (degrees) a map of latitude/longitude is turned from the true positions, and whether it is mirrored.
+
+    Both are projected about the true positions' centre; the angle is the orthogonal Procrustes rotation's.
+    """
+    centre = geo.spherical_centre(true)
+    a, b = geo.azimuthal_equidistant(estimated, centre), geo.azimuthal_equidistant(true, centre)
+    u, _, vt = np.linalg.svd((a - a.mean(axis=0)).T @ (b - b.mean(axis=0)))
+    rotation = u @ vt
+    return float(np.degrees(np.arctan2(rotation[0, 1], rotation[0, 0]))), bool(np.linalg.det(rotation) < 0)
+
+
+def as_pairs(names: list[str], latlon: np.ndarray) -> PairTable:
+    """A names-only pair list in memory: each place's 4 nearest and 2 far partners, great-circle km."""
+    i, j = road_pairs(latlon)
+    d = geo.haversine(latlon[i], latlon[j])
+    return PairTable(names=names, i=i, j=j, d=d, w=np.ones_like(d), source="pairs.csv")
+
+
+@pytest.mark.parametrize(
+    ("name", "described"),
+    [
+        ("Sendai (Miyagi)", "Sendai (Miyagi, JP)"),
+        ("Sendai (Kagoshima)", "Sendai (Kagoshima, JP)"),
+        ("Sendai, Kagoshima Prefecture", "Sendai (Kagoshima, JP)"),
+        ("Sendai (Kagoshima-ken)", "Sendai (Kagoshima, JP)"),
+        ("Sendai (kagoshima, Japan)", "Sendai (Kagoshima, JP)"),
+        ("Sakai, Osaka", "Sakai (Osaka, JP)"),
+        ("Sakai (Ōsaka-fu)", "Sakai (Osaka, JP)"),
+        ("Ōta (Gunma)", "Ōta (Gunma, JP)"),
+        ("Bendigo, VIC", "Bendigo (Victoria, AU)"),
+        ("Ikeja, Lagos State", "Ikeja (Lagos, NG)"),
+        ("Guadalajara (Estado de Jalisco)", "Guadalajara (Jalisco, MX)"),
+        ("Guadalajara, Castille-La Mancha", "Guadalajara (Castille-La Mancha, ES)"),
+        ("Frankfurt (Oder)", "Frankfurt (Oder) (Brandenburg, DE)"),
+        ("Washington, D.C.", "Washington (District of Columbia, US)"),
+    ],
+)
+def test_a_region_of_any_country_after_the_name_picks_the_place(name, described):
+    g = gazetteer.load()
+    reading = gazetteer.read_name(name, g)
+    assert [g.describe(r) for r in reading.rows] == [described] and reading.unknown == []
+
+
+def test_a_geonames_id_after_the_name_picks_that_entry():
+    g = gazetteer.load()
+    kagoshima = next(r for r in g.index["sendai"] if g.region(r) == "Kagoshima")
+    assert gazetteer.candidates(f"Sendai (JP {g.geonameid[kagoshima]})", g) == [kagoshima]
+
+
+def test_an_unknown_qualifier_is_said_in_one_line_with_the_closest_region_and_not_used(caplog):
+    g = gazetteer.load()
+    reading = gazetteer.read_name("Sendai (Kagoshma)", g)
+    assert sorted(g.region(r) for r in reading.rows) == ["Kagoshima", "Miyagi"]
+    assert reading.unknown == [("Kagoshma", "did you mean Kagoshima?")]
+    rows, names, latlon = region_places("JP", 60)
+    names = ["Sendai (Kagoshma)" if name == "Sendai (Kagoshima)" else name for name in names]
+    names = ["Sakai (Osako)" if name == "Sakai (Osaka)" else name for name in names]
+    with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+        found = locate(matrix(names, geo.distance_matrix(latlon)), "jp.csv")
+    (line,) = messages(caplog, "no region or country")
+    assert line == (
+        "jp.csv: 2 names carry a qualifier that is no region or country GeoNames knows, so it was not used: "
+        "Sakai (Osako) (did you mean Osaka?); Sendai (Kagoshma) (did you mean Kagoshima?)"
+    )
+    assert wrong_matches(found, rows, names) == []  # the distances chose the right Sendai and Sakai all the same
+
+
+@pytest.mark.parametrize("country", ["JP", "MX"])
+def test_same_named_places_are_told_apart_on_a_pair_list_as_on_the_matrix(country):
+    """400 places of a country, as a pair list (4 nearest and 2 far partners each) and as a full matrix.
+
+    Before: on this Japanese pair list 29 names (Sendai, Sakai, Koga, Kariya, Yokkaichi, Miyoshi, Izumi, Ōta...)
+    matched another town of their name, on the Mexican one 10 (El Salto, Cuauhtémoc, Nogales...); on either matrix
+    none.
+    """
+    rows, names, latlon = region_places(country)
+    km = geo.distance_matrix(latlon)
+    for table in (as_pairs(names, latlon), matrix(names, km), matrix(names, np.sqrt(km) + 5.0)):
+        found = gazetteer.match(table)
+        assert wrong_matches(found, rows, names) == [], table.kind
+    xy = geo.azimuthal_equidistant(latlon, geo.spherical_centre(latlon)) * [-1.0, 1.0]  # mirrored ...
+    angle = np.radians(37.0)
+    xy = xy @ np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])  # ... and turned
+    found = gazetteer.match(as_pairs(names, latlon))
+    frame = align.frame_from_names(xy, found.places, found.latlon)
+    assert frame.kept.all()
+    degrees, mirrored = turn(frame.frame.latlon(frame.orientation.apply(xy)), latlon)
+    assert abs(degrees) < 0.1 and not mirrored
+
+
+def test_matches_left_out_are_said_ten_at_most_then_counted_in_one_line(caplog):
+    """A new user's table of "Name (CC id)" names across countries got 115 to 487 warnings, one per match left out."""
+    from types import SimpleNamespace
+
+    from citymap_lightning.callbacks import _report_matches
+
+    g = gazetteer.load()
+    rows = [r for r in np.argsort(-g.population, kind="stable")[:40].tolist()]
+    located = gazetteer.Match(
+        np.arange(40), g.latlon[rows], [g.label(r) for r in rows], [], population=g.population[rows],
+        geonameid=g.geonameid[rows], regions=[g.region(r) for r in rows], countries=[g.country[r] for r in rows],
+    )  # fmt: skip
+    kept = np.arange(40) >= 25  # 25 left out
+    matches = SimpleNamespace(kept=kept, km=np.full(40, 1234.0), enough=True)
+    table = SimpleNamespace(names=[f"Place {k}" for k in range(40)], located=located, source="t.csv")
+    with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+        _report_matches(table, SimpleNamespace(matches=matches, km_per_unit=1.0))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 11
+    assert warnings[0].startswith(f"Place 0: matched {g.describe(rows[0])} at ") and "1,234 km" in warnings[0]
+    assert warnings[-1].startswith("… and 15 more matches left out, each far from where its distances put it: Place 10")
+    assert warnings[-1].endswith("Place 24")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["pairs", "matrix"])
+def test_japanese_names_only_map_matches_every_name_and_comes_out_north_up(tmp_path, caplog, kind):
+    """The target of issue 29: 400 Japanese places, a pair list (4 nearest and 2 far partners) or the full matrix.
+
+    Every name matches the GeoNames entry it was drawn from (``coordinates.csv``'s geonameid, region and country
+    columns say which), none is left out, and the map is north-up within 0.1 degrees, not mirrored.
+    """
+    rows, names, latlon = region_places("JP")
+    if kind == "pairs":
+        table = as_pairs(names, latlon)
+        body = [[names[a], names[b], f"{v:.10g}"] for a, b, v in zip(table.i, table.j, table.d, strict=True)]
+        path = output.write_table(tmp_path / "jp.csv", ["source", "target", "distance"], body)
+    else:
+        path = write_names_only(tmp_path / "jp.csv", names, latlon)
+    with caplog.at_level(logging.INFO, logger="citymap_lightning"):
+        main(["fit", "--data.path", str(path), "--trainer.default_root_dir", str(tmp_path / "r"), *QUIET])
+    assert len(messages(caplog, "400 of 400 names found")) == 1
+    assert not messages(caplog, "left out") and not messages(caplog, "no region or country")
+    (csv_path,) = (tmp_path / "r").rglob("coordinates.csv")
+    with open(csv_path, encoding="utf-8") as f:
+        written = {row["name"]: row for row in csv.DictReader(f)}
+    g = gazetteer.load()
+    assert [written[name]["geonameid"] for name in names] == [str(g.geonameid[r]) for r in rows]
+    assert [written[name]["region"] for name in names] == [g.region(r) for r in rows]
+    assert {written[name]["country"] for name in names} == {"JP"}
+    found = run_latlon(tmp_path / "r")
+    degrees, mirrored = turn(np.stack([found[name] for name in names]), latlon)
+    assert abs(degrees) < 0.1 and not mirrored
+    if geodata.geopandas_available():
+        (parquet,) = (tmp_path / "r").rglob("coordinates.parquet")
+        frame = pytest.importorskip("geopandas").read_parquet(parquet).set_index("name")
+        assert frame.loc[names, "geonameid"].tolist() == [int(g.geonameid[r]) for r in rows]
+        assert frame.loc[names, "region"].tolist() == [g.region(r) for r in rows]
+        assert set(frame["country"]) == {"JP"}

@@ -281,7 +281,7 @@ def test_many_places_make_a_density_map_with_a_subset_history_and_whole_outputs(
     assert 'metadata_path: "' in (log_dir / "projector_config.pbtxt").read_text()
 
 
-def test_density_map_draws_hexagons_labels_and_the_subsets_trajectories():
+def test_density_map_draws_hexagons_and_labels_but_no_paths():
     from matplotlib.collections import LineCollection, PolyCollection
 
     rng = np.random.default_rng(0)
@@ -292,9 +292,8 @@ def test_density_map_draws_hexagons_labels_and_the_subsets_trajectories():
     fig = render.draw_map(coords, names, history, max_points=1000, subset=subset)
     ax = fig.axes[0]
     assert any(isinstance(c, PolyCollection) and len(c.get_offsets()) > 100 for c in ax.collections)  # hexagons
-    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
-    assert lines and all(len(c.get_segments()) == len(subset) for c in lines)
-    assert sorted(t.get_text() for t in ax.texts) == sorted(names[k] for k in subset)
+    assert not [c for c in ax.collections if isinstance(c, LineCollection)]  # paths: TensorBoard and map.html
+    assert sorted(t.get_text() for t in ax.texts if t.get_text()) == sorted(names[k] for k in subset)
     fig = render.draw_map(coords[:500], names[:500], max_points=1000)  # below: points, as before
     assert not any(isinstance(c, PolyCollection) and len(c.get_offsets()) > 100 for c in fig.axes[0].collections)
 

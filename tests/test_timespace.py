@@ -99,11 +99,60 @@ def test_crowded_comparison_figures_name_the_places_that_moved_most():
     names = [f"town{k}" for k in range(150)]
     found = comparison.compare(names, coords, positions)
     for figure in (comparison.draw_displacement(found), comparison.draw_distortion(found)):
-        labels = [t.get_text() for t in figure.axes[0].texts]
+        labels = [t.get_text() for t in figure.axes[0].texts if t.get_text()]
         assert {"town7", "town70"} <= set(labels)
         assert 2 < len(labels) <= 40
     few = comparison.compare(names[:12], coords[:12], positions[:12])
-    assert {t.get_text() for t in comparison.draw_displacement(few).axes[0].texts} == set(names[:12])
+    assert {t.get_text() for t in comparison.draw_displacement(few).axes[0].texts if t.get_text()} == set(names[:12])
+
+
+def _artists(ax) -> dict:
+    return {a.get_gid(): a for a in ax.artists}
+
+
+def test_a_nearly_exact_map_draws_its_displacements_magnified_and_says_so():
+    """3 km shifts on a 4,000 km map are 2 pixels long: drawn ×20, said in the title, the legend and the arrow scale."""
+    rng = np.random.default_rng(6)
+    positions = rng.uniform(0, 4000, size=(300, 2))
+    angle = rng.uniform(0, 2 * np.pi, 300)
+    coords = positions + 3.0 * np.column_stack([np.cos(angle), np.sin(angle)])
+    found = comparison.compare([f"p{k}" for k in range(300)], coords, positions)
+    assert comparison.magnification(found.displacement, 4000.0) == 20
+    assert comparison.magnification(np.array([200.0, 300.0]), 4000.0) == 1  # already seen
+    fig = comparison.draw_displacement(found, "km", geographic=True, per="hour")
+    ax = fig.axes[0]
+    title = ax.get_title()
+    assert " ," not in title and "arrows drawn ×20" in title and "km from their real positions" in title
+    assert "(km per hour)" in title and title.rstrip().endswith(".")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("east (km)", "north (km)")
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["real position", "to its place on the map (drawn ×20)"]
+    artists = _artists(ax)
+    assert {"scale_bar", "north_arrow", "arrow_scale"} <= set(artists)
+    assert artists["arrow_scale"].get_child().get_children()[1].get_text().endswith("km (drawn ×20)")
+    (arrows,) = [c for c in ax.collections if type(c).__name__ == "Quiver"]
+    assert arrows.scale == pytest.approx(1 / 20)
+    plain = comparison.draw_distortion(found, "km", geographic=True).axes[0]
+    assert plain.get_xlabel() == "east (km)" and "north_arrow" in _artists(plain)
+
+
+def test_the_drift_picture_has_a_legend_an_arrow_scale_and_units():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(60, 2)) * 3
+    d = np.linalg.norm(x[:, None] - x[None], axis=2) + rng.uniform(0, 1, 60)[:, None] * (1 - np.eye(60))
+    vectors = comparison.drift_vectors(x, comparison.skew_part(d))
+    ax = comparison.draw_drift(x, [f"p{k}" for k in range(60)], vectors, "hours", geographic=True).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("east (hours)", "north (hours)")
+    assert len(ax.get_legend().get_texts()) == 2 and "drift" in ax.get_legend().get_texts()[1].get_text()
+    artists = _artists(ax)
+    assert {"scale_bar", "north_arrow", "arrow_scale"} <= set(artists)
+    key = artists["arrow_scale"].get_child().get_children()[1].get_text()
+    assert key.startswith("drift of ") and key.endswith(" hours")
+    (arrows,) = [c for c in ax.collections if type(c).__name__ == "Quiver"]
+    longest = np.linalg.norm(np.column_stack([arrows.U, arrows.V]), axis=1).max()
+    assert longest == pytest.approx(comparison.DRIFT_SHARE * np.ptp(x, axis=0).max())  # large enough to see
+    other = comparison.draw_drift(x, [f"p{k}" for k in range(60)], vectors).axes[0]
+    assert other.get_xlabel() == "x (input units)" and "north_arrow" not in _artists(other)
 
 
 def test_drift_recovers_planted_outbound_delays():
@@ -227,6 +276,35 @@ def test_compare_a_map_with_itself_turned_mirrored_and_doubled(tmp_path, capsys)
     assert summary["max_displacement"] < 1e-6 * np.ptp(a, axis=0).max() and summary["displacement_unit"] != "km"
     assert set(read_table(out / "comparison.csv")) == set(names)
     assert (out / "displacement.png").exists() and (out / "distortion.png").exists()
+    found, _ = comparison.compare_maps(tmp_path / "runA", tmp_path / "b.csv", tmp_path / "cmp2")
+    ax = comparison.compare_figures(found, tmp_path / "runA", tmp_path / "b.csv")["displacement"].axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0] == "map A (runA)" and "map B (b.csv)" in legend[1] and "real position" not in " ".join(legend)
+    assert ax.get_xlabel() == "x (units of A)" and " ," not in ax.get_title() and "units of A" in ax.get_title()
+
+
+def test_compare_lists_a_bounded_number_of_names_only_in_one_map(tmp_path, capsys):
+    rng = np.random.default_rng(8)
+    names = [f"c{k}" for k in range(40)]
+    a = rng.normal(size=(40, 2)) * 100
+    _write_map(tmp_path / "a.csv", names, a)
+    _write_map(tmp_path / "b.csv", names[:5], a[:5])
+    args = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--out", str(tmp_path / "o")]
+    assert comparison.compare_main(args) == 0
+    (line,) = [row for row in capsys.readouterr().out.splitlines() if row.startswith("only in")]
+    assert "… and 25 more" in line and line.count(", ") < 15 and "c39" not in line
+
+
+def test_the_unit_option_names_the_distances_unit(tmp_path):
+    from citymap_lightning.datamodule import DistanceDataModule
+    from citymap_lightning.errors import ConfigError
+
+    names, _, _, hours = time_space(12)
+    matrix = write_hours(tmp_path / "hours.csv", names, hours)
+    assert DistanceDataModule(path=str(matrix), unit="hours", gazetteer=False).table.unit == "hours"
+    assert DistanceDataModule(path=str(matrix), gazetteer=False).table.unit == ""
+    with pytest.raises(ConfigError, match="great-circle km"):
+        DistanceDataModule(path=str(ROOT / "data" / "europe36.csv"), unit="miles")
 
 
 def test_compare_through_the_command_line_and_its_errors(tmp_path, capsys, monkeypatch):
