@@ -127,7 +127,7 @@ class Convergence:
             return (
                 f"{head}: converged (relative change {change:.2g} < tol {self.tol:g} for {self.patience} epochs{slope})"
             )
-        if self.quiet >= self.patience and self.sloped:
+        if self.stalled_short:
             return (
                 f"{head}: did not converge: the objective stopped falling (relative change {self.change:.2g}), but "
                 f"it is not a stationary point: one exact step along its gradient over every known pair would "
@@ -144,8 +144,8 @@ class Convergence:
             f"--trainer.max_epochs (now {max_epochs}), or --model.tol"
         )
 
-    stalled = "raise --trainer.max_epochs, or fit every known pair at once (--data.full_batch_limit)"
-    """What to do about a stalled fit (the model sets the solver's own advice)."""
+    stalled = "raise --trainer.max_epochs"
+    """What to do about a stalled fit: the model sets its solver's own ``Solver.stalled``."""
 
     def state_dict(self) -> dict[str, object]:
         """What a resumed fit needs."""

@@ -358,9 +358,10 @@ def fit(
     x = coarsest_fit(levels[-1])
     record = [] if record is None else record
 
-    def run(name: str, level: Level, x: np.ndarray) -> tuple[np.ndarray, float]:
+    def run(loss: str, level: Level, x: np.ndarray, name: str = "") -> tuple[np.ndarray, float]:
         t, stopped = time.perf_counter(), []
-        x, value = minimise(name.split(",")[0], x, level.i, level.j, level.d, level.w, record=stopped)
+        x, value = minimise(loss, x, level.i, level.j, level.d, level.w, record=stopped)
+        name = name or loss
         record.append(
             Stage(f"level {k} ({level.n:,} places): {name}", level.n, value, stopped[0], time.perf_counter() - t)
         )
@@ -375,6 +376,6 @@ def fit(
     k = 0
     x, moved = relayout(stage, x, levels[0].i, levels[0].j, levels[0].d, levels[0].w)
     if moved:  # crumpled regions laid out afresh: settled, and single places unfolded again
-        x, value = run(f"{stage}, crumpled regions laid out afresh", levels[0], x)
+        x, value = run(stage, levels[0], x, f"{stage}, crumpled regions laid out afresh")
         x = unfold(stage, x, value, levels[0])
     return x
